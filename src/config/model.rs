@@ -1,0 +1,148 @@
+//! The typed runtime configuration: what the rest of gatelet reads after `config::load` has
+//! validated a `krakend.json`. Every value here is already checked and defaulted; nothing in
+//! this module parses or validates, and nothing on the request path ever looks at raw JSON.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+pub use crate::merge::Shape;
+
+/// KrakenD's default service `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// KrakenD's default `port`.
+pub const DEFAULT_PORT: u16 = 8080;
+/// KrakenD's default health path (`extra_config.router.health_path`).
+pub const DEFAULT_HEALTH_PATH: &str = "/__health";
+
+/// The whole validated service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `name`, informational only (logged at start-up).
+    pub name: Option<String>,
+    /// `listen_ip` (KrakenD default `0.0.0.0`).
+    pub listen_ip: IpAddr,
+    /// `port` (default 8080).
+    pub port: u16,
+    /// Service `timeout`: default for endpoints (default 2s).
+    pub timeout: Duration,
+    /// Service `cache_ttl`: default for endpoints (default 0 = no `Cache-Control`).
+    pub cache_ttl: Duration,
+    /// Service `output_encoding`: default for endpoints (default `json`).
+    pub output_encoding: OutputEncoding,
+    /// `debug_endpoint`: serve `/__debug/` (also turned on by `run -d`).
+    pub debug_endpoint: bool,
+    /// `echo_endpoint`: serve `/__echo/`.
+    pub echo_endpoint: bool,
+    /// `extra_config.router`.
+    pub router: RouterOptions,
+    /// `endpoints`, in config order.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `extra_config.router` keys that gatelet honours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterOptions {
+    /// `health_path` (default `/__health`).
+    pub health_path: String,
+    /// `disable_health` (default false).
+    pub disable_health: bool,
+    /// `return_error_msg`: put backend error details in error bodies (default false).
+    pub return_error_msg: bool,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions {
+            health_path: DEFAULT_HEALTH_PATH.to_string(),
+            disable_health: false,
+            return_error_msg: false,
+        }
+    }
+}
+
+/// How an endpoint renders its merged answer (`output_encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputEncoding {
+    /// `json`: the merged object.
+    Json,
+    /// `json-collection`: the merged object's `collection` array (or `[]`).
+    JsonCollection,
+    /// `string`: the merged object's `content` string, as `text/plain`.
+    String,
+    /// `no-op`: the single backend's status, headers and body, unchanged.
+    NoOp,
+}
+
+/// How a backend's body is decoded (`encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `json`: must be a JSON object (or an array when `is_collection`).
+    Json,
+    /// `safejson`: any JSON; non-objects are wrapped (see `merge::decode`).
+    SafeJson,
+    /// `string`: the body as a string under `content`.
+    String,
+    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
+    NoOp,
+}
+
+/// Which request headers or query parameters are forwarded (`input_headers`,
+/// `input_query_strings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forward {
+    /// `["*"]`: everything (hop-by-hop headers are never forwarded).
+    All,
+    /// An explicit list. Header names are stored lower-case; query names as written.
+    Only(Vec<String>),
+}
+
+/// One `endpoints[i]`.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `endpoint`: the path, with `{param}` segments, e.g. `/bus/{id}/status`.
+    pub path: String,
+    /// `method` (default GET).
+    pub method: http::Method,
+    /// `backend`, in config order; at least one.
+    pub backends: Vec<Backend>,
+    /// `output_encoding` (default: the service's).
+    pub output_encoding: OutputEncoding,
+    /// `timeout`: hard deadline for the whole answer (default: the service's).
+    pub timeout: Duration,
+    /// `cache_ttl` (default: the service's).
+    pub cache_ttl: Duration,
+    /// `input_headers` (default: only `content-type`).
+    pub input_headers: Forward,
+    /// `input_query_strings` (default: none).
+    pub input_query_strings: Forward,
+    /// `concurrent_calls` (default 1): identical calls raced per backend, first success wins.
+    pub concurrent_calls: u32,
+}
+
+/// One upstream host of a backend, resolved at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// As it goes in the `Host` header: `name:port` (port omitted when 80).
+    pub authority: String,
+    /// The address connected to (first result of resolution at start-up).
+    pub addr: SocketAddr,
+}
+
+/// One `endpoints[i].backend[j]`.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// `host` (default: the service's `host`); round-robin; at least one.
+    pub hosts: Vec<Host>,
+    /// `url_pattern`: starts with `/`; its `{param}`s all exist in the endpoint path.
+    pub url_pattern: String,
+    /// `method` (default: the endpoint's).
+    pub method: http::Method,
+    /// `encoding` (default `json`; `no-op` when the endpoint is `no-op`).
+    pub encoding: Encoding,
+    /// `target`, `allow`, `deny`, `mapping`, `group`, `is_collection`.
+    pub shape: Shape,
+    /// Backend-level `input_headers`: narrows the endpoint's list when set.
+    pub input_headers: Option<Forward>,
+    /// Backend-level `input_query_strings`: narrows the endpoint's list when set.
+    pub input_query_strings: Option<Forward>,
+}
