@@ -9,7 +9,18 @@
 //! - [`proxy`]: the upstream HTTP client: pool, connect timeout, body limits.
 //! - [`merge`]: decode -> target -> allow/deny -> mapping -> group -> merge.
 //! - [`config`]: `krakend.json` -> validated typed [`config::Config`].
+//! - [`gateway`]: what is compiled once from the config and shared by every connection.
 //! - [`cli`]: `run`, `check`, `--version`.
 
+pub mod cli;
 pub mod config;
+pub mod endpoint;
+pub mod gateway;
+pub mod http;
+pub mod listener;
 pub mod merge;
+pub mod proxy;
+pub mod router;
+pub mod runtime;
+
+pub use listener::{Options, run};

@@ -1,0 +1,132 @@
+//! The command line, compatible with KrakenD's where they overlap: `run [-c FILE] [-p PORT]
+//! [-d]`, `check -c FILE`, `--version`. Maps every outcome to an exit code; owns no logic of
+//! its own beyond choosing the config and printing errors.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::config::{self, Config, ConfigError};
+use crate::listener::{self, Options};
+
+/// The config `run` uses without `-c`: `/__health` and a demo endpoint over gatelet's own
+/// built-in routes, so it shows something on any Linux box with nothing else running.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.json");
+
+#[derive(FromArgs, Debug)]
+/// gatelet: a small API gateway that runs KrakenD v3 configs.
+pub struct Args {
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Run(Run),
+    Check(Check),
+}
+
+#[derive(FromArgs, Debug)]
+/// Run the gateway.
+#[argh(subcommand, name = "run")]
+struct Run {
+    /// config file (default: the embedded demo config)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// port to listen on, overriding the config's `port`
+    #[argh(option, short = 'p')]
+    port: Option<u16>,
+    /// serve /__debug/
+    #[argh(switch, short = 'd')]
+    debug: bool,
+}
+
+#[derive(FromArgs, Debug)]
+/// Validate a config file and exit.
+#[argh(subcommand, name = "check")]
+struct Check {
+    /// config file
+    #[argh(option, short = 'c')]
+    config: PathBuf,
+}
+
+fn print_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{} in the config",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, Vec<ConfigError>> {
+    match path {
+        Some(p) => config::load(p),
+        None => config::parse("<embedded default config>", DEFAULT_CONFIG),
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(args: Args) -> ExitCode {
+    if args.version {
+        println!("gatelet {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match args.command {
+        None => {
+            eprintln!("gatelet: a command is needed: run, check (see --help)");
+            ExitCode::from(2)
+        }
+        Some(Command::Check(c)) => match config::load(&c.config) {
+            Ok(_) => {
+                println!("config OK");
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                print_errors(&errors);
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Run(r)) => {
+            let mut config = match load(r.config.as_ref()) {
+                Ok(c) => c,
+                Err(errors) => {
+                    print_errors(&errors);
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(port) = r.port {
+                config.port = port;
+            }
+            let addr = SocketAddr::new(config.listen_ip, config.port);
+            let listener = match TcpListener::bind(addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    log::error!("cannot listen on {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            log::info!(
+                "gatelet {} listening on {addr} with {} endpoint(s){}",
+                env!("CARGO_PKG_VERSION"),
+                config.endpoints.len(),
+                config.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+            );
+            match listener::run(listener, config, Options { debug: r.debug }, std::future::pending()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Runs one endpoint: builds each backend's request from the client's (only the configured
+//! headers and query parameters), calls all backends concurrently under the endpoint's one
+//! deadline, and merges what arrived in config order. A slow backend never delays the answer
+//! past the deadline: it is cancelled and the answer is marked incomplete.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response};
+use http_body_util::Full;
+use serde_json::{Map, Value};
+
+use crate::config::{Backend, Endpoint, Forward};
+use crate::gateway::{CompiledBackend, Gateway, Piece};
+use crate::merge;
+use crate::proxy::{self, ProxyError, Streaming};
+use crate::runtime::{self, LocalFuture};
+
+/// `User-Agent` sent to backends.
+const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("gatelet/", env!("CARGO_PKG_VERSION")));
+
+/// Why an endpoint produced no data at all. Each string names one backend and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointError {
+    /// Every backend failed before the deadline.
+    Failed(Vec<String>),
+    /// The deadline passed with no backend successful.
+    Timeout(Vec<String>),
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (EndpointError::Failed(d) | EndpointError::Timeout(d)) = self;
+        f.write_str(&d.join("; "))
+    }
+}
+
+/// What the endpoint needs of the client's request.
+pub struct Inbound<'r> {
+    /// `{param}` values in endpoint-path order.
+    pub params: &'r [&'r str],
+    /// The raw query string, if any.
+    pub query: Option<&'r str>,
+    /// The client's headers.
+    pub headers: &'r HeaderMap,
+    /// The client's body (empty for none).
+    pub body: Bytes,
+    /// The client's address, sent as `X-Forwarded-For`.
+    pub client_ip: IpAddr,
+}
+
+/// A merged answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// The merged data.
+    pub data: Map<String, Value>,
+    /// Whether every backend succeeded in time.
+    pub complete: bool,
+}
+
+/// Hop-by-hop and framing headers: never forwarded whatever `input_headers` says, because they
+/// describe this connection, not the request (RFC 9110 §7.6.1), or are set by gatelet.
+fn never_forwarded(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "content-length"
+            | "x-forwarded-for"
+            | "x-forwarded-host"
+    )
+}
+
+/// The request target for one backend: `url_pattern` with parameters, plus forwarded query.
+fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String {
+    let mut uri = String::with_capacity(64);
+    for piece in &backend.url {
+        match piece {
+            Piece::Literal(l) => uri.push_str(l),
+            Piece::Param(i) => uri.push_str(inbound.params.get(*i).copied().unwrap_or_default()),
+        }
+    }
+    let Some(query) = inbound.query.filter(|q| !q.is_empty()) else {
+        return uri;
+    };
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for pair in query.split('&') {
+        let name = pair.split('=').next().unwrap_or_default();
+        let wanted = match &backend.query {
+            Forward::All => !pair.is_empty(),
+            Forward::Only(names) => names.iter().any(|n| n == name),
+        };
+        if wanted {
+            uri.push(sep);
+            uri.push_str(pair);
+            sep = '&';
+        }
+    }
+    uri
+}
+
+/// The headers one backend receives.
+fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(8);
+    match &backend.headers {
+        Forward::All => {
+            for (name, value) in inbound.headers {
+                if !never_forwarded(name) && name != header::USER_AGENT {
+                    out.append(name, value.clone());
+                }
+            }
+        }
+        Forward::Only(names) => {
+            for name in names {
+                if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                    if never_forwarded(&name) {
+                        continue;
+                    }
+                    for value in inbound.headers.get_all(&name) {
+                        out.append(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+    out.insert(header::HOST, host.clone());
+    if !out.contains_key(header::USER_AGENT) {
+        out.insert(header::USER_AGENT, USER_AGENT);
+    }
+    if let Ok(ip) = HeaderValue::from_str(&inbound.client_ip.to_string()) {
+        out.insert("x-forwarded-for", ip);
+    }
+    if let Some(h) = inbound.headers.get(header::HOST) {
+        out.insert("x-forwarded-host", h.clone());
+    }
+    out
+}
+
+/// Builds the request one backend receives; called again for a retry.
+fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+    let body = if matches!(backend.method, Method::GET | Method::HEAD) {
+        Bytes::new()
+    } else {
+        body.clone()
+    };
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = backend.method.clone();
+    // The pattern was validated at start-up and parameters are single path segments, so this
+    // parses; if it ever does not, the backend gets "/" rather than the gateway panicking.
+    *req.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *req.headers_mut() = headers.clone();
+    req
+}
+
+/// One call to one backend: fetch, decode, shape.
+async fn call(
+    backend: &Backend,
+    compiled: &CompiledBackend,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Map<String, Value>, ProxyError> {
+    let (pool, host) = compiled.pick();
+    let uri = target(compiled, inbound);
+    let headers = headers(compiled, host, inbound);
+    let build = || request(backend, &uri, &headers, &inbound.body);
+    let reply = proxy::fetch(pool, &build, deadline).await?;
+    let data = merge::decode(backend.encoding, backend.shape.is_collection, &reply.body)
+        .map_err(|e| ProxyError::Decode(e.0))?;
+    Ok(merge::shape(&backend.shape, data))
+}
+
+/// One backend with `concurrent_calls` identical calls raced; the first success wins.
+async fn call_raced(
+    endpoint: &Endpoint,
+    backend: &Backend,
+    compiled: &CompiledBackend,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Map<String, Value>, ProxyError> {
+    if endpoint.concurrent_calls <= 1 {
+        return call(backend, compiled, inbound, deadline).await;
+    }
+    let calls = (0..endpoint.concurrent_calls)
+        .map(|_| Box::pin(call(backend, compiled, inbound, deadline)) as LocalFuture<'_, _>)
+        .collect();
+    runtime::first_ok(calls).await
+}
+
+/// Calls all backends of endpoint `index` and merges their answers in config order.
+pub async fn aggregate(
+    gw: &Gateway,
+    index: usize,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Answer, EndpointError> {
+    let endpoint = &gw.config.endpoints[index];
+    let calls = endpoint
+        .backends
+        .iter()
+        .zip(&gw.backends[index])
+        .map(|(b, c)| Box::pin(call_raced(endpoint, b, c, inbound, deadline)) as LocalFuture<'_, _>)
+        .collect();
+    let results = runtime::join_until(calls, deadline).await;
+
+    let mut data = Map::new();
+    let mut problems = Vec::new();
+    let (mut succeeded, mut timed_out) = (0, false);
+    for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
+        match result {
+            Some(Ok(part)) => {
+                merge::merge(&mut data, part);
+                succeeded += 1;
+            }
+            Some(Err(ProxyError::Timeout)) | None => {
+                timed_out = true;
+                problems.push(format!("backend {i} ({}): timed out", backend.url_pattern));
+            }
+            Some(Err(e)) => problems.push(format!("backend {i} ({}): {e}", backend.url_pattern)),
+        }
+    }
+    if succeeded > 0 {
+        if !problems.is_empty() {
+            log::warn!(
+                "{} {}: partial answer: {}",
+                endpoint.method,
+                endpoint.path,
+                problems.join("; ")
+            );
+        }
+        return Ok(Answer {
+            data,
+            complete: problems.is_empty(),
+        });
+    }
+    log::warn!(
+        "{} {}: no answer: {}",
+        endpoint.method,
+        endpoint.path,
+        problems.join("; ")
+    );
+    Err(if timed_out {
+        EndpointError::Timeout(problems)
+    } else {
+        EndpointError::Failed(problems)
+    })
+}
+
+/// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers
+/// aside). Only the response head is bounded by the deadline.
+pub async fn pass_through(
+    gw: &Gateway,
+    index: usize,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Response<Streaming>, EndpointError> {
+    let endpoint = &gw.config.endpoints[index];
+    let (backend, compiled) = (&endpoint.backends[0], &gw.backends[index][0]);
+    let (pool, host) = compiled.pick();
+    let uri = target(compiled, inbound);
+    let headers = headers(compiled, host, inbound);
+    let build = || request(backend, &uri, &headers, &inbound.body);
+    let mut resp = proxy::open(pool, &build, deadline).await.map_err(|e| {
+        let detail = vec![format!("backend 0 ({}): {e}", backend.url_pattern)];
+        log::warn!("{} {}: no answer: {}", endpoint.method, endpoint.path, detail[0]);
+        if e == ProxyError::Timeout {
+            EndpointError::Timeout(detail)
+        } else {
+            EndpointError::Failed(detail)
+        }
+    })?;
+    let names: Vec<HeaderName> = resp.headers().keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in names {
+        resp.headers_mut().remove(name);
+    }
+    Ok(resp)
+}
+
+/// Response headers that describe the backend connection, not the answer.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(url: Vec<Piece>, query: Forward, headers: Forward) -> CompiledBackend {
+        CompiledBackend::for_tests(url, headers, query)
+    }
+
+    fn inbound<'r>(params: &'r [&'r str], query: Option<&'r str>, headers: &'r HeaderMap) -> Inbound<'r> {
+        Inbound {
+            params,
+            query,
+            headers,
+            body: Bytes::new(),
+            client_ip: "192.0.2.7".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn target_fills_params_and_keeps_only_listed_query_names() {
+        let h = HeaderMap::new();
+        let b = compiled(
+            vec![
+                Piece::Literal("/v/".into()),
+                Piece::Param(0),
+                Piece::Literal("?x=1".into()),
+            ],
+            Forward::Only(vec!["a".into(), "c".into()]),
+            Forward::All,
+        );
+        assert_eq!(
+            target(&b, &inbound(&["7"], Some("a=1&b=2&c&ab=3"), &h)),
+            "/v/7?x=1&a=1&c"
+        );
+        let all = compiled(vec![Piece::Literal("/p".into())], Forward::All, Forward::All);
+        assert_eq!(target(&all, &inbound(&[], Some("b=2&&z"), &h)), "/p?b=2&z");
+        assert_eq!(target(&all, &inbound(&[], None, &h)), "/p");
+    }
+
+    #[test]
+    fn headers_forward_only_listed_names_and_never_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        h.insert("x-secret", HeaderValue::from_static("s"));
+        h.insert("connection", HeaderValue::from_static("close"));
+        h.insert("host", HeaderValue::from_static("bus7.example"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        let b = compiled(
+            vec![],
+            Forward::All,
+            Forward::Only(vec!["content-type".into(), "connection".into()]),
+        );
+        let out = headers(&b, &HeaderValue::from_static("127.0.0.1:9"), &inbound(&[], None, &h));
+        assert_eq!(out.get("content-type").unwrap(), "application/json");
+        assert!(out.get("x-secret").is_none());
+        assert!(out.get("connection").is_none());
+        assert_eq!(out.get("host").unwrap(), "127.0.0.1:9");
+        assert_eq!(out.get("x-forwarded-for").unwrap(), "192.0.2.7");
+        assert_eq!(out.get("x-forwarded-host").unwrap(), "bus7.example");
+        assert_eq!(out.get("user-agent").unwrap(), USER_AGENT);
+        let all = compiled(vec![], Forward::All, Forward::All);
+        let out = headers(&all, &HeaderValue::from_static("b:1"), &inbound(&[], None, &h));
+        assert_eq!(out.get("x-secret").unwrap(), "s");
+        assert!(out.get("connection").is_none());
+    }
+}

@@ -1,0 +1,179 @@
+//! The compiled gateway: everything built once from the validated config before the first
+//! request (route table, URL templates, forwarding rules, upstream pools, static header
+//! values), shared by all connections through one `Rc`. The hot path reads it, never builds it.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use async_executor::LocalExecutor;
+use http::HeaderValue;
+
+use crate::config::{Config, Forward};
+use crate::proxy::Upstreams;
+use crate::proxy::pool::Pool;
+use crate::router::{self, Router};
+
+/// One piece of a backend `url_pattern`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Copied as is.
+    Literal(String),
+    /// The value of the endpoint's `{param}` at this index.
+    Param(usize),
+}
+
+/// A backend ready to call.
+pub struct CompiledBackend {
+    /// `url_pattern` split into literals and parameter slots.
+    pub url: Vec<Piece>,
+    /// The headers this backend receives: endpoint's list narrowed by the backend's.
+    pub headers: Forward,
+    /// The query parameters this backend receives, likewise.
+    pub query: Forward,
+    /// Each host's pool and `Host` header value, in config order (round-robin).
+    pub hosts: Vec<(Rc<Pool>, HeaderValue)>,
+    next: Cell<usize>,
+}
+
+impl CompiledBackend {
+    /// The next host in round-robin order.
+    pub fn pick(&self) -> &(Rc<Pool>, HeaderValue) {
+        let i = self.next.get() % self.hosts.len();
+        self.next.set(i.wrapping_add(1));
+        &self.hosts[i]
+    }
+}
+
+#[cfg(test)]
+impl CompiledBackend {
+    /// A backend without hosts, for unit tests of request building.
+    pub fn for_tests(url: Vec<Piece>, headers: Forward, query: Forward) -> CompiledBackend {
+        CompiledBackend {
+            url,
+            headers,
+            query,
+            hosts: Vec::new(),
+            next: Cell::new(0),
+        }
+    }
+}
+
+/// The validated config plus what was compiled from it.
+pub struct Gateway {
+    /// The validated config (read-only from here on).
+    pub config: Config,
+    /// `(method, path)` -> endpoint index.
+    pub router: Router,
+    /// Per endpoint (same index as `config.endpoints`), its compiled backends.
+    pub backends: Vec<Vec<CompiledBackend>>,
+    /// Whether `/__debug/` is served (config `debug_endpoint` or `run -d`).
+    pub debug: bool,
+    /// Upstream pools, kept for stats.
+    pub upstreams: Upstreams,
+}
+
+/// The effective list when a backend narrows its endpoint's list.
+fn narrow(endpoint: &Forward, backend: Option<&Forward>) -> Forward {
+    match (endpoint, backend) {
+        (e, None) | (e, Some(Forward::All)) => e.clone(),
+        (Forward::All, Some(b)) => b.clone(),
+        (Forward::Only(e), Some(Forward::Only(b))) => {
+            Forward::Only(e.iter().filter(|n| b.contains(n)).cloned().collect())
+        }
+    }
+}
+
+/// Splits a `url_pattern` on `{param}` references to the endpoint's parameters. Validation
+/// guarantees every reference names one of `params`.
+fn compile_url(pattern: &str, params: &[&str]) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let Some(len) = rest[open..].find('}') else { break };
+        let name = &rest[open + 1..open + len];
+        let Some(index) = params.iter().position(|p| *p == name) else {
+            break;
+        };
+        if open > 0 {
+            pieces.push(Piece::Literal(rest[..open].to_string()));
+        }
+        pieces.push(Piece::Param(index));
+        rest = &rest[open + len + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Literal(rest.to_string()));
+    }
+    pieces
+}
+
+impl Gateway {
+    /// Compiles `config`; upstream connections will run as tasks on `executor`.
+    pub fn new(config: Config, debug: bool, executor: &Rc<LocalExecutor<'static>>) -> Gateway {
+        let addrs = config
+            .endpoints
+            .iter()
+            .flat_map(|e| &e.backends)
+            .flat_map(|b| &b.hosts)
+            .map(|h| h.addr);
+        let upstreams = Upstreams::new(addrs, executor);
+        let backends = config
+            .endpoints
+            .iter()
+            .map(|e| {
+                let params: Vec<&str> = router::param_names(&e.path).collect();
+                e.backends
+                    .iter()
+                    .map(|b| CompiledBackend {
+                        url: compile_url(&b.url_pattern, &params),
+                        headers: narrow(&e.input_headers, b.input_headers.as_ref()),
+                        query: narrow(&e.input_query_strings, b.input_query_strings.as_ref()),
+                        hosts: b
+                            .hosts
+                            .iter()
+                            .filter_map(|h| {
+                                let pool = upstreams.pool(&h.addr)?.clone();
+                                Some((pool, HeaderValue::from_str(&h.authority).ok()?))
+                            })
+                            .collect(),
+                        next: Cell::new(0),
+                    })
+                    .collect()
+            })
+            .collect();
+        Gateway {
+            router: Router::new(&config.endpoints),
+            debug: debug || config.debug_endpoint,
+            config,
+            backends,
+            upstreams,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_patterns_split_on_known_params_only() {
+        assert_eq!(
+            compile_url("/v1/{b}/x?id={a}", &["a", "b"]),
+            vec![
+                Piece::Literal("/v1/".into()),
+                Piece::Param(1),
+                Piece::Literal("/x?id=".into()),
+                Piece::Param(0)
+            ]
+        );
+        assert_eq!(compile_url("/plain", &[]), vec![Piece::Literal("/plain".into())]);
+    }
+
+    #[test]
+    fn backend_lists_narrow_the_endpoint_list() {
+        let only = |v: &[&str]| Forward::Only(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(narrow(&Forward::All, None), Forward::All);
+        assert_eq!(narrow(&Forward::All, Some(&only(&["a"]))), only(&["a"]));
+        assert_eq!(narrow(&only(&["a", "b"]), Some(&only(&["b", "c"]))), only(&["b"]));
+        assert_eq!(narrow(&only(&["a"]), Some(&Forward::All)), only(&["a"]));
+    }
+}

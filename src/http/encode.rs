@@ -1,0 +1,182 @@
+//! Response encoders: an endpoint's merged answer per `output_encoding`, JSON error bodies,
+//! the health document and the echo document. Pure functions from data to `Response`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::body::Body;
+use super::error::Error;
+use crate::config::{Endpoint, OutputEncoding};
+use crate::endpoint::Answer;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+/// `X-Gatelet-Completed`: whether every backend answered in time.
+pub const COMPLETED: &str = "x-gatelet-completed";
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const FALSE: HeaderValue = HeaderValue::from_static("false");
+
+/// The `X-Gatelet-Completed` value.
+pub fn completed(complete: bool) -> HeaderValue {
+    if complete { TRUE } else { FALSE }
+}
+
+fn response(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Body::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, content_type);
+    r
+}
+
+/// A JSON document with `status`.
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    response(status, JSON, body)
+}
+
+/// Renders the merged data per `encoding` (never `NoOp`, which is streamed).
+fn render(encoding: OutputEncoding, data: &Map<String, Value>) -> (HeaderValue, Vec<u8>) {
+    let to_vec = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
+    match encoding {
+        OutputEncoding::Json | OutputEncoding::NoOp => (JSON, serde_json::to_vec(data).unwrap_or_default()),
+        // lura renders the `collection` key, or an empty array when there is none.
+        OutputEncoding::JsonCollection => match data.get("collection") {
+            Some(c @ Value::Array(_)) => (JSON, to_vec(c)),
+            _ => (JSON, b"[]".to_vec()),
+        },
+        // lura renders the `content` key when it is a string, else nothing.
+        OutputEncoding::String => match data.get("content") {
+            Some(Value::String(s)) => (TEXT, s.as_bytes().to_vec()),
+            _ => (TEXT, Vec::new()),
+        },
+    }
+}
+
+/// An endpoint's 200 answer.
+pub fn answer(endpoint: &Endpoint, answer: &Answer) -> Response<Body> {
+    let (content_type, body) = render(endpoint.output_encoding, &answer.data);
+    let mut r = response(StatusCode::OK, content_type, body);
+    let headers = r.headers_mut();
+    headers.insert(COMPLETED, completed(answer.complete));
+    cache_control(headers, endpoint, answer.complete);
+    r
+}
+
+/// `Cache-Control: public, max-age=N` on complete answers of endpoints with a `cache_ttl`.
+pub fn cache_control(headers: &mut HeaderMap, endpoint: &Endpoint, complete: bool) {
+    let ttl = endpoint.cache_ttl.as_secs();
+    if complete && ttl > 0 {
+        let mut buf = itoa::Buffer::new();
+        if let Ok(v) = HeaderValue::from_str(&["public, max-age=", buf.format(ttl)].concat()) {
+            headers.insert(header::CACHE_CONTROL, v);
+        }
+    }
+}
+
+/// The JSON error answer for `error`.
+pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
+    let body = json!({ "error": error.message(return_error_msg) });
+    let mut r = json(error.status(), serde_json::to_vec(&body).unwrap_or_default());
+    let headers = r.headers_mut();
+    headers.insert(COMPLETED, FALSE);
+    if let Error::MethodNotAllowed(allow) = error
+        && let Ok(v) = HeaderValue::from_str(allow)
+    {
+        headers.insert(header::ALLOW, v);
+    }
+    if error.closes() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+/// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{}}`.
+pub fn health(now: SystemTime) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        format!(r#"{{"status":"ok","now":"{}","agents":{{}}}}"#, rfc3339(now)),
+    )
+}
+
+/// The echo document (KrakenD's `/__echo/` field names).
+pub fn echo(parts: &http::request::Parts, body: &[u8]) -> Response<Body> {
+    let mut headers = Map::new();
+    for (name, value) in &parts.headers {
+        let v = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        match headers.get_mut(name.as_str()) {
+            Some(Value::Array(list)) => list.push(v),
+            _ => {
+                headers.insert(name.as_str().to_string(), Value::Array(vec![v]));
+            }
+        }
+    }
+    let mut query = Map::new();
+    for pair in parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if let Value::Array(list) = query.entry(k.to_string()).or_insert_with(|| Value::Array(Vec::new())) {
+            list.push(Value::String(v.to_string()));
+        }
+    }
+    let doc = json!({
+        "req_uri": parts.uri.to_string(),
+        "req_method": parts.method.as_str(),
+        "req_querystring": query,
+        "req_headers": headers,
+        "req_body": String::from_utf8_lossy(body),
+    });
+    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) without a date library: days to civil date after Howard
+/// Hinnant's `civil_from_days`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_392_245), "2026-11-23T00:04:05Z");
+    }
+
+    #[test]
+    fn collection_and_string_renderings_follow_lura() {
+        let data: Map<String, Value> = serde_json::from_str(r#"{"collection":[1,2],"content":"hi"}"#).unwrap();
+        assert_eq!(render(OutputEncoding::JsonCollection, &data).1, b"[1,2]");
+        assert_eq!(render(OutputEncoding::String, &data).1, b"hi");
+        assert_eq!(render(OutputEncoding::JsonCollection, &Map::new()).1, b"[]");
+        assert_eq!(render(OutputEncoding::String, &Map::new()).1, b"");
+    }
+}

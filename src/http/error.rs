@@ -1,0 +1,104 @@
+//! Every way a request can fail, and the one place each maps to an HTTP status.
+//!
+//! Layers below (`endpoint`, `proxy`) have their own enums; they convert into [`Error`] here,
+//! and [`Error::status`] is the only mapping from failure to status code in gatelet.
+
+use hyper::StatusCode;
+
+use crate::endpoint::EndpointError;
+
+/// A request the gateway answers with an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// HTTP/1.1 request without `Host` (RFC 9112 §3.2).
+    MissingHost,
+    /// More than one `Host` field.
+    DuplicateHost,
+    /// `Transfer-Encoding` on an HTTP/1.0 request.
+    TransferEncodingInHttp10,
+    /// `Transfer-Encoding` together with `Content-Length`.
+    ContentLengthWithTransferEncoding,
+    /// More than one `Transfer-Encoding` field.
+    DuplicateTransferEncoding,
+    /// A transfer coding other than exactly `chunked` (the value).
+    UnsupportedTransferCoding(String),
+    /// Request target longer than [`super::limits::MAX_TARGET_BYTES`] (its length).
+    TargetTooLong(usize),
+    /// Request body over [`super::limits::MAX_BODY_BYTES`].
+    BodyTooLarge,
+    /// Request body did not arrive in time.
+    BodyTimeout,
+    /// Request body framing was broken (hyper's message).
+    BadBody(String),
+    /// A path parameter that would change the backend path (`.` or `..`).
+    BadPathParam(String),
+    /// No endpoint has this path.
+    NotFound,
+    /// An endpoint has this path but not this method; the allowed methods.
+    MethodNotAllowed(String),
+    /// The endpoint failed: all backends failed or timed out.
+    Endpoint(EndpointError),
+}
+
+impl From<EndpointError> for Error {
+    fn from(e: EndpointError) -> Self {
+        Error::Endpoint(e)
+    }
+}
+
+impl Error {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MissingHost
+            | Error::DuplicateHost
+            | Error::TransferEncodingInHttp10
+            | Error::DuplicateTransferEncoding
+            | Error::ContentLengthWithTransferEncoding
+            | Error::BadBody(_)
+            | Error::BadPathParam(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Endpoint(EndpointError::Failed(_)) => StatusCode::BAD_GATEWAY,
+            Error::Endpoint(EndpointError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Whether the connection must be closed after the answer: framing errors leave the
+    /// stream in an unknown state, so nothing more is read from it.
+    pub fn closes(&self) -> bool {
+        !matches!(
+            self,
+            Error::NotFound | Error::MethodNotAllowed(_) | Error::BadPathParam(_) | Error::Endpoint(_)
+        )
+    }
+
+    /// The client-facing message. Backend details only when `return_error_msg` is set.
+    pub fn message(&self, return_error_msg: bool) -> String {
+        match self {
+            Error::MissingHost => "missing Host header".into(),
+            Error::DuplicateHost => "more than one Host header".into(),
+            Error::TransferEncodingInHttp10 => "Transfer-Encoding is not allowed in HTTP/1.0".into(),
+            Error::DuplicateTransferEncoding => "more than one Transfer-Encoding header".into(),
+            Error::ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding".into(),
+            Error::UnsupportedTransferCoding(v) => format!("unsupported transfer coding {v:?}: only chunked"),
+            Error::TargetTooLong(n) => format!(
+                "request target of {n} bytes is over the {} limit",
+                super::limits::MAX_TARGET_BYTES
+            ),
+            Error::BodyTooLarge => format!("request body over {} bytes", super::limits::MAX_BODY_BYTES),
+            Error::BodyTimeout => "request body did not arrive in time".into(),
+            Error::BadBody(m) => format!("malformed request body: {m}"),
+            Error::BadPathParam(p) => format!("path parameter {p:?} is not allowed"),
+            Error::NotFound => "no endpoint at this path".into(),
+            Error::MethodNotAllowed(allow) => format!("method not allowed; allowed: {allow}"),
+            Error::Endpoint(e) if return_error_msg => e.to_string(),
+            Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
+            Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The client-facing HTTP/1.1 server: hyper's http1 connection over our socket adapter, with
+//! the limits of `limits`, the framing checks of `framing`, bounded request bodies, the
+//! built-in routes (health, debug, echo) and the dispatch of everything else to `endpoint`.
+//!
+//! Bad network input becomes an error response (and a closed connection when the framing is
+//! in doubt), never a panic; every failure maps to its status in `error`.
+
+pub mod body;
+pub mod encode;
+pub mod error;
+pub mod framing;
+pub mod io;
+pub mod limits;
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Instant, SystemTime};
+
+use async_io::{Async, Timer};
+use bytes::{Bytes, BytesMut};
+use futures_lite::future;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+
+use crate::config::OutputEncoding;
+use crate::endpoint::{self, Inbound};
+use crate::gateway::Gateway;
+use crate::router::Match;
+use body::Body;
+use error::Error;
+use io::{Io, Watch};
+
+/// Serves one client connection until it closes, errs or times out.
+pub async fn serve(gw: Rc<Gateway>, stream: Async<TcpStream>, peer: SocketAddr) {
+    // A second descriptor of the same socket outlives hyper's, for the lingering close.
+    let linger = stream.get_ref().try_clone().ok();
+    let watch = Rc::new(Watch::new(Instant::now()));
+    let io = Io::new(stream, Some(watch.clone()));
+    let service = service_fn(move |req| {
+        let (gw, watch) = (gw.clone(), watch.clone());
+        async move { Ok::<_, Infallible>(handle(&gw, &watch, peer, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .max_buf_size(limits::MAX_READ_BUF)
+        .max_header_size(limits::MAX_HEAD_BYTES)
+        .max_headers(limits::MAX_HEADERS)
+        .serve_connection(io, service);
+    if let Err(e) = conn.await {
+        log::debug!("{peer}: connection ended: {e}");
+    }
+    if let Some(socket) = linger {
+        linger_close(socket).await;
+    }
+}
+
+/// Closes like nginx's `lingering_close`: send FIN, then read and discard what the client
+/// still sends, for a bounded time and amount. Closing with unread bytes queued makes the
+/// kernel send RST, which can destroy the error response the client has not read yet.
+async fn linger_close(socket: TcpStream) {
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let Ok(socket) = Async::new(socket) else { return };
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut left = limits::LINGER_MAX_BYTES;
+        while left > 0 {
+            match futures_lite::AsyncReadExt::read(&mut &socket, &mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    future::or(drain, async {
+        Timer::after(limits::LINGER_TIMEOUT).await;
+    })
+    .await;
+}
+
+/// Answers one request; never fails (errors become error responses).
+async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    watch.busy();
+    let (parts, body) = req.into_parts();
+    let response = match respond(gw, peer, &parts, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            log::debug!(
+                "{peer}: {} {}: {} {}",
+                parts.method,
+                parts.uri.path(),
+                e.status().as_u16(),
+                e.message(true)
+            );
+            encode::error(&e, gw.config.router.return_error_msg)
+        }
+    };
+    response.map(|b| b.watched(watch.clone()))
+}
+
+async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) -> Result<Response<Body>, Error> {
+    framing::check(parts)?;
+    // Bodies are read (bounded) before anything else so that a broken body is answered and
+    // the connection closed, never left for hyper to misread as the next request.
+    let body = read_body(body).await?;
+    let path = parts.uri.path();
+    let router = &gw.config.router;
+    if !router.disable_health && path == router.health_path {
+        return match parts.method {
+            Method::GET => Ok(encode::health(SystemTime::now())),
+            _ => Err(Error::MethodNotAllowed("GET".into())),
+        };
+    }
+    if gw.debug && path.starts_with("/__debug/") {
+        return Ok(encode::json(StatusCode::OK, &br#"{"message":"pong"}"#[..]));
+    }
+    if gw.config.echo_endpoint && path.starts_with("/__echo/") {
+        return Ok(encode::echo(parts, &body));
+    }
+    let (index, params) = match gw.router.route(&parts.method, path) {
+        Match::Found { endpoint, params } => (endpoint, params),
+        Match::MethodNotAllowed(allow) => return Err(Error::MethodNotAllowed(allow)),
+        Match::NotFound => return Err(Error::NotFound),
+    };
+    if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
+        return Err(Error::BadPathParam((*p).to_string()));
+    }
+    let endpoint = &gw.config.endpoints[index];
+    let deadline = Instant::now() + endpoint.timeout;
+    let inbound = Inbound {
+        params: &params,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body,
+        client_ip: peer.ip(),
+    };
+    if endpoint.output_encoding == OutputEncoding::NoOp {
+        let mut resp = endpoint::pass_through(gw, index, &inbound, deadline).await?;
+        let ok = resp.status().is_success();
+        resp.headers_mut().insert(encode::COMPLETED, encode::completed(ok));
+        return Ok(resp.map(Body::stream));
+    }
+    let answer = endpoint::aggregate(gw, index, &inbound, deadline).await?;
+    Ok(encode::answer(endpoint, &answer))
+}
+
+/// Reads a request body whole, within [`limits::MAX_BODY_BYTES`], making progress at least
+/// every [`limits::BODY_INACTIVITY_TIMEOUT`] and finishing within [`limits::BODY_TOTAL_TIMEOUT`].
+async fn read_body(mut body: Incoming) -> Result<Bytes, Error> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    if body.size_hint().lower() > limits::MAX_BODY_BYTES as u64 {
+        return Err(Error::BodyTooLarge);
+    }
+    let total = Instant::now() + limits::BODY_TOTAL_TIMEOUT;
+    let mut buf = BytesMut::new();
+    loop {
+        let until = total.min(Instant::now() + limits::BODY_INACTIVITY_TIMEOUT);
+        let frame = future::or(async { Some(body.frame().await) }, async {
+            Timer::at(until).await;
+            None
+        })
+        .await;
+        match frame {
+            None => return Err(Error::BodyTimeout),
+            Some(None) => return Ok(buf.freeze()),
+            Some(Some(Err(e))) => return Err(Error::BadBody(e.to_string())),
+            Some(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limits::MAX_BODY_BYTES {
+                        return Err(Error::BodyTooLarge);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}

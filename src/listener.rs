@@ -1,0 +1,102 @@
+//! The accept loop: takes connections while fewer than the cap are open (beyond it, new ones
+//! wait in the kernel's backlog and the open ones keep being served), and runs each as a task
+//! on the one executor. Also the entry point [`run`] that tests and `main` share.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use futures_lite::future;
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::http::{self, limits};
+use crate::runtime;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning on it.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Start-up options that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve `/__debug/` (`run -d`).
+    pub debug: bool,
+}
+
+/// Open connections and the accept loop waiting for one to close.
+#[derive(Default)]
+struct Slots {
+    open: Cell<usize>,
+    waiting: RefCell<Option<Waker>>,
+}
+
+/// Frees a connection slot when the connection's task ends, however it ends.
+struct SlotGuard(Rc<Slots>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+        if let Some(w) = self.0.waiting.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+/// Serves `config` on `listener` on the current thread until `shutdown` completes.
+pub fn run(
+    listener: TcpListener,
+    config: Config,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = Async::new(listener)?;
+    runtime::block_on(|executor| async move {
+        let gw = Rc::new(Gateway::new(config, options.debug, &executor));
+        future::or(accept(listener, gw, executor.clone()), async {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+    })
+}
+
+async fn accept(listener: Async<TcpListener>, gw: Rc<Gateway>, executor: Rc<LocalExecutor<'static>>) -> io::Result<()> {
+    let slots = Rc::new(Slots::default());
+    loop {
+        future::poll_fn(|cx| {
+            if slots.open.get() < limits::DEFAULT_MAX_CONNECTIONS {
+                Poll::Ready(())
+            } else {
+                *slots.waiting.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                // Responses are small and written whole: no Nagle delay.
+                let _ = stream.get_ref().set_nodelay(true);
+                slots.open.set(slots.open.get() + 1);
+                let guard = SlotGuard(slots.clone());
+                let gw = gw.clone();
+                executor
+                    .spawn(async move {
+                        let _guard = guard;
+                        http::serve(gw, stream, peer).await;
+                    })
+                    .detach();
+            }
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                Timer::after(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The upstream HTTP client: one [`pool::Pool`] per backend address, requests under a
+//! deadline, bounded buffered bodies for merging and streamed bodies for `no-op`.
+//!
+//! Owns everything between "this request to that address" and "these bytes came back". It
+//! never decides what a failure means for the client (that is `endpoint`'s and `http`'s job)
+//! and never waits past the deadline it is given.
+
+pub mod pool;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_executor::LocalExecutor;
+use async_io::Timer;
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Method, Request, Response};
+
+use crate::http::limits;
+use pool::{Lease, Pool};
+
+/// Why a backend call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// The deadline passed first.
+    Timeout,
+    /// Could not connect (refused, unreachable, connect timeout).
+    Connect(String),
+    /// The exchange broke (connection reset, malformed response).
+    Http(String),
+    /// The backend answered with a non-2xx status.
+    Status(u16),
+    /// The backend body was over [`limits::MAX_BACKEND_BODY_BYTES`].
+    BodyTooLarge,
+    /// The backend body did not decode with the configured encoding.
+    Decode(String),
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::Timeout => f.write_str("timed out"),
+            ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
+            ProxyError::Http(e) => write!(f, "request failed: {e}"),
+            ProxyError::Status(s) => write!(f, "status {s}"),
+            ProxyError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
+            ProxyError::Decode(e) => write!(f, "bad body: {e}"),
+        }
+    }
+}
+
+/// The pools of every backend address in the config, created at start-up.
+pub struct Upstreams {
+    pools: HashMap<SocketAddr, Rc<Pool>>,
+}
+
+impl Upstreams {
+    /// One pool per distinct address.
+    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>, executor: &Rc<LocalExecutor<'static>>) -> Upstreams {
+        let pools = addrs.into_iter().map(|a| (a, Pool::new(a, executor.clone()))).collect();
+        Upstreams { pools }
+    }
+
+    /// The pool of `addr` (every configured address has one).
+    pub fn pool(&self, addr: &SocketAddr) -> Option<&Rc<Pool>> {
+        self.pools.get(addr)
+    }
+}
+
+/// A backend answer read to the end.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status, already known to be 2xx.
+    pub status: hyper::StatusCode,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Races `work` against `deadline`.
+async fn before<T>(deadline: Instant, work: impl Future<Output = Result<T, ProxyError>>) -> Result<T, ProxyError> {
+    future::or(work, async {
+        Timer::at(deadline).await;
+        Err(ProxyError::Timeout)
+    })
+    .await
+}
+
+/// Sends the request `build` makes and returns the response head with its lease. A GET that
+/// fails on a reused connection (the backend closed it while idle) is retried once on another.
+async fn exchange(
+    pool: &Rc<Pool>,
+    build: &dyn Fn() -> Request<Full<Bytes>>,
+    deadline: Instant,
+) -> Result<(Response<Incoming>, Lease), ProxyError> {
+    let mut retried = false;
+    loop {
+        let mut lease = pool.acquire(deadline).await?;
+        let req = build();
+        let idempotent = req.method() == Method::GET;
+        let sent = async {
+            lease.sender().ready().await?;
+            lease.sender().send_request(req).await
+        };
+        match sent.await {
+            Ok(resp) => return Ok((resp, lease)),
+            Err(e)
+                if lease.reused
+                    && idempotent
+                    && !retried
+                    && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
+            {
+                retried = true;
+                log::debug!("retrying a GET after a stale pooled connection: {e}");
+            }
+            Err(e) => return Err(ProxyError::Http(e.to_string())),
+        }
+    }
+}
+
+/// Calls a backend and reads its whole body (bounded); non-2xx is an error.
+pub async fn fetch(
+    pool: &Rc<Pool>,
+    build: &dyn Fn() -> Request<Full<Bytes>>,
+    deadline: Instant,
+) -> Result<Reply, ProxyError> {
+    before(deadline, async {
+        let (resp, lease) = exchange(pool, build, deadline).await?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ProxyError::BodyTooLarge
+                } else {
+                    ProxyError::Http(e.to_string())
+                }
+            })?
+            .to_bytes();
+        lease.release();
+        if !status.is_success() {
+            return Err(ProxyError::Status(status.as_u16()));
+        }
+        Ok(Reply { status, body })
+    })
+    .await
+}
+
+/// Calls a backend and returns its response with the body still streaming (`no-op`). Only
+/// the head is bounded by `deadline`.
+pub async fn open(
+    pool: &Rc<Pool>,
+    build: &dyn Fn() -> Request<Full<Bytes>>,
+    deadline: Instant,
+) -> Result<Response<Streaming>, ProxyError> {
+    let (resp, lease) = before(deadline, exchange(pool, build, deadline)).await?;
+    Ok(resp.map(|body| Streaming {
+        body,
+        lease: Some(lease),
+    }))
+}
+
+/// A backend body passed through as it arrives; the connection returns to its pool when the
+/// body has been read to the end.
+pub struct Streaming {
+    body: Incoming,
+    lease: Option<Lease>,
+}
+
+impl Body for Streaming {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled
+            && let Some(lease) = this.lease.take()
+        {
+            lease.release();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}

@@ -1,0 +1,209 @@
+//! Keep-alive connections to one backend host: a cap on open connections (excess callers wait,
+//! within their deadline), a cap on idle ones, connect timeout, and leases that put a
+//! connection back only once its response body has been read to the end.
+//!
+//! Each connection is a hyper http1 client whose connection future runs as a task on the one
+//! `LocalExecutor`. Never blocks; never holds more than `MAX_UPSTREAM_CONNECTIONS` sockets.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use async_executor::LocalExecutor;
+use async_io::{Async, Timer};
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::Full;
+use hyper::client::conn::http1::{self, SendRequest};
+
+use super::ProxyError;
+use crate::http::io::Io;
+use crate::http::limits;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// The connections to one `host:port`.
+pub struct Pool {
+    addr: SocketAddr,
+    executor: Rc<LocalExecutor<'static>>,
+    /// Connections ready for a request, newest last, with the instant they became idle.
+    idle: RefCell<Vec<(Sender, Instant)>>,
+    /// Sockets open (idle, leased or connecting).
+    open: Cell<usize>,
+    /// Callers waiting for `open` to drop below the cap or for an idle connection.
+    waiters: RefCell<VecDeque<Waker>>,
+}
+
+/// A connection lent to one request. Dropping it without [`Lease::release`] discards the
+/// connection (its response was not read to the end, so it cannot carry another).
+pub struct Lease {
+    sender: Option<Sender>,
+    pool: Rc<Pool>,
+    /// Whether this connection came from the idle list (a stale one may fail at first use).
+    pub reused: bool,
+}
+
+impl Lease {
+    /// The connection's request sender.
+    pub fn sender(&mut self) -> &mut Sender {
+        // Invariant: `sender` is `Some` until `release` or drop consumes the lease.
+        self.sender.as_mut().expect("lease holds a sender until released")
+    }
+
+    /// The response was read to the end: the connection may carry another request.
+    pub fn release(mut self) {
+        if let Some(sender) = self.sender.take() {
+            let mut idle = self.pool.idle.borrow_mut();
+            if !sender.is_closed() && idle.len() < limits::MAX_UPSTREAM_IDLE {
+                idle.push((sender, Instant::now()));
+            }
+        }
+        self.pool.wake_one();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A sender dropped here ends its connection task, which decrements `open`.
+        if self.sender.take().is_some() {
+            self.pool.wake_one();
+        }
+    }
+}
+
+impl Pool {
+    /// An empty pool for `addr`.
+    pub fn new(addr: SocketAddr, executor: Rc<LocalExecutor<'static>>) -> Rc<Pool> {
+        Rc::new(Pool {
+            addr,
+            executor,
+            idle: RefCell::new(Vec::new()),
+            open: Cell::new(0),
+            waiters: RefCell::new(VecDeque::new()),
+        })
+    }
+
+    /// Open sockets to this host (for tests and stats).
+    pub fn open_connections(&self) -> usize {
+        self.open.get()
+    }
+
+    fn wake_one(&self) {
+        if let Some(w) = self.waiters.borrow_mut().pop_front() {
+            w.wake();
+        }
+    }
+
+    /// Lends a connection: a live idle one, else a new one if under the cap, else waits for
+    /// one to come back. Fails at `deadline`.
+    pub async fn acquire(self: &Rc<Self>, deadline: Instant) -> Result<Lease, ProxyError> {
+        let lease = future::or(self.acquire_inner(), async {
+            Timer::at(deadline).await;
+            Err(ProxyError::Timeout)
+        });
+        lease.await
+    }
+
+    async fn acquire_inner(self: &Rc<Self>) -> Result<Lease, ProxyError> {
+        let idle = future::poll_fn(|cx| {
+            let now = Instant::now();
+            let mut idle = self.idle.borrow_mut();
+            while let Some((sender, since)) = idle.pop() {
+                // Dropping a stale sender here ends its connection task, which frees its slot.
+                if !sender.is_closed() && sender.is_ready() && now.duration_since(since) < limits::UPSTREAM_IDLE_TIMEOUT
+                {
+                    return Poll::Ready(Some(sender));
+                }
+            }
+            drop(idle);
+            if self.open.get() < limits::MAX_UPSTREAM_CONNECTIONS {
+                return Poll::Ready(None);
+            }
+            // Waiting in line; a cancelled waiter's stale waker costs one spurious poll, and a
+            // woken waiter that finds nothing queues again.
+            self.waiters.borrow_mut().push_back(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if let Some(sender) = idle {
+            return Ok(Lease {
+                sender: Some(sender),
+                pool: self.clone(),
+                reused: true,
+            });
+        }
+        let slot = Slot::take(self);
+        let sender = self.connect().await?;
+        // The connection task now owns the slot and frees it when the connection ends.
+        slot.hand_over();
+        Ok(Lease {
+            sender: Some(sender),
+            pool: self.clone(),
+            reused: false,
+        })
+    }
+
+    async fn connect(self: &Rc<Self>) -> Result<Sender, ProxyError> {
+        let addr = self.addr;
+        let stream = future::or(
+            async {
+                Async::<TcpStream>::connect(addr)
+                    .await
+                    .map_err(|e| ProxyError::Connect(e.to_string()))
+            },
+            async {
+                Timer::after(limits::CONNECT_TIMEOUT).await;
+                Err(ProxyError::Connect("connect timed out".into()))
+            },
+        )
+        .await?;
+        // Small request/response exchanges: no Nagle delay.
+        let _ = stream.get_ref().set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(limits::MAX_UPSTREAM_READ_BUF)
+            .handshake(Io::new(stream, None))
+            .await
+            .map_err(|e| ProxyError::Connect(e.to_string()))?;
+        let pool = self.clone();
+        self.executor
+            .spawn(async move {
+                if let Err(e) = conn.await {
+                    log::debug!("upstream {}: connection ended: {e}", pool.addr);
+                }
+                pool.open.set(pool.open.get() - 1);
+                pool.wake_one();
+            })
+            .detach();
+        Ok(sender)
+    }
+}
+
+/// One reserved place under the open-connection cap, given back if connecting fails or is
+/// cancelled by the caller's deadline.
+struct Slot<'p> {
+    pool: &'p Pool,
+    armed: bool,
+}
+
+impl<'p> Slot<'p> {
+    fn take(pool: &'p Pool) -> Slot<'p> {
+        pool.open.set(pool.open.get() + 1);
+        Slot { pool, armed: true }
+    }
+
+    fn hand_over(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.open.set(self.pool.open.get() - 1);
+            self.pool.wake_one();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The compiled endpoint table: `(method, path)` -> endpoint index + path parameters.
+//!
+//! Built once from the validated config; matching splits the request path on `/` and compares
+//! segments, no allocation but the parameter list. Literal segments beat `{param}` segments
+//! where two endpoints could both match, so `/bus/count` wins over `/bus/{id}`. Never parses
+//! config, never sees bodies.
+
+use http::Method;
+
+use crate::config::Endpoint;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param,
+}
+
+#[derive(Debug)]
+struct Route {
+    method: Method,
+    segments: Vec<Segment>,
+    endpoint: usize,
+}
+
+/// The result of routing one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'p> {
+    /// The endpoint's index and its `{param}` values, in path order.
+    Found { endpoint: usize, params: Vec<&'p str> },
+    /// Some endpoint has this path, none has this method: the allowed methods, `, `-separated.
+    MethodNotAllowed(String),
+    /// No endpoint has this path.
+    NotFound,
+}
+
+/// All endpoints of the config, compiled.
+#[derive(Debug, Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+/// Whether a path segment of an endpoint pattern is a `{param}`.
+pub fn is_param(segment: &str) -> bool {
+    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// The `{param}` names of an endpoint path, in order.
+pub fn param_names(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| is_param(s)).map(|s| &s[1..s.len() - 1])
+}
+
+impl Router {
+    /// Compiles the endpoints (already validated: unique shapes, well-formed params).
+    pub fn new(endpoints: &[Endpoint]) -> Router {
+        let routes = endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Route {
+                method: e.method.clone(),
+                segments: e
+                    .path
+                    .split('/')
+                    .skip(1)
+                    .map(|s| {
+                        if is_param(s) {
+                            Segment::Param
+                        } else {
+                            Segment::Literal(s.to_string())
+                        }
+                    })
+                    .collect(),
+                endpoint: i,
+            })
+            .collect();
+        Router { routes }
+    }
+
+    /// Routes a request path (without query). `HEAD` is not mapped to `GET`: KrakenD doesn't.
+    pub fn route<'p>(&self, method: &Method, path: &'p str) -> Match<'p> {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Match::NotFound;
+        };
+        let mut best: Option<(&Route, u64)> = None;
+        let mut allowed: Vec<&Method> = Vec::new();
+        for route in &self.routes {
+            let Some(score) = matches(&route.segments, rest) else {
+                continue;
+            };
+            if route.method != *method {
+                if !allowed.contains(&&route.method) {
+                    allowed.push(&route.method);
+                }
+                continue;
+            }
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((route, score));
+            }
+        }
+        match best {
+            Some((route, _)) => {
+                let params = route
+                    .segments
+                    .iter()
+                    .zip(rest.split('/'))
+                    .filter(|(s, _)| **s == Segment::Param)
+                    .map(|(_, v)| v)
+                    .collect();
+                Match::Found {
+                    endpoint: route.endpoint,
+                    params,
+                }
+            }
+            None if allowed.is_empty() => Match::NotFound,
+            None => Match::MethodNotAllowed(allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
+/// `Some(score)` when the segments match; the score ranks literal segments above params,
+/// leftmost first (a bit per segment, so at most 64 segments are ranked; deeper ones tie).
+fn matches(segments: &[Segment], path: &str) -> Option<u64> {
+    let mut score = 0u64;
+    let mut parts = path.split('/');
+    for (i, segment) in segments.iter().enumerate() {
+        let part = parts.next()?;
+        match segment {
+            Segment::Literal(l) if l == part => {
+                if i < 64 {
+                    score |= 1 << (63 - i);
+                }
+            }
+            Segment::Param if !part.is_empty() => {}
+            _ => return None,
+        }
+    }
+    parts.next().is_none().then_some(score)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(routes: &[(&str, &str)]) -> Router {
+        Router {
+            routes: routes
+                .iter()
+                .enumerate()
+                .map(|(i, (m, p))| Route {
+                    method: m.parse().unwrap(),
+                    segments: p
+                        .split('/')
+                        .skip(1)
+                        .map(|s| {
+                            if is_param(s) {
+                                Segment::Param
+                            } else {
+                                Segment::Literal(s.into())
+                            }
+                        })
+                        .collect(),
+                    endpoint: i,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn literal_beats_param_whatever_the_order() {
+        let r = router(&[("GET", "/bus/{id}"), ("GET", "/bus/count")]);
+        assert_eq!(
+            r.route(&Method::GET, "/bus/count"),
+            Match::Found {
+                endpoint: 1,
+                params: vec![]
+            }
+        );
+        assert_eq!(
+            r.route(&Method::GET, "/bus/7"),
+            Match::Found {
+                endpoint: 0,
+                params: vec!["7"]
+            }
+        );
+    }
+
+    #[test]
+    fn params_come_back_in_path_order() {
+        let r = router(&[("GET", "/a/{x}/b/{y}")]);
+        assert_eq!(
+            r.route(&Method::GET, "/a/1/b/2"),
+            Match::Found {
+                endpoint: 0,
+                params: vec!["1", "2"]
+            }
+        );
+    }
+
+    #[test]
+    fn empty_param_trailing_slash_and_extra_segments_do_not_match() {
+        let r = router(&[("GET", "/a/{x}"), ("GET", "/")]);
+        assert_eq!(r.route(&Method::GET, "/a/"), Match::NotFound);
+        assert_eq!(r.route(&Method::GET, "/a/1/2"), Match::NotFound);
+        assert_eq!(r.route(&Method::GET, "a/1"), Match::NotFound);
+        assert_eq!(
+            r.route(&Method::GET, "/"),
+            Match::Found {
+                endpoint: 1,
+                params: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_method_lists_the_allowed_ones() {
+        let r = router(&[("GET", "/x"), ("POST", "/x"), ("GET", "/y")]);
+        assert_eq!(
+            r.route(&Method::DELETE, "/x"),
+            Match::MethodNotAllowed("GET, POST".into())
+        );
+        assert_eq!(
+            r.route(&Method::POST, "/x"),
+            Match::Found {
+                endpoint: 1,
+                params: vec![]
+            }
+        );
+    }
+}

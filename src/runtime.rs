@@ -1,0 +1,76 @@
+//! The runtime: one `LocalExecutor` driven by `async_io::block_on` on the calling thread, and
+//! the two small combinators the gateway needs on it. No `smol::spawn`, no thread pool: the
+//! only other OS thread is async-io's parked helper. Shared state is `Rc`/`Cell`/`RefCell`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use async_executor::LocalExecutor;
+use async_io::Timer;
+use futures_lite::future;
+
+/// A future borrowed for the duration of one request.
+pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// Runs `main` on a new single-threaded executor until it completes. Tasks spawned on the
+/// executor it is given (connections, upstream connections) run on this thread too.
+pub fn block_on<T, F: Future<Output = T>>(main: impl FnOnce(Rc<LocalExecutor<'static>>) -> F) -> T {
+    let executor = Rc::new(LocalExecutor::new());
+    let fut = main(executor.clone());
+    async_io::block_on(executor.run(fut))
+}
+
+/// Polls all `futures` concurrently until each has finished or `deadline` passes; slot `i` is
+/// `None` when future `i` had not finished by then (it is dropped, i.e. cancelled).
+pub async fn join_until<'a, T>(mut futures: Vec<LocalFuture<'a, T>>, deadline: Instant) -> Vec<Option<T>> {
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut timer = Timer::at(deadline);
+    future::poll_fn(|cx| {
+        let mut pending = false;
+        for (fut, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if !pending || Pin::new(&mut timer).poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    out
+}
+
+/// The first `Ok` of `futures` run concurrently, or the last error when all fail (the others
+/// are cancelled as soon as one succeeds). `futures` must not be empty.
+pub async fn first_ok<'a, T, E>(mut futures: Vec<LocalFuture<'a, Result<T, E>>>) -> Result<T, E> {
+    let mut last_err = None;
+    future::poll_fn(|cx| {
+        let mut i = 0;
+        while i < futures.len() {
+            match futures[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(v)) => return Poll::Ready(Ok(v)),
+                Poll::Ready(Err(e)) => {
+                    last_err = Some(e);
+                    drop(futures.swap_remove(i));
+                }
+                Poll::Pending => i += 1,
+            }
+        }
+        match (futures.is_empty(), last_err.take()) {
+            (true, Some(e)) => Poll::Ready(Err(e)),
+            (_, e) => {
+                last_err = e;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
