@@ -17,6 +17,7 @@ pub mod config;
 pub mod endpoint;
 pub mod gateway;
 pub mod http;
+pub mod limiter;
 pub mod listener;
 pub mod merge;
 pub mod proxy;
