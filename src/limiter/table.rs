@@ -35,6 +35,12 @@ pub struct Table<K> {
     cap: usize,
 }
 
+impl<K> std::fmt::Debug for Table<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Table({} of {} clients)", self.entries.len(), self.cap)
+    }
+}
+
 impl<K: Hash + Eq + Clone> Table<K> {
     /// An empty table holding at most `cap` clients (`cap` ≥ 1 and < 2³², checked by config).
     pub fn new(cap: usize) -> Table<K> {
