@@ -114,8 +114,9 @@ pub fn main(args: Args) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let bound = listener.local_addr().unwrap_or(addr);
             log::info!(
-                "gatelet {} listening on {addr} with {} endpoint(s){}",
+                "gatelet {} listening on {bound} with {} endpoint(s){}",
                 env!("CARGO_PKG_VERSION"),
                 config.endpoints.len(),
                 config.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()

@@ -215,11 +215,15 @@ fn output_encodings_json_collection_and_string() {
 fn hosts_are_used_round_robin_and_concurrent_calls_race() {
     let a = Backend::start(|_| Reply::json(r#"{"from":"a"}"#));
     let b = Backend::start(|_| Reply::json(r#"{"from":"b"}"#));
+    // Slow enough that all three racing calls are in flight before the first one wins (the
+    // losers are cancelled then, as in KrakenD).
+    let slow = Backend::start(|_| Reply::json(r#"{"from":"slow"}"#).delay(Duration::from_millis(300)));
     let gw = gateway(&config(&format!(
         r#"{{"endpoint": "/rr", "backend": [{{"host": ["{a}", "{b}"], "url_pattern": "/"}}]}},
-           {{"endpoint": "/race", "concurrent_calls": 3, "backend": [{{"host": ["{a}"], "url_pattern": "/race"}}]}}"#,
+           {{"endpoint": "/race", "concurrent_calls": 3, "backend": [{{"host": ["{s}"], "url_pattern": "/race"}}]}}"#,
         a = a.url(),
-        b = b.url()
+        b = b.url(),
+        s = slow.url()
     )));
     let froms: Vec<String> = (0..4)
         .map(|_| get(gw, "/rr").json()["from"].as_str().unwrap().to_string())
@@ -227,7 +231,7 @@ fn hosts_are_used_round_robin_and_concurrent_calls_race() {
     assert_eq!(froms, ["a", "b", "a", "b"]);
     assert_eq!(get(gw, "/race").status, 200);
     let raced = poll_until(Duration::from_secs(5), || {
-        let n = a.seen().iter().filter(|s| s.target == "/race").count();
+        let n = slow.seen().iter().filter(|s| s.target == "/race").count();
         (n == 3).then_some(n)
     });
     assert_eq!(raced, Some(3), "three identical calls reach the backend");

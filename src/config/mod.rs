@@ -2,9 +2,13 @@
 //! runtime [`Config`]. Every error carries `file:line:col: json.path: message`; all errors are
 //! reported at once; nothing is clamped. This is the only place that looks at config JSON.
 
+mod duration;
+pub mod json;
 mod model;
+mod validate;
 
 pub use model::*;
+pub use validate::host;
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,22 +30,58 @@ impl std::fmt::Display for ConfigError {
         if self.path.is_empty() {
             write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, self.path, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, self.line, self.col, self.path, self.message
+            )
         }
     }
 }
 
 /// Parses and validates config text. `file` is only used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
-    let _ = (file, text);
-    todo!()
+    let root = json::parse(text).map_err(|e| {
+        vec![ConfigError {
+            file: file.to_string(),
+            line: e.pos.line,
+            col: e.pos.col,
+            path: String::new(),
+            message: format!("invalid JSON: {}", e.message),
+        }]
+    })?;
+    let mut checker = validate::Checker::new(file);
+    match validate::config(&mut checker, &root) {
+        Some(config) if checker.errors.is_empty() => Ok(config),
+        _ => {
+            // In reading order, whatever order the checks ran in.
+            checker.errors.sort_by_key(|e| (e.line, e.col));
+            Err(checker.errors)
+        }
+    }
 }
+
+/// Largest config file read; a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// Reads and validates a config file.
 pub fn load(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
     let name = path.display().to_string();
+    let fail = |message: String| {
+        Err(vec![ConfigError {
+            file: name.clone(),
+            line: 0,
+            col: 0,
+            path: String::new(),
+            message,
+        }])
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_CONFIG_BYTES => return fail(format!("larger than {MAX_CONFIG_BYTES} bytes")),
+        _ => {}
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&name, &text),
-        Err(e) => Err(vec![ConfigError { file: name, line: 0, col: 0, path: String::new(), message: format!("cannot read: {e}") }]),
+        Err(e) => fail(format!("cannot read: {e}")),
     }
 }

@@ -32,12 +32,76 @@ enum Phase {
     Busy,
 }
 
+/// Looks at the raw bytes of a request head for the one framing fact hyper hides from its
+/// caller: `Content-Length` together with `Transfer-Encoding` (hyper drops the length, decodes
+/// chunked and closes afterwards; RELIABILITY.md asks for a 400). Fed the bytes read between
+/// requests, byte by byte, so a head split over any number of reads is seen whole; stops at
+/// the blank line ending the head. A head pipelined behind a body is read while the previous
+/// request is busy and is not scanned: hyper's safe fallback (chunked wins, close) applies.
+#[derive(Debug, Clone, Copy, Default)]
+struct HeadScan {
+    /// Bytes in the current line so far (saturating).
+    line: u8,
+    /// The current line is still a prefix of `content-length:` / `transfer-encoding:`.
+    maybe_cl: bool,
+    maybe_te: bool,
+    /// The current line holds nothing but `\r` so far.
+    only_cr: bool,
+    seen_cl: bool,
+    seen_te: bool,
+    /// The blank line ending the head was seen.
+    done: bool,
+}
+
+const CL: &[u8] = b"content-length:";
+const TE: &[u8] = b"transfer-encoding:";
+
+impl HeadScan {
+    fn new_line(&mut self) {
+        self.line = 0;
+        self.maybe_cl = true;
+        self.maybe_te = true;
+        self.only_cr = true;
+    }
+
+    fn fresh() -> HeadScan {
+        let mut s = HeadScan::default();
+        s.new_line();
+        s
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.done {
+                return;
+            }
+            if b == b'\n' {
+                if self.only_cr && self.line <= 1 {
+                    self.done = true;
+                }
+                self.new_line();
+                continue;
+            }
+            let i = usize::from(self.line);
+            let lower = b.to_ascii_lowercase();
+            self.maybe_cl &= CL.get(i) == Some(&lower);
+            self.maybe_te &= TE.get(i) == Some(&lower);
+            self.seen_cl |= self.maybe_cl && i + 1 == CL.len();
+            self.seen_te |= self.maybe_te && i + 1 == TE.len();
+            self.only_cr &= b == b'\r';
+            self.line = self.line.saturating_add(1);
+        }
+    }
+}
+
 /// The clock of one server connection, shared by its socket adapter and its request handler.
 #[derive(Debug)]
 pub struct Watch {
     phase: Cell<Phase>,
     /// When reading must have made the progress the phase asks for; `None` = no deadline.
     read_deadline: Cell<Option<Instant>>,
+    /// The head being read (see [`HeadScan`]).
+    scan: Cell<HeadScan>,
 }
 
 impl Watch {
@@ -46,19 +110,33 @@ impl Watch {
         Watch {
             phase: Cell::new(Phase::Idle),
             read_deadline: Cell::new(Some(now + limits::HEAD_TIMEOUT)),
+            scan: Cell::new(HeadScan::fresh()),
         }
     }
 
-    /// The handler has the request: the head deadline no longer applies.
-    pub fn busy(&self) {
+    /// The handler has the request: the head deadline no longer applies. Returns whether its
+    /// head carried both `Content-Length` and `Transfer-Encoding` (see [`HeadScan`]).
+    pub fn busy(&self) -> bool {
         self.phase.set(Phase::Busy);
         self.read_deadline.set(None);
+        let scan = self.scan.get();
+        scan.seen_cl && scan.seen_te
     }
 
     /// The response has been handed to hyper: the keep-alive idle timer starts.
     pub fn idle(&self, now: Instant) {
         self.phase.set(Phase::Idle);
         self.read_deadline.set(Some(now + limits::IDLE_TIMEOUT));
+        self.scan.set(HeadScan::fresh());
+    }
+
+    /// Bytes read from the socket: scanned while they belong to a head.
+    fn on_bytes(&self, bytes: &[u8]) {
+        if self.phase.get() != Phase::Busy {
+            let mut scan = self.scan.get();
+            scan.feed(bytes);
+            self.scan.set(scan);
+        }
     }
 
     fn on_read(&self, n: usize, now: Instant) {
@@ -179,11 +257,12 @@ impl<S: Socket> Read for Io<S> {
             match rustix::io::read(this.inner.as_fd(), dst) {
                 Ok((filled, _)) => {
                     let n = filled.len();
-                    // SAFETY: the first `n` bytes were initialised by the read above.
-                    unsafe { buf.advance(n) };
                     if let Some(w) = &this.watch {
+                        w.on_bytes(filled);
                         w.on_read(n, Instant::now());
                     }
+                    // SAFETY: the first `n` bytes were initialised by the read above.
+                    unsafe { buf.advance(n) };
                     return Poll::Ready(Ok(()));
                 }
                 Err(rustix::io::Errno::INTR) => continue,
@@ -237,4 +316,35 @@ impl<S: Socket> Write for Io<S> {
 /// Time left until `deadline`, zero if it has passed.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(chunks: &[&[u8]]) -> (bool, bool, bool) {
+        let mut s = HeadScan::fresh();
+        for c in chunks {
+            s.feed(c);
+        }
+        (s.seen_cl, s.seen_te, s.done)
+    }
+
+    #[test]
+    fn head_scan_sees_both_framing_headers_across_any_split() {
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTRANSFER-ENCODING: chunked\r\n\r\n";
+        assert_eq!(scan(&[head]), (true, true, true));
+        let bytes: Vec<&[u8]> = head.chunks(1).collect();
+        assert_eq!(scan(&bytes), (true, true, true));
+        assert_eq!(
+            scan(&[b"GET / HTTP/1.1\nX-Content-Length: 1\ncontent-lengthx: 2\n\n"]),
+            (false, false, true)
+        );
+    }
+
+    #[test]
+    fn head_scan_stops_at_the_blank_line() {
+        let r = scan(&[b"POST / HTTP/1.1\r\nContent-Length: 30\r\n\r\n\r\nTransfer-Encoding: chunked\r\n"]);
+        assert_eq!(r, (true, false, true), "body bytes are not headers");
+    }
 }

@@ -82,9 +82,14 @@ async fn linger_close(socket: TcpStream) {
 
 /// Answers one request; never fails (errors become error responses).
 async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    watch.busy();
+    let length_and_chunked = watch.busy();
     let (parts, body) = req.into_parts();
-    let response = match respond(gw, peer, &parts, body).await {
+    let answer = match length_and_chunked {
+        // hyper dropped the Content-Length before we could see it; the socket adapter did not.
+        true => Err(Error::ContentLengthWithTransferEncoding),
+        false => respond(gw, peer, &parts, body).await,
+    };
+    let response = match answer {
         Ok(r) => r,
         Err(e) => {
             log::debug!(

@@ -57,7 +57,10 @@ impl Lease {
     pub fn release(mut self) {
         if let Some(sender) = self.sender.take() {
             let mut idle = self.pool.idle.borrow_mut();
-            if !sender.is_closed() && idle.len() < limits::MAX_UPSTREAM_IDLE {
+            // Callers already woken may not have run yet: keep a connection for each of them
+            // rather than closing it and making them open a new one (never above the open cap).
+            let waiting = self.pool.waiters.borrow().len();
+            if !sender.is_closed() && idle.len() < limits::MAX_UPSTREAM_IDLE + waiting {
                 idle.push((sender, Instant::now()));
             }
         }

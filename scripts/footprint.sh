@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Measures gatelet's footprint: release binary size, idle RSS, and peak RSS while N client
+# connections (default 500, under the 512-connection cap) each hold a keep-alive connection and proxy one request to a
+# local backend. Loopback only; bounded in count and time. Usage: scripts/footprint.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-500}
+cargo build --release --quiet
+BIN=target/release/gatelet
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+ulimit -n 8192 2>/dev/null || true
+
+# A backend on loopback: python's threading HTTP server answering a small JSON object.
+python3 - "$work/backend.port" <<'PY' &
+import http.server, socketserver, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        b = b'{"fuel":71,"speed":42}'
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+threading.Timer(120, s.shutdown).start()
+s.serve_forever()
+PY
+for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
+bport=$(cat "$work/backend.port")
+cat > "$work/krakend.json" <<JSON
+{"version": 3, "listen_ip": "127.0.0.1", "port": 0, "timeout": "10s",
+ "endpoints": [{"endpoint": "/status", "backend": [{"host": ["http://127.0.0.1:$bport"], "url_pattern": "/"}]}]}
+JSON
+RUST_LOG=info "$BIN" run -c "$work/krakend.json" 2> "$work/gatelet.log" &
+gpid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/gatelet.log" && break; sleep 0.1; done
+addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/gatelet.log" | head -1)
+rss() { awk "/^$1:/ {print \$2}" /proc/$gpid/status; }
+idle=$(rss VmRSS)
+
+python3 - "$addr" "$N" <<'PY'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1); n = int(sys.argv[2])
+conns = []
+for _ in range(n):
+    s = socket.create_connection((host, int(port)), timeout=20)
+    s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    conns.append(s)
+ok = 0
+for s in conns:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk: break
+        data += chunk
+    ok += data.startswith(b"HTTP/1.1 200")
+print(f"{ok}/{n} requests answered 200 over {n} open keep-alive connections")
+for s in conns: s.close()
+PY
+peak=$(rss VmHWM)
+threads=$(awk '/^Threads:/ {print $2}' /proc/$gpid/status)
+size=$(stat -c %s "$BIN")
+echo "binary size:        $((size / 1024)) KiB ($BIN, stripped release)"
+echo "idle RSS:           ${idle} KiB"
+echo "peak RSS, $N conns: ${peak} KiB"
+echo "threads:            ${threads}"

@@ -1,0 +1,1051 @@
+//! Turns the positioned JSON tree into the typed [`Config`], checking every key and value on the
+//! way and collecting every problem (with JSON path and `line:column`) instead of stopping at
+//! the first. Unknown keys and namespaces are errors; nothing is clamped or silently dropped.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use http::Method;
+
+use super::json::{Key, Node, Pos, Value};
+use super::model::*;
+use super::{ConfigError, duration};
+use crate::router;
+
+/// KrakenD keys gatelet knows but does not implement, with a hint where one helps. They get a
+/// more useful message than a typo would.
+const KRAKEND_KEYS: &[(&str, &str)] = &[
+    (
+        "read_timeout",
+        "gatelet's server limits are fixed; see README \"Limits\"",
+    ),
+    (
+        "write_timeout",
+        "gatelet's server limits are fixed; see README \"Limits\"",
+    ),
+    (
+        "idle_timeout",
+        "gatelet's server limits are fixed; see README \"Limits\"",
+    ),
+    (
+        "read_header_timeout",
+        "gatelet's server limits are fixed; see README \"Limits\"",
+    ),
+    (
+        "max_header_bytes",
+        "gatelet's server limits are fixed; see README \"Limits\"",
+    ),
+    (
+        "max_idle_connections",
+        "the upstream pool is bounded by gatelet; see README \"Limits\"",
+    ),
+    (
+        "max_idle_connections_per_host",
+        "the upstream pool is bounded by gatelet; see README \"Limits\"",
+    ),
+    (
+        "idle_connection_timeout",
+        "the upstream pool is bounded by gatelet; see README \"Limits\"",
+    ),
+    (
+        "dialer_timeout",
+        "the upstream connect timeout is fixed; see README \"Limits\"",
+    ),
+    ("dialer_keep_alive", ""),
+    ("dialer_fallback_delay", ""),
+    (
+        "response_header_timeout",
+        "the endpoint timeout bounds the whole answer",
+    ),
+    ("expect_continue_timeout", ""),
+    ("disable_keep_alives", ""),
+    ("disable_compression", ""),
+    ("disable_rest", ""),
+    ("tls", "gatelet speaks plain HTTP; terminate TLS in front of it"),
+    ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
+    ("use_h2c", "gatelet speaks HTTP/1.1"),
+    ("plugin", ""),
+    ("async_agent", ""),
+    ("dns_cache_ttl", "backend hosts are resolved once at start-up"),
+    ("sequential_start", ""),
+    ("allow_insecure_connections", ""),
+    ("headers_to_pass", "use \"input_headers\" (renamed in KrakenD v2)"),
+    (
+        "querystring_params",
+        "use \"input_query_strings\" (renamed in KrakenD v2)",
+    ),
+    ("whitelist", "use \"allow\" (renamed in KrakenD v2)"),
+    ("blacklist", "use \"deny\" (renamed in KrakenD v2)"),
+    ("sd_scheme", ""),
+];
+
+const METHODS: [Method; 5] = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+
+/// Upper bound of `concurrent_calls`: each one is a real upstream request.
+pub const MAX_CONCURRENT_CALLS: i64 = 10;
+
+/// Collects errors while the tree is walked.
+pub struct Checker<'f> {
+    file: &'f str,
+    /// Everything found so far.
+    pub errors: Vec<ConfigError>,
+}
+
+impl<'f> Checker<'f> {
+    /// A checker for `file` (used in messages only).
+    pub fn new(file: &'f str) -> Self {
+        Checker {
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records one error.
+    pub fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn expected(&mut self, node: &Node, path: &str, what: &str) {
+        self.error(node.pos, path, format!("expected {what}, found {}", node.value.kind()));
+    }
+
+    /// The node as an object whose keys will be checked; reports duplicates.
+    pub fn object<'n>(&mut self, node: &'n Node, path: &str) -> Option<Obj<'n>> {
+        let Value::Object(members) = &node.value else {
+            self.expected(node, path, "an object");
+            return None;
+        };
+        let mut used = vec![false; members.len()];
+        for (i, (key, _)) in members.iter().enumerate() {
+            if let Some(first) = members[..i].iter().find(|(k, _)| k.name == key.name) {
+                self.error(
+                    key.pos,
+                    &join(path, &key.name),
+                    format!(
+                        "duplicate key \"{}\" (first at {}:{})",
+                        key.name, first.0.pos.line, first.0.pos.col
+                    ),
+                );
+                used[i] = true;
+            }
+        }
+        Some(Obj {
+            pos: node.pos,
+            path: path.to_string(),
+            members,
+            used,
+        })
+    }
+
+    /// A string value.
+    pub fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::String(s) => Some(s),
+            _ => {
+                self.expected(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string that must not be empty.
+    pub fn nonempty<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        let s = self.string(node, path)?;
+        if s.is_empty() {
+            self.error(node.pos, path, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A boolean value.
+    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.expected(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub fn integer(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Option<i64> {
+        let Value::Number(text) = &node.value else {
+            self.expected(node, path, "an integer");
+            return None;
+        };
+        let Ok(n) = text.parse::<i64>() else {
+            let whole = text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+            let why = if whole {
+                "is out of range"
+            } else {
+                "must be a whole number"
+            };
+            self.error(node.pos, path, format!("{text} {why} (between {min} and {max})"));
+            return None;
+        };
+        if n < min || n > max {
+            self.error(node.pos, path, format!("{n} is out of range (between {min} and {max})"));
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A Go duration string.
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let Value::String(text) = &node.value else {
+            self.expected(node, path, "a duration string such as \"2s\"");
+            return None;
+        };
+        match duration::parse(text) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.error(node.pos, path, message);
+                None
+            }
+        }
+    }
+
+    /// A duration that must be more than zero.
+    pub fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let d = self.duration(node, path)?;
+        if d.is_zero() {
+            self.error(node.pos, path, "must be more than 0");
+            return None;
+        }
+        Some(d)
+    }
+
+    /// An array of strings, each with its position and path.
+    pub fn strings<'n>(&mut self, node: &'n Node, path: &str) -> Option<Vec<(&'n str, Pos, String)>> {
+        let Value::Array(items) = &node.value else {
+            self.expected(node, path, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            match self.string(item, &p) {
+                Some(s) => out.push((s, item.pos, p)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+/// An object being checked: every key must be taken by [`Obj::take`] before [`Obj::finish`],
+/// or it is reported as not supported.
+pub struct Obj<'n> {
+    /// Where the object starts.
+    pub pos: Pos,
+    /// Its JSON path.
+    pub path: String,
+    members: &'n [(Key, Node)],
+    used: Vec<bool>,
+}
+
+impl<'n> Obj<'n> {
+    /// The value of `key` (first occurrence) and its path; marks the key as known.
+    pub fn take(&mut self, key: &str) -> Option<(&'n Node, String)> {
+        let i = self.members.iter().position(|(k, _)| k.name == key)?;
+        self.used[i] = true;
+        Some((&self.members[i].1, join(&self.path, key)))
+    }
+
+    /// Like [`Obj::take`], but a missing key is an error.
+    pub fn require(&mut self, c: &mut Checker, key: &str, what: &str) -> Option<(&'n Node, String)> {
+        let found = self.take(key);
+        if found.is_none() {
+            c.error(self.pos, &self.path, format!("missing required key \"{key}\" ({what})"));
+        }
+        found
+    }
+
+    /// The keys not taken yet, with their values, marking them as known.
+    pub fn rest(&mut self) -> Vec<(&'n Key, &'n Node)> {
+        let mut out = Vec::new();
+        for (i, (k, v)) in self.members.iter().enumerate() {
+            if !self.used[i] {
+                self.used[i] = true;
+                out.push((k, v));
+            }
+        }
+        out
+    }
+
+    /// Reports every key that was not taken.
+    pub fn finish(self, c: &mut Checker) {
+        for (i, (key, _)) in self.members.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            let path = join(&self.path, &key.name);
+            let message = match KRAKEND_KEYS.iter().find(|(k, _)| *k == key.name) {
+                Some((_, "")) => format!("KrakenD key \"{}\" is not supported by gatelet", key.name),
+                Some((_, hint)) => format!("KrakenD key \"{}\" is not supported by gatelet; {hint}", key.name),
+                None => format!("unknown key \"{}\": not supported by gatelet", key.name),
+            };
+            c.error(key.pos, &path, message);
+        }
+    }
+}
+
+/// `path.key`, or `key` at the root.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Checks the whole document and builds the config; `None` when any error was recorded.
+pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
+    let mut obj = c.object(root, "")?;
+    if let Some((n, p)) = obj.take("$schema") {
+        c.string(n, &p);
+    }
+    if let Some((n, p)) = obj.require(c, "version", "must be 3")
+        && let Some(v) = c.integer(n, &p, i64::MIN, i64::MAX).filter(|v| *v != 3)
+    {
+        c.error(
+            n.pos,
+            &p,
+            format!("version {v} is not supported: gatelet reads KrakenD v3 configs (3)"),
+        );
+    }
+    let name = obj.take("name").and_then(|(n, p)| c.string(n, &p)).map(str::to_string);
+    let port = match obj.take("port") {
+        Some((n, p)) => c.integer(n, &p, 0, 65535).map(|v| v as u16),
+        None => Some(DEFAULT_PORT),
+    };
+    let listen_ip = match obj.take("listen_ip") {
+        Some((n, p)) => c.string(n, &p).and_then(|s| match s.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                c.error(n.pos, &p, format!("\"{s}\" is not an IP address"));
+                None
+            }
+        }),
+        None => Some(IpAddr::from([0, 0, 0, 0])),
+    };
+    let timeout = match obj.take("timeout") {
+        Some((n, p)) => c.positive_duration(n, &p),
+        None => Some(DEFAULT_TIMEOUT),
+    };
+    let cache_ttl = match obj.take("cache_ttl") {
+        Some((n, p)) => cache_ttl(c, n, &p),
+        None => Some(Duration::ZERO),
+    };
+    let output_encoding = match obj.take("output_encoding") {
+        Some((n, p)) => output_encoding(c, n, &p),
+        None => Some(OutputEncoding::Json),
+    };
+    let debug_endpoint = obj
+        .take("debug_endpoint")
+        .and_then(|(n, p)| c.boolean(n, &p))
+        .unwrap_or(false);
+    let echo_endpoint = obj
+        .take("echo_endpoint")
+        .and_then(|(n, p)| c.boolean(n, &p))
+        .unwrap_or(false);
+    let host_node = obj.take("host");
+    let hosts_given = host_node.is_some();
+    let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
+    let mut router = RouterOptions::default();
+    if let Some((n, p)) = obj.take("extra_config") {
+        service_extra(c, n, &p, &mut router);
+    }
+    let defaults = Defaults {
+        timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        cache_ttl: cache_ttl.unwrap_or_default(),
+        output_encoding: output_encoding.unwrap_or(OutputEncoding::Json),
+        hosts: hosts.as_deref(),
+        hosts_given,
+        router: &router,
+    };
+    let mut endpoints = Vec::new();
+    if let Some((n, p)) = obj.take("endpoints") {
+        match &n.value {
+            Value::Array(items) => {
+                let mut shapes: HashMap<(Method, String), (usize, Pos)> = HashMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(e) = endpoint(c, item, &format!("{p}[{i}]"), &defaults, &mut shapes, i) {
+                        endpoints.push(e);
+                    }
+                }
+            }
+            _ => c.expected(n, &p, "an array of endpoints"),
+        }
+    }
+    obj.finish(c);
+    if !c.errors.is_empty() {
+        return None;
+    }
+    Some(Config {
+        name,
+        listen_ip: listen_ip?,
+        port: port?,
+        timeout: timeout?,
+        cache_ttl: cache_ttl?,
+        output_encoding: output_encoding?,
+        debug_endpoint,
+        echo_endpoint,
+        router,
+        endpoints,
+    })
+}
+
+/// What endpoints inherit from the service.
+struct Defaults<'a> {
+    timeout: Duration,
+    cache_ttl: Duration,
+    output_encoding: OutputEncoding,
+    hosts: Option<&'a [Host]>,
+    /// The service sets `host` (perhaps invalid, already reported).
+    hosts_given: bool,
+    router: &'a RouterOptions,
+}
+
+fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
+    let d = c.duration(node, path)?;
+    if d.subsec_nanos() != 0 {
+        c.error(
+            node.pos,
+            path,
+            "must be whole seconds: it becomes Cache-Control max-age",
+        );
+        return None;
+    }
+    Some(d)
+}
+
+/// One of a fixed set of names (`supported`); `krakend_only` are KrakenD's other values, which
+/// get "not supported by gatelet" rather than "unknown".
+fn choice<T: Copy>(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    what: &str,
+    supported: &[(&str, T)],
+    krakend_only: &[&str],
+) -> Option<T> {
+    let s = c.string(node, path)?;
+    if let Some((_, v)) = supported.iter().find(|(name, _)| *name == s) {
+        return Some(*v);
+    }
+    let names = supported.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let m = if krakend_only.contains(&s) {
+        format!("{what} \"{s}\" is not supported by gatelet ({names})")
+    } else {
+        format!("unknown {what} \"{s}\" ({names})")
+    };
+    c.error(node.pos, path, m);
+    None
+}
+
+fn output_encoding(c: &mut Checker, node: &Node, path: &str) -> Option<OutputEncoding> {
+    let supported = [
+        ("json", OutputEncoding::Json),
+        ("json-collection", OutputEncoding::JsonCollection),
+        ("string", OutputEncoding::String),
+        ("no-op", OutputEncoding::NoOp),
+    ];
+    choice(
+        c,
+        node,
+        path,
+        "output_encoding",
+        &supported,
+        &["negotiate", "fast-json", "xml", "yaml"],
+    )
+}
+
+fn encoding(c: &mut Checker, node: &Node, path: &str) -> Option<Encoding> {
+    let supported = [
+        ("json", Encoding::Json),
+        ("safejson", Encoding::SafeJson),
+        ("string", Encoding::String),
+        ("no-op", Encoding::NoOp),
+    ];
+    choice(
+        c,
+        node,
+        path,
+        "encoding",
+        &supported,
+        &["xml", "rss", "yaml", "fast-json"],
+    )
+}
+
+fn method(c: &mut Checker, node: &Node, path: &str) -> Option<Method> {
+    let s = c.string(node, path)?;
+    match METHODS.iter().find(|m| m.as_str() == s) {
+        Some(m) => Some(m.clone()),
+        None => {
+            let m = if METHODS.iter().any(|m| m.as_str().eq_ignore_ascii_case(s)) {
+                format!("method \"{s}\" must be upper-case")
+            } else {
+                format!("method \"{s}\" is not supported (GET, POST, PUT, PATCH, DELETE)")
+            };
+            c.error(node.pos, path, m);
+            None
+        }
+    }
+}
+
+fn hosts(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Host>> {
+    let list = c.strings(node, path)?;
+    if list.is_empty() {
+        c.error(
+            node.pos,
+            path,
+            "needs at least one host, e.g. [\"http://127.0.0.1:8000\"]",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (s, pos, p) in list {
+        match host(s) {
+            Ok(h) => out.push(h),
+            Err(m) => {
+                c.error(pos, &p, m);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Parses and resolves one `host` entry (`http://name:port`; a missing scheme means `http`).
+pub fn host(s: &str) -> Result<Host, String> {
+    let rest = if let Some(r) = s.strip_prefix("http://") {
+        r
+    } else if s.starts_with("https://") {
+        return Err(format!(
+            "\"{s}\": https backends are not supported by gatelet (plain HTTP on the bus; terminate TLS in front)"
+        ));
+    } else if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!("\"{s}\": scheme \"{scheme}\" is not supported (http)"));
+    } else {
+        s
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !tail.is_empty() && tail != "/" {
+        return Err(format!(
+            "\"{s}\": a path in host is not supported; put it in url_pattern"
+        ));
+    }
+    if authority.is_empty() || authority.contains('@') || authority.contains(['?', '#']) {
+        return Err(format!("\"{s}\" is not a host such as \"http://127.0.0.1:8000\""));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a host such as \"http://127.0.0.1:8000\""))?;
+    let name = parsed.host();
+    let port = match parsed.port() {
+        Some(p) => p.as_u16(),
+        None if authority.ends_with(':') => return Err(format!("\"{s}\": the port is missing after ':'")),
+        None => 80,
+    };
+    if port == 0 {
+        return Err(format!("\"{s}\": port 0 cannot be connected to"));
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = match bare.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("\"{s}\": cannot resolve \"{bare}\": {e}"))?
+            .next()
+            .ok_or_else(|| format!("\"{s}\": \"{bare}\" resolves to no address"))?,
+    };
+    let authority = if port == 80 {
+        name.to_string()
+    } else {
+        format!("{name}:{port}")
+    };
+    Ok(Host { authority, addr })
+}
+
+fn service_extra(c: &mut Checker, node: &Node, path: &str, router: &mut RouterOptions) {
+    let Some(mut obj) = c.object(node, path) else { return };
+    if let Some((n, p)) = obj.take("router")
+        && let Some(mut r) = c.object(n, &p)
+    {
+        if let Some((n, p)) = r.take("health_path")
+            && let Some(s) = c.string(n, &p)
+        {
+            if !s.starts_with('/') || s.contains(['?', '#', ' ']) || s.len() < 2 {
+                c.error(n.pos, &p, format!("\"{s}\" must be a path such as \"/__health\""));
+            } else {
+                router.health_path = s.to_string();
+            }
+        }
+        if let Some((n, p)) = r.take("disable_health")
+            && let Some(b) = c.boolean(n, &p)
+        {
+            router.disable_health = b;
+        }
+        if let Some((n, p)) = r.take("return_error_msg")
+            && let Some(b) = c.boolean(n, &p)
+        {
+            router.return_error_msg = b;
+        }
+        r.finish(c);
+    }
+    unsupported_namespaces(c, &mut obj);
+}
+
+/// Reports every namespace left in an `extra_config` object.
+fn unsupported_namespaces(c: &mut Checker, obj: &mut Obj) {
+    for (key, _) in obj.rest() {
+        let p = join(&obj.path, &key.name);
+        c.error(
+            key.pos,
+            &p,
+            format!("namespace \"{}\" is not supported by gatelet", key.name),
+        );
+    }
+}
+
+/// Checks an endpoint path; returns its parameter names.
+fn endpoint_path(c: &mut Checker, node: &Node, path: &str, defaults: &Defaults) -> Option<()> {
+    let s = c.string(node, path)?;
+    let mut ok = true;
+    let mut err = |c: &mut Checker, m: String| {
+        c.error(node.pos, path, m);
+        ok = false;
+    };
+    if !s.starts_with('/') {
+        err(c, format!("\"{s}\" must start with '/'"));
+        return None;
+    }
+    if let Some(bad) = s
+        .chars()
+        .find(|ch| ch.is_whitespace() || ch.is_control() || matches!(ch, '?' | '#' | '*'))
+    {
+        err(
+            c,
+            format!("\"{s}\": '{}' is not allowed in an endpoint path", bad.escape_default()),
+        );
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for segment in s.split('/').skip(1) {
+        if router::is_param(segment) {
+            let name = &segment[1..segment.len() - 1];
+            if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                err(
+                    c,
+                    format!("\"{s}\": parameter {segment} must be letters, digits or '_'"),
+                );
+            } else if names.contains(&name) {
+                err(c, format!("\"{s}\": parameter {segment} appears twice"));
+            }
+            names.push(name);
+        } else if segment.contains(['{', '}']) {
+            err(c, format!("\"{s}\": a parameter must be a whole segment, like /{{id}}"));
+        }
+    }
+    if s.starts_with("/__") {
+        err(
+            c,
+            format!("\"{s}\": paths starting with /__ are reserved for gatelet's built-in endpoints"),
+        );
+    } else if !defaults.router.disable_health && s == defaults.router.health_path {
+        err(
+            c,
+            format!("\"{s}\" is the health path (extra_config.router.health_path)"),
+        );
+    }
+    ok.then_some(())
+}
+
+fn forward(c: &mut Checker, node: &Node, path: &str, headers: bool) -> Option<Forward> {
+    let list = c.strings(node, path)?;
+    if list.iter().any(|(s, _, _)| *s == "*") {
+        if list.len() > 1 {
+            c.error(node.pos, path, "\"*\" (everything) must be the only entry");
+            return None;
+        }
+        return Some(Forward::All);
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut ok = true;
+    for (s, pos, p) in list {
+        if headers {
+            match http::HeaderName::from_bytes(s.as_bytes()) {
+                Ok(h) => out.push(h.as_str().to_string()),
+                Err(_) => {
+                    c.error(pos, &p, format!("\"{s}\" is not a valid header name"));
+                    ok = false;
+                }
+            }
+        } else if s.is_empty() {
+            c.error(pos, &p, "must not be empty");
+            ok = false;
+        } else {
+            out.push(s.to_string());
+        }
+    }
+    ok.then_some(Forward::Only(out))
+}
+
+fn endpoint(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    defaults: &Defaults,
+    shapes: &mut HashMap<(Method, String), (usize, Pos)>,
+    index: usize,
+) -> Option<Endpoint> {
+    let mut obj = c.object(node, path)?;
+    let errors_before = c.errors.len();
+    let route = obj.require(c, "endpoint", "the path, e.g. \"/bus/{id}\"");
+    let path_ok = route
+        .as_ref()
+        .and_then(|(n, p)| endpoint_path(c, n, p, defaults).map(|_| *n));
+    let method = match obj.take("method") {
+        Some((n, p)) => method(c, n, &p),
+        None => Some(Method::GET),
+    };
+    let output = match obj.take("output_encoding") {
+        Some((n, p)) => output_encoding(c, n, &p),
+        None => Some(defaults.output_encoding),
+    };
+    let timeout = match obj.take("timeout") {
+        Some((n, p)) => c.positive_duration(n, &p),
+        None => Some(defaults.timeout),
+    };
+    let cache = match obj.take("cache_ttl") {
+        Some((n, p)) => cache_ttl(c, n, &p),
+        None => Some(defaults.cache_ttl),
+    };
+    let input_headers = match obj.take("input_headers") {
+        Some((n, p)) => forward(c, n, &p, true),
+        None => Some(Forward::Only(vec!["content-type".to_string()])),
+    };
+    let input_query = match obj.take("input_query_strings") {
+        Some((n, p)) => forward(c, n, &p, false),
+        None => Some(Forward::Only(Vec::new())),
+    };
+    let concurrent = match obj.take("concurrent_calls") {
+        Some((n, p)) => c.integer(n, &p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32),
+        None => Some(1),
+    };
+    if let Some((n, p)) = obj.take("extra_config")
+        && let Some(mut extra) = c.object(n, &p)
+    {
+        unsupported_namespaces(c, &mut extra);
+    }
+    // Duplicate shapes: same method and same path once parameter names are ignored.
+    if let (Some(n), Some(m)) = (path_ok, &method)
+        && let Value::String(s) = &n.value
+    {
+        let shape: String = s
+            .split('/')
+            .map(|seg| if router::is_param(seg) { "{}" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        match shapes.get(&(m.clone(), shape.clone())) {
+            Some((first, pos)) => c.error(
+                n.pos,
+                &join(path, "endpoint"),
+                format!(
+                    "{m} \"{s}\" is already served by endpoints[{first}] (line {}): same method and path shape",
+                    pos.line
+                ),
+            ),
+            None => {
+                shapes.insert((m.clone(), shape), (index, n.pos));
+            }
+        }
+    }
+    let params: Vec<String> = match path_ok.map(|n| &n.value) {
+        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let mut backends = Vec::new();
+    if let Some((n, p)) = obj.require(c, "backend", "at least one backend") {
+        match &n.value {
+            Value::Array(items) if items.is_empty() => c.error(n.pos, &p, "needs at least one backend"),
+            Value::Array(items) => {
+                if output == Some(OutputEncoding::NoOp) && items.len() > 1 {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "an endpoint with output_encoding \"no-op\" takes exactly one backend",
+                    );
+                }
+                let ctx = BackendContext {
+                    params: &params,
+                    method: method.clone().unwrap_or(Method::GET),
+                    output: output.unwrap_or(OutputEncoding::Json),
+                    hosts: defaults.hosts,
+                    hosts_given: defaults.hosts_given,
+                };
+                for (j, item) in items.iter().enumerate() {
+                    if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
+                        backends.push(b);
+                    }
+                }
+            }
+            _ => c.expected(n, &p, "an array of backends"),
+        }
+    }
+    obj.finish(c);
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    let Some((
+        Node {
+            value: Value::String(route),
+            ..
+        },
+        _,
+    )) = route
+    else {
+        return None;
+    };
+    Some(Endpoint {
+        path: route.clone(),
+        method: method?,
+        backends,
+        output_encoding: output?,
+        timeout: timeout?,
+        cache_ttl: cache?,
+        input_headers: input_headers?,
+        input_query_strings: input_query?,
+        concurrent_calls: concurrent?,
+    })
+}
+
+/// What a backend needs from its endpoint.
+struct BackendContext<'a> {
+    params: &'a [String],
+    method: Method,
+    output: OutputEncoding,
+    hosts: Option<&'a [Host]>,
+    hosts_given: bool,
+}
+
+fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
+    let s = c.string(node, path)?;
+    if !s.starts_with('/') {
+        c.error(node.pos, path, format!("\"{s}\" must start with '/'"));
+        return None;
+    }
+    if let Some(bad) = s.chars().find(|ch| ch.is_whitespace() || ch.is_control() || *ch == '#') {
+        c.error(
+            node.pos,
+            path,
+            format!("\"{s}\": '{}' is not allowed in url_pattern", bad.escape_default()),
+        );
+        return None;
+    }
+    let mut rest = s;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            c.error(node.pos, path, format!("\"{s}\": '}}' without '{{'"));
+            return None;
+        }
+        let Some(len) = rest[open..].find('}') else {
+            c.error(node.pos, path, format!("\"{s}\": '{{' without '}}'"));
+            return None;
+        };
+        let name = &rest[open + 1..open + len];
+        if !params.iter().any(|p| p == name) {
+            let known = if params.is_empty() {
+                "the endpoint has no parameters".to_string()
+            } else {
+                format!(
+                    "the endpoint has {}",
+                    params.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            c.error(
+                node.pos,
+                path,
+                format!("\"{s}\": {{{name}}} is not a parameter of the endpoint ({known})"),
+            );
+            return None;
+        }
+        rest = &rest[open + len + 1..];
+    }
+    Some(s.to_string())
+}
+
+fn dot_path(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Vec<String>> {
+    if s.is_empty() || s.split('.').any(str::is_empty) {
+        c.error(pos, path, format!("\"{s}\" is not a dot path such as \"data.items\""));
+        return None;
+    }
+    Some(s.split('.').map(str::to_string).collect())
+}
+
+fn dot_paths(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Vec<String>>> {
+    let list = c.strings(node, path)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (s, pos, p) in list {
+        match dot_path(c, s, pos, &p) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Option<Backend> {
+    let mut obj = c.object(node, path)?;
+    let errors_before = c.errors.len();
+    let mut hosts = match obj.take("host") {
+        Some((n, p)) => hosts(c, n, &p),
+        None => match ctx.hosts {
+            Some(h) => Some(h.to_vec()),
+            None if ctx.hosts_given => None,
+            None => {
+                c.error(
+                    obj.pos,
+                    path,
+                    "missing required key \"host\" (and the service sets no default \"host\")",
+                );
+                None
+            }
+        },
+    };
+    if let Some((n, p)) = obj.take("sd")
+        && let Some(s) = c.string(n, &p)
+        && s != "static"
+    {
+        c.error(
+            n.pos,
+            &p,
+            format!("service discovery \"{s}\" is not supported by gatelet (static)"),
+        );
+        hosts = None;
+    }
+    if let Some((n, p)) = obj.take("disable_host_sanitize") {
+        // Hosts are always parsed strictly; the flag only matters to KrakenD's rewriting.
+        c.boolean(n, &p);
+    }
+    let url = obj
+        .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
+        .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
+    let method = match obj.take("method") {
+        Some((n, p)) => method(c, n, &p),
+        None => Some(ctx.method.clone()),
+    };
+    let default_encoding = if ctx.output == OutputEncoding::NoOp {
+        Encoding::NoOp
+    } else {
+        Encoding::Json
+    };
+    let encoding = match obj.take("encoding") {
+        Some((n, p)) => {
+            let e = encoding(c, n, &p);
+            match e {
+                Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
+                    n.pos,
+                    &p,
+                    "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
+                ),
+                Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
+                    n.pos,
+                    &p,
+                    "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
+                ),
+                _ => {}
+            }
+            e
+        }
+        None => Some(default_encoding),
+    };
+    let mut shape = Shape::default();
+    let mut shaping: Vec<(Pos, String)> = Vec::new();
+    if let Some((n, p)) = obj.take("is_collection") {
+        shape.is_collection = c.boolean(n, &p).unwrap_or(false);
+        if shape.is_collection {
+            shaping.push((n.pos, p));
+        }
+    }
+    if let Some((n, p)) = obj.take("target") {
+        if let Some(s) = c.string(n, &p) {
+            shape.target = dot_path(c, s, n.pos, &p).unwrap_or_default();
+        }
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("allow") {
+        shape.allow = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("deny") {
+        shape.deny = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("mapping")
+        && let Some(mut m) = c.object(n, &p)
+    {
+        for (key, value) in m.rest() {
+            let kp = join(&p, &key.name);
+            if key.name.is_empty() {
+                c.error(key.pos, &kp, "must not be empty");
+            } else if let Some(to) = c.nonempty(value, &kp) {
+                shape.mapping.push((key.name.clone(), to.to_string()));
+            }
+        }
+        m.finish(c);
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("group") {
+        shape.group = c.nonempty(n, &p).map(str::to_string);
+        shaping.push((n.pos, p));
+    }
+    if encoding == Some(Encoding::NoOp) {
+        for (pos, p) in shaping {
+            c.error(
+                pos,
+                &p,
+                "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
+            );
+        }
+    }
+    let input_headers = match obj.take("input_headers") {
+        Some((n, p)) => forward(c, n, &p, true).map(Some),
+        None => Some(None),
+    };
+    let input_query = match obj.take("input_query_strings") {
+        Some((n, p)) => forward(c, n, &p, false).map(Some),
+        None => Some(None),
+    };
+    if let Some((n, p)) = obj.take("extra_config")
+        && let Some(mut extra) = c.object(n, &p)
+    {
+        unsupported_namespaces(c, &mut extra);
+    }
+    obj.finish(c);
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(Backend {
+        hosts: hosts?,
+        url_pattern: url?,
+        method: method?,
+        encoding: encoding?,
+        shape,
+        input_headers: input_headers?,
+        input_query_strings: input_query?,
+    })
+}
