@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Backend, Endpoint, Forward};
 use crate::gateway::{CompiledBackend, Gateway, Piece};
+use crate::limiter::bucket::Nanos;
 use crate::merge;
 use crate::proxy::{self, ProxyError, Streaming};
 use crate::runtime::{self, LocalFuture};
@@ -50,6 +51,8 @@ pub struct Inbound<'r> {
     pub body: Bytes,
     /// The client's address, sent as `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// The limiters' clock when the request arrived.
+    pub now: Nanos,
 }
 
 /// A merged answer.
@@ -162,6 +165,14 @@ fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> R
     req
 }
 
+/// The backend's `qos/ratelimit/proxy` bucket, if any, has a token for this call.
+fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
+    match &compiled.limit {
+        Some(limit) if limit.try_acquire(now).is_err() => Err(ProxyError::RateLimited),
+        _ => Ok(()),
+    }
+}
+
 /// One call to one backend: fetch, decode, shape.
 async fn call(
     backend: &Backend,
@@ -169,6 +180,7 @@ async fn call(
     inbound: &Inbound<'_>,
     deadline: Instant,
 ) -> Result<Map<String, Value>, ProxyError> {
+    admit(compiled, inbound.now)?;
     let (pool, host) = compiled.pick();
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
@@ -269,7 +281,11 @@ pub async fn pass_through(
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
     let build = || request(backend, &uri, &headers, &inbound.body);
-    let mut resp = proxy::open(pool, &build, deadline).await.map_err(|e| {
+    let opened = match admit(compiled, inbound.now) {
+        Ok(()) => proxy::open(pool, &build, deadline).await,
+        Err(e) => Err(e),
+    };
+    let mut resp = opened.map_err(|e| {
         let detail = vec![format!("backend 0 ({}): {e}", backend.url_pattern)];
         log::warn!("{} {}: no answer: {}", endpoint.method, endpoint.path, detail[0]);
         if e == ProxyError::Timeout {
@@ -308,6 +324,7 @@ mod tests {
             headers,
             body: Bytes::new(),
             client_ip: "192.0.2.7".parse().unwrap(),
+            now: 0,
         }
     }
 

@@ -9,6 +9,7 @@ use async_executor::LocalExecutor;
 use http::HeaderValue;
 
 use crate::config::{Config, Forward};
+use crate::limiter::{Clock, EndpointLimit, Shared};
 use crate::proxy::Upstreams;
 use crate::proxy::pool::Pool;
 use crate::router::{self, Router};
@@ -32,6 +33,8 @@ pub struct CompiledBackend {
     pub query: Forward,
     /// Each host's pool and `Host` header value, in config order (round-robin).
     pub hosts: Vec<(Rc<Pool>, HeaderValue)>,
+    /// `qos/ratelimit/proxy`: one bucket for all calls to this backend.
+    pub limit: Option<Shared>,
     next: Cell<usize>,
 }
 
@@ -53,6 +56,7 @@ impl CompiledBackend {
             headers,
             query,
             hosts: Vec::new(),
+            limit: None,
             next: Cell::new(0),
         }
     }
@@ -70,6 +74,10 @@ pub struct Gateway {
     pub debug: bool,
     /// Upstream pools, kept for stats.
     pub upstreams: Upstreams,
+    /// Per endpoint (same index), its `qos/ratelimit/router` limiter.
+    pub limits: Vec<Option<EndpointLimit>>,
+    /// The limiters' clock.
+    pub clock: Clock,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -135,12 +143,23 @@ impl Gateway {
                                 Some((pool, HeaderValue::from_str(&h.authority).ok()?))
                             })
                             .collect(),
+                        limit: b.rate_limit.map(|r| Shared::new(r, 0)),
                         next: Cell::new(0),
                     })
                     .collect()
             })
             .collect();
+        let limits = config
+            .endpoints
+            .iter()
+            .map(|e| {
+                let l = e.rate_limit.as_ref()?;
+                Some(EndpointLimit::new(l.endpoint, l.client.clone(), l.max_clients, 0))
+            })
+            .collect();
         Gateway {
+            limits,
+            clock: Clock::start(),
             router: Router::new(&config.endpoints),
             debug: debug || config.debug_endpoint,
             config,

@@ -103,3 +103,37 @@ fn the_fleet_fixture_is_read_as_a_krakend_user_means_it() {
     );
     assert_eq!(c.endpoints[3].input_query_strings, Forward::Only(vec![]));
 }
+
+#[test]
+fn rate_limits_are_read_exactly() {
+    use gatelet::config::{Rate, Strategy};
+    let c = gatelet::config::load(Path::new("tests/config/valid/ratelimit.json")).unwrap();
+    let s = 1_000_000_000;
+    let status = c.endpoints[0].rate_limit.as_ref().unwrap();
+    assert_eq!(status.endpoint, Some(Rate::new(50, 100, s).unwrap()));
+    // 0.5 per second is exactly 5 per 10 s.
+    assert_eq!(
+        status.client,
+        Some((Rate::new(5, 2, 10 * s).unwrap(), Strategy::Param(0)))
+    );
+    assert_eq!(status.max_clients, 500);
+    assert_eq!(
+        c.endpoints[0].backends[0].rate_limit,
+        Some(Rate::new(10, 10, 60 * s).unwrap())
+    );
+    let events = c.endpoints[1].rate_limit.as_ref().unwrap();
+    assert_eq!(events.endpoint, None);
+    assert_eq!(
+        events.client,
+        Some((
+            Rate::new(5, 5, s).unwrap(),
+            Strategy::Ip(Some("x-forwarded-for".into()))
+        )),
+        "client_capacity defaults to client_max_rate, not KrakenD's 1"
+    );
+    assert_eq!(events.max_clients, gatelet::config::DEFAULT_MAX_CLIENTS);
+    assert_eq!(
+        c.endpoints[2].rate_limit.as_ref().unwrap().endpoint,
+        Some(Rate::new(1, 1, s).unwrap())
+    );
+}

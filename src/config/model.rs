@@ -5,7 +5,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use crate::limiter::Strategy;
+pub use crate::limiter::bucket::Rate;
 pub use crate::merge::Shape;
+
+/// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 
 /// KrakenD's default service `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -117,6 +122,19 @@ pub struct Endpoint {
     pub input_query_strings: Forward,
     /// `concurrent_calls` (default 1): identical calls raced per backend, first success wins.
     pub concurrent_calls: u32,
+    /// `extra_config."qos/ratelimit/router"` (and `"gatelet/ratelimit"`).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// An endpoint's rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `max_rate` / `capacity` / `every`: one bucket for all clients (503 when empty).
+    pub endpoint: Option<Rate>,
+    /// `client_max_rate` / `client_capacity` / `every` with `strategy` and `key` (429).
+    pub client: Option<(Rate, Strategy)>,
+    /// `gatelet/ratelimit.max_clients`: least recently seen clients beyond it are forgotten.
+    pub max_clients: usize,
 }
 
 /// One upstream host of a backend, resolved at start-up.
@@ -145,4 +163,6 @@ pub struct Backend {
     pub input_headers: Option<Forward>,
     /// Backend-level `input_query_strings`: narrows the endpoint's list when set.
     pub input_query_strings: Option<Forward>,
+    /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
+    pub rate_limit: Option<Rate>,
 }

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -12,6 +12,8 @@ use super::body::Body;
 use super::error::Error;
 use crate::config::{Endpoint, OutputEncoding};
 use crate::endpoint::Answer;
+use crate::limiter::Quota;
+use crate::limiter::bucket::ceil_secs;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
@@ -87,11 +89,27 @@ pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
     {
         headers.insert(header::ALLOW, v);
     }
+    if let Some((quota, retry_after)) = error.rate_limit() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(retry_after)));
+        rate_limit_headers(headers, &quota);
+    }
     if error.closes() {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     r
 }
+
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds until the
+/// bucket is full again, rounded up), as in the IETF RateLimit header fields draft.
+pub fn rate_limit_headers(headers: &mut HeaderMap, quota: &Quota) {
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(quota.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(quota.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(quota.reset)));
+}
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{}}`.
 pub fn health(now: SystemTime) -> Response<Body> {

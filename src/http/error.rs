@@ -6,6 +6,8 @@
 use hyper::StatusCode;
 
 use crate::endpoint::EndpointError;
+use crate::limiter::bucket::{Nanos, ceil_secs};
+use crate::limiter::{Quota, Refusal};
 
 /// A request the gateway answers with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +40,19 @@ pub enum Error {
     MethodNotAllowed(String),
     /// The endpoint failed: all backends failed or timed out.
     Endpoint(EndpointError),
+    /// A rate limiter refused the request (`qos/ratelimit/router`).
+    RateLimited(Refusal),
 }
 
 impl From<EndpointError> for Error {
     fn from(e: EndpointError) -> Self {
         Error::Endpoint(e)
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        Error::RateLimited(r)
     }
 }
 
@@ -65,6 +75,18 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Endpoint(EndpointError::Failed(_)) => StatusCode::BAD_GATEWAY,
             Error::Endpoint(EndpointError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// For a rate-limit refusal: the bucket's numbers and the nanoseconds until a token.
+    pub fn rate_limit(&self) -> Option<(Quota, Nanos)> {
+        match self {
+            Error::RateLimited(Refusal::Client { quota, retry_after } | Refusal::Endpoint { quota, retry_after }) => {
+                Some((*quota, *retry_after))
+            }
+            _ => None,
         }
     }
 
@@ -73,7 +95,11 @@ impl Error {
     pub fn closes(&self) -> bool {
         !matches!(
             self,
-            Error::NotFound | Error::MethodNotAllowed(_) | Error::BadPathParam(_) | Error::Endpoint(_)
+            Error::NotFound
+                | Error::MethodNotAllowed(_)
+                | Error::BadPathParam(_)
+                | Error::Endpoint(_)
+                | Error::RateLimited(_)
         )
     }
 
@@ -99,6 +125,19 @@ impl Error {
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
+            Error::RateLimited(Refusal::Client { retry_after, .. }) => {
+                format!(
+                    "too many requests from this client; retry in {} s",
+                    ceil_secs(*retry_after)
+                )
+            }
+            Error::RateLimited(Refusal::Endpoint { retry_after, .. }) => {
+                format!(
+                    "the endpoint is at its rate limit; retry in {} s",
+                    ceil_secs(*retry_after)
+                )
+            }
+            Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
         }
     }
 }

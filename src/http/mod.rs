@@ -30,6 +30,7 @@ use hyper::service::service_fn;
 use crate::config::OutputEncoding;
 use crate::endpoint::{self, Inbound};
 use crate::gateway::Gateway;
+use crate::limiter::ClientKeys;
 use crate::router::Match;
 use body::Body;
 use error::Error;
@@ -132,14 +133,43 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
     if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
         return Err(Error::BadPathParam((*p).to_string()));
     }
+    // Client bucket, then the endpoint's (a refused client spends none of the endpoint's).
+    let quota = match &gw.limits[index] {
+        Some(limit) => {
+            let keys = ClientKeys {
+                peer: peer.ip(),
+                headers: &parts.headers,
+                params: &params,
+            };
+            limit.check(&keys, gw.clock.now())?
+        }
+        None => None,
+    };
+    let mut response = call_endpoint(gw, index, parts, &params, body, peer).await?;
+    if let Some(quota) = quota {
+        encode::rate_limit_headers(response.headers_mut(), &quota);
+    }
+    Ok(response)
+}
+
+/// Calls endpoint `index`'s backends and renders the answer.
+async fn call_endpoint(
+    gw: &Gateway,
+    index: usize,
+    parts: &Parts,
+    params: &[&str],
+    body: Bytes,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Error> {
     let endpoint = &gw.config.endpoints[index];
     let deadline = Instant::now() + endpoint.timeout;
     let inbound = Inbound {
-        params: &params,
+        params,
         query: parts.uri.query(),
         headers: &parts.headers,
         body,
         client_ip: peer.ip(),
+        now: gw.clock.now(),
     };
     if endpoint.output_encoding == OutputEncoding::NoOp {
         let mut resp = endpoint::pass_through(gw, index, &inbound, deadline).await?;

@@ -41,12 +41,15 @@ pub enum ProxyError {
     BodyTooLarge,
     /// The backend body did not decode with the configured encoding.
     Decode(String),
+    /// The backend's `qos/ratelimit/proxy` bucket was empty: the call was not made.
+    RateLimited,
 }
 
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProxyError::Timeout => f.write_str("timed out"),
+            ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
             ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
             ProxyError::Http(e) => write!(f, "request failed: {e}"),
             ProxyError::Status(s) => write!(f, "status {s}"),

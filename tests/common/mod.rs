@@ -368,3 +368,48 @@ pub fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::yield_now();
     }
 }
+
+/// Connects to `addr` from the local address `from` (e.g. 127.0.0.2), with test timeouts.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from((from, 0))).unwrap();
+    connect(&fd, &addr).unwrap();
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s
+}
+
+/// Sends `requests` (raw bytes each) on one keep-alive connection, `batch` at a time
+/// pipelined, and returns the responses in order.
+pub fn pipeline(s: &mut TcpStream, requests: impl Iterator<Item = Vec<u8>>, batch: usize) -> Vec<Response> {
+    let mut out = Vec::new();
+    let mut requests = requests.peekable();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while requests.peek().is_some() {
+        let mut wire = Vec::new();
+        let mut sent = 0;
+        for r in requests.by_ref().take(batch) {
+            wire.extend_from_slice(&r);
+            sent += 1;
+        }
+        s.write_all(&wire).unwrap();
+        let mut buf = Vec::new();
+        let mut got = 0;
+        while got < sent {
+            while let Some((r, used)) = parse_response(&buf) {
+                buf.drain(..used);
+                out.push(r);
+                got += 1;
+            }
+            if got == sent {
+                break;
+            }
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "connection closed after {} responses", out.len());
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    out
+}
