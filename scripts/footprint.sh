@@ -8,7 +8,7 @@ N=${1:-500}
 cargo build --release --quiet
 BIN=target/release/gatelet
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 ulimit -n 8192 2>/dev/null || true
 
 # A backend on loopback: python's threading HTTP server answering a small JSON object.
@@ -23,6 +23,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # nginx opens one upstream connection per concurrent request
 s = S(("127.0.0.1", 0), H)
 open(sys.argv[1], "w").write(str(s.server_address[1]))
 threading.Timer(120, s.shutdown).start()
@@ -34,14 +35,8 @@ cat > "$work/krakend.json" <<JSON
 {"version": 3, "listen_ip": "127.0.0.1", "port": 0, "timeout": "10s",
  "endpoints": [{"endpoint": "/status", "backend": [{"host": ["http://127.0.0.1:$bport"], "url_pattern": "/"}]}]}
 JSON
-RUST_LOG=info "$BIN" run -c "$work/krakend.json" 2> "$work/gatelet.log" &
-gpid=$!
-for _ in $(seq 100); do grep -q "listening on" "$work/gatelet.log" && break; sleep 0.1; done
-addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/gatelet.log" | head -1)
-rss() { awk "/^$1:/ {print \$2}" /proc/$gpid/status; }
-idle=$(rss VmRSS)
-
-python3 - "$addr" "$N" <<'PY'
+clients() {
+python3 - "$1" "$N" <<'PY'
 import socket, sys
 host, port = sys.argv[1].rsplit(":", 1); n = int(sys.argv[2])
 conns = []
@@ -60,6 +55,16 @@ for s in conns:
 print(f"{ok}/{n} requests answered 200 over {n} open keep-alive connections")
 for s in conns: s.close()
 PY
+
+}
+RUST_LOG=info "$BIN" run -c "$work/krakend.json" 2> "$work/gatelet.log" &
+gpid=$!
+for _ in $(seq 100); do grep -q "listening on" "$work/gatelet.log" && break; sleep 0.1; done
+addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$work/gatelet.log" | head -1)
+rss() { awk "/^$1:/ {print \$2}" /proc/$gpid/status; }
+idle=$(rss VmRSS)
+
+clients "$addr"
 peak=$(rss VmHWM)
 threads=$(awk '/^Threads:/ {print $2}' /proc/$gpid/status)
 size=$(stat -c %s "$BIN")
@@ -67,3 +72,33 @@ echo "binary size:        $((size / 1024)) KiB ($BIN, stripped release)"
 echo "idle RSS:           ${idle} KiB"
 echo "peak RSS, $N conns: ${peak} KiB"
 echo "threads:            ${threads}"
+
+# The peer, same backend, same clients, same run: nginx as a reverse proxy, one process
+# (master_process off), upstream keep-alive. Installed from Debian when missing.
+command -v nginx >/dev/null || apt-get install -y -q nginx-light >/dev/null 2>&1 || true
+if command -v nginx >/dev/null; then
+    nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat > "$work/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; pid $work/nginx.pid;
+error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$bport; keepalive 16; }
+  server {
+    listen 127.0.0.1:$nport;
+    location /status { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+    nginx -c "$work/nginx.conf" -p "$work" &
+    npid=$!
+    for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$nport),1)" 2>/dev/null && break; sleep 0.1; done
+    nidle=$(awk '/^VmRSS:/ {print $2}' /proc/$npid/status)
+    clients "127.0.0.1:$nport"
+    npeak=$(awk '/^VmHWM:/ {print $2}' /proc/$npid/status)
+    echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') (peer, 1 process): idle RSS ${nidle} KiB, peak RSS, $N conns: ${npeak} KiB"
+    echo "ratio gatelet/nginx: idle $(python3 -c "print(round($idle/$nidle, 2))"), peak $(python3 -c "print(round($peak/$npeak, 2))")"
+else
+    echo "nginx not available: no peer measured"
+fi
