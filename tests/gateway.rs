@@ -312,3 +312,59 @@ fn wrong_method_on_an_endpoint_is_405_and_dot_segments_are_refused() {
     assert_eq!(get(gw, "/b/..").status, 400);
     assert!(b.seen().is_empty());
 }
+
+#[test]
+fn the_shipped_bus_example_behaves_as_the_readme_says() {
+    // config/bus.json as shipped, with its backend hosts pointed at backends of this test.
+    let engine = Backend::start(|s| match s.target.as_str() {
+        "/gps" => Reply::json(r#"{"lat":52.5,"lon":13.4}"#),
+        _ => Reply::json(r#"{"data":{"fuel":71,"speed":42,"vin":"X"},"meta":1}"#),
+    });
+    let tyres = Backend::start(|_| Reply::json(r#"{"psi":32,"raw":"..."}"#));
+    let stops = Backend::start(|_| Reply::json(r#"[{"id":"S1"},{"id":"S2"}]"#));
+    let display = Backend::start(|s| Reply {
+        status: 202,
+        headers: vec![("Content-Type".into(), "text/plain".into())],
+        body: [b"shown: ".as_slice(), &s.body].concat(),
+        delay: Duration::ZERO,
+    });
+    let counter = Backend::start(|_| Reply::json(r#"{"on_board":17}"#).delay(Duration::from_secs(5)));
+    let text = std::fs::read_to_string("config/bus.json")
+        .unwrap()
+        .replace("http://127.0.0.1:9101", &engine.url())
+        .replace("http://127.0.0.1:9102", &tyres.url())
+        .replace("http://127.0.0.1:9103", &stops.url())
+        .replace("http://127.0.0.1:9104", &display.url())
+        .replace("http://127.0.0.1:9105", &counter.url());
+    let gw = gateway(&text);
+
+    let r = get(gw, "/vehicle/7/status?units=metric&drop=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-gatelet-completed"), Some("true"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=5"));
+    assert_eq!(
+        r.json(),
+        json!({"engine": {"fuel": 71, "speed": 42}, "tyre_pressure_psi": 32, "stops": {"collection": [{"id": "S1"}, {"id": "S2"}]}})
+    );
+    assert_eq!(engine.seen()[0].target, "/engine/7?units=metric");
+
+    let r = request(
+        gw,
+        "POST",
+        "/display/message",
+        &["Content-Type: text/plain"],
+        b"next stop: Alexanderplatz",
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body, b"shown: next stop: Alexanderplatz");
+
+    let start = Instant::now();
+    let r = get(gw, "/service/now");
+    assert!(
+        start.elapsed() < Duration::from_millis(500 + 1200),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!((r.status, r.header("x-gatelet-completed")), (200, Some("false")));
+    assert_eq!(r.json(), json!({"gps": {"lat": 52.5, "lon": 13.4}}));
+}
