@@ -23,5 +23,6 @@ pub mod merge;
 pub mod proxy;
 pub mod router;
 pub mod runtime;
+pub mod sensor;
 
 pub use listener::{Options, run};
