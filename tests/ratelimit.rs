@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 
 use common::*;
@@ -153,9 +152,15 @@ fn limits_do_not_leak_into_other_endpoints_or_builtins() {
     assert_eq!(free.status, 200);
     assert_eq!(free.header("ratelimit-limit"), None, "no limiter, no RateLimit headers");
     assert_eq!(get(gw, "/__health").status, 200);
+    // Pipelined on one connection: the second request is served after the 503.
     let mut s = connect(gw);
-    s.write_all(b"GET /limited HTTP/1.1\r\nHost: x\r\n\r\nGET /free HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut s).status, 503);
-    assert_eq!(read_response(&mut s).status, 200, "a 503 keeps the connection");
+    let two = [
+        &b"GET /limited HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /free HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    let statuses: Vec<u16> = pipeline(&mut s, two.iter().map(|r| r.to_vec()), 2)
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [503, 200], "a 503 keeps the connection");
 }

@@ -310,26 +310,6 @@ pub fn read_to_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
     }
 }
 
-/// Reads exactly one response from a keep-alive connection.
-pub fn read_response(s: &mut TcpStream) -> Response {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some((r, _)) = parse_response(&buf) {
-            return r;
-        }
-        let n = s
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("reading response: {e}; got {:?}", String::from_utf8_lossy(&buf)));
-        assert!(
-            n > 0,
-            "connection closed before a full response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
 /// One request on a fresh connection (`Connection: close`); `extra` are raw header lines.
 pub fn request(addr: SocketAddr, method: &str, target: &str, extra: &[&str], body: &[u8]) -> Response {
     let mut s = connect(addr);
