@@ -30,11 +30,13 @@ pub enum EndpointError {
     Failed(Vec<String>),
     /// The deadline passed with no backend successful.
     Timeout(Vec<String>),
+    /// Every backend was a sensor without data to give; seconds until the soonest retry.
+    Unavailable(Vec<String>, u64),
 }
 
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (EndpointError::Failed(d) | EndpointError::Timeout(d)) = self;
+        let (EndpointError::Failed(d) | EndpointError::Timeout(d) | EndpointError::Unavailable(d, _)) = self;
         f.write_str(&d.join("; "))
     }
 }
@@ -181,6 +183,13 @@ async fn call(
     deadline: Instant,
 ) -> Result<Map<String, Value>, ProxyError> {
     admit(compiled, inbound.now)?;
+    if let Some((sensor, reject_stale)) = &compiled.sensor {
+        let retry = sensor.retry_in().as_secs().max(1);
+        let doc = sensor
+            .reading(inbound.now, *reject_stale)
+            .map_err(|e| ProxyError::Sensor(e, retry))?;
+        return Ok(merge::shape(&backend.shape, doc));
+    }
     let (pool, host) = compiled.pick();
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
@@ -227,6 +236,9 @@ pub async fn aggregate(
     let mut data = Map::new();
     let mut problems = Vec::new();
     let (mut succeeded, mut timed_out) = (0, false);
+    // Seconds until the soonest sensor retry, while every failure is a sensor's.
+    let mut sensor_retry: Option<u64> = None;
+    let mut other_failure = false;
     for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
         match result {
             Some(Ok(part)) => {
@@ -237,7 +249,15 @@ pub async fn aggregate(
                 timed_out = true;
                 problems.push(format!("backend {i} ({}): timed out", backend.url_pattern));
             }
-            Some(Err(e)) => problems.push(format!("backend {i} ({}): {e}", backend.url_pattern)),
+            Some(Err(e)) => {
+                match &e {
+                    ProxyError::Sensor(_, retry) => {
+                        sensor_retry = Some(sensor_retry.map_or(*retry, |r| r.min(*retry)));
+                    }
+                    _ => other_failure = true,
+                }
+                problems.push(format!("backend {i} ({}): {e}", backend.url_pattern));
+            }
         }
     }
     if succeeded > 0 {
@@ -260,11 +280,15 @@ pub async fn aggregate(
         endpoint.path,
         problems.join("; ")
     );
-    Err(if timed_out {
-        EndpointError::Timeout(problems)
-    } else {
-        EndpointError::Failed(problems)
-    })
+    Err(
+        if let (Some(retry), false, false) = (sensor_retry, other_failure, timed_out) {
+            EndpointError::Unavailable(problems, retry)
+        } else if timed_out {
+            EndpointError::Timeout(problems)
+        } else {
+            EndpointError::Failed(problems)
+        },
+    )
 }
 
 /// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers

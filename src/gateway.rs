@@ -13,6 +13,7 @@ use crate::limiter::{Clock, EndpointLimit, Shared};
 use crate::proxy::Upstreams;
 use crate::proxy::pool::Pool;
 use crate::router::{self, Router};
+use crate::sensor::run::{self as sensor_run, Sensor};
 
 /// One piece of a backend `url_pattern`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,8 @@ pub struct CompiledBackend {
     pub hosts: Vec<(Rc<Pool>, HeaderValue)>,
     /// `qos/ratelimit/proxy`: one bucket for all calls to this backend.
     pub limit: Option<Shared>,
+    /// `gatelet/sensor`: the sensor read instead of calling a host.
+    pub sensor: Option<(Rc<Sensor>, bool)>,
     next: Cell<usize>,
 }
 
@@ -57,6 +60,7 @@ impl CompiledBackend {
             query,
             hosts: Vec::new(),
             limit: None,
+            sensor: None,
             next: Cell::new(0),
         }
     }
@@ -76,8 +80,10 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     /// Per endpoint (same index), its `qos/ratelimit/router` limiter.
     pub limits: Vec<Option<EndpointLimit>>,
-    /// The limiters' clock.
+    /// The limiters' and sensors' clock.
     pub clock: Clock,
+    /// Live sensors, same order as `config.sensors`.
+    pub sensors: Vec<Rc<Sensor>>,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -124,6 +130,11 @@ impl Gateway {
             .flat_map(|b| &b.hosts)
             .map(|h| h.addr);
         let upstreams = Upstreams::new(addrs, executor);
+        let clock = Clock::start();
+        let sensors: Vec<Rc<Sensor>> = config.sensors.iter().map(|s| Rc::new(Sensor::new(s.clone()))).collect();
+        for sensor in &sensors {
+            executor.spawn(sensor_run::run(sensor.clone(), clock)).detach();
+        }
         let backends = config
             .endpoints
             .iter()
@@ -144,6 +155,7 @@ impl Gateway {
                             })
                             .collect(),
                         limit: b.rate_limit.map(|r| Shared::new(r, 0)),
+                        sensor: b.sensor.map(|s| (sensors[s.sensor].clone(), s.reject_stale)),
                         next: Cell::new(0),
                     })
                     .collect()
@@ -159,7 +171,8 @@ impl Gateway {
             .collect();
         Gateway {
             limits,
-            clock: Clock::start(),
+            clock,
+            sensors,
             router: Router::new(&config.endpoints),
             debug: debug || config.debug_endpoint,
             config,

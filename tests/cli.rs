@@ -148,4 +148,16 @@ fn the_embedded_default_config_serves_its_demo_endpoint() {
     assert_eq!(doc["gateway"]["status"], "ok");
     assert_eq!(doc["asked_for"], "/__echo/bus/7?q=x");
     assert_eq!(doc["req_method"], "GET");
+    // Live data from /proc, as file sensors.
+    let system = poll_until(Duration::from_secs(5), || {
+        let r = get(addr, "/system");
+        (r.header("x-gatelet-completed") == Some("true")).then_some(r)
+    })
+    .expect("/system never complete");
+    let doc = system.json();
+    assert_eq!(doc["load"]["value"].as_str().unwrap().split(' ').count(), 5, "{doc}");
+    assert!(doc["uptime"]["value"].as_str().is_some());
+    assert!(doc["memory"]["value"]["MemTotal"].as_str().unwrap().ends_with("kB"));
+    let health = get(addr, "/__health").json();
+    assert_eq!(health["agents"]["load"]["status"], "ok", "{health}");
 }

@@ -5,6 +5,7 @@
 mod duration;
 pub mod json;
 mod model;
+mod sensors;
 mod validate;
 
 pub use model::*;

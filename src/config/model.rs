@@ -8,6 +8,7 @@ use std::time::Duration;
 pub use crate::limiter::Strategy;
 pub use crate::limiter::bucket::Rate;
 pub use crate::merge::Shape;
+pub use crate::sensor::decode::Decode;
 
 /// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -42,6 +43,45 @@ pub struct Config {
     pub router: RouterOptions,
     /// `endpoints`, in config order.
     pub endpoints: Vec<Endpoint>,
+    /// `extra_config."gatelet/sensors"`, in config order.
+    pub sensors: Vec<Sensor>,
+}
+
+/// One sensor of `extra_config."gatelet/sensors"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sensor {
+    /// The key it is defined under; backends name it.
+    pub name: String,
+    /// `decode` (with `scale` / `checksum`).
+    pub decode: Decode,
+    /// `max_age`: readings older than this are `stale`.
+    pub max_age: Option<Duration>,
+    /// `key`: keep the latest reading per value of this field.
+    pub key: Option<String>,
+    /// `max_frame` (bytes, default 4096): longer frames are dropped and counted.
+    pub max_frame: usize,
+    /// Where the bytes come from.
+    pub source: SensorSource,
+}
+
+/// A sensor's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SensorSource {
+    /// `"file": {"path", "mode": "read", "interval"}`: the whole file is one frame, re-read
+    /// every `interval`.
+    FileRead {
+        path: std::path::PathBuf,
+        interval: Duration,
+    },
+}
+
+/// A backend that reads a sensor instead of calling a host (`"gatelet/sensor"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorBackend {
+    /// Index into `Config::sensors`.
+    pub sensor: usize,
+    /// `reject_stale`: a stale reading fails the backend instead of being served.
+    pub reject_stale: bool,
 }
 
 /// `extra_config.router` keys that gatelet honours.
@@ -165,4 +205,6 @@ pub struct Backend {
     pub input_query_strings: Option<Forward>,
     /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
     pub rate_limit: Option<Rate>,
+    /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
+    pub sensor: Option<SensorBackend>,
 }

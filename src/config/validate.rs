@@ -381,8 +381,9 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     let mut router = RouterOptions::default();
+    let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
     if let Some((n, p)) = obj.take("extra_config") {
-        service_extra(c, n, &p, &mut router);
+        (sensors, sensor_names) = service_extra(c, n, &p, &mut router);
     }
     let defaults = Defaults {
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -391,6 +392,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         hosts: hosts.as_deref(),
         hosts_given,
         router: &router,
+        sensors: &sensors,
+        sensor_names: &sensor_names,
     };
     let mut endpoints = Vec::new();
     if let Some((n, p)) = obj.take("endpoints") {
@@ -421,6 +424,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         echo_endpoint,
         router,
         endpoints,
+        sensors,
     })
 }
 
@@ -433,6 +437,8 @@ struct Defaults<'a> {
     /// The service sets `host` (perhaps invalid, already reported).
     hosts_given: bool,
     router: &'a RouterOptions,
+    sensors: &'a [Sensor],
+    sensor_names: &'a [String],
 }
 
 fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
@@ -597,8 +603,14 @@ pub fn host(s: &str) -> Result<Host, String> {
     Ok(Host { authority, addr })
 }
 
-fn service_extra(c: &mut Checker, node: &Node, path: &str, router: &mut RouterOptions) {
-    let Some(mut obj) = c.object(node, path) else { return };
+fn service_extra(c: &mut Checker, node: &Node, path: &str, router: &mut RouterOptions) -> (Vec<Sensor>, Vec<String>) {
+    let Some(mut obj) = c.object(node, path) else {
+        return (Vec::new(), Vec::new());
+    };
+    let sensors = match obj.take("gatelet/sensors") {
+        Some((n, p)) => super::sensors::sensors(c, n, &p),
+        None => (Vec::new(), Vec::new()),
+    };
     if let Some((n, p)) = obj.take("router")
         && let Some(mut r) = c.object(n, &p)
     {
@@ -624,6 +636,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str, router: &mut RouterOp
         r.finish(c);
     }
     unsupported_namespaces(c, &mut obj);
+    sensors
 }
 
 /// Reports every namespace left in an `extra_config` object.
@@ -820,6 +833,8 @@ fn endpoint(
                     output: output.unwrap_or(OutputEncoding::Json),
                     hosts: defaults.hosts,
                     hosts_given: defaults.hosts_given,
+                    sensors: defaults.sensors,
+                    sensor_names: defaults.sensor_names,
                 };
                 for (j, item) in items.iter().enumerate() {
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
@@ -865,6 +880,8 @@ struct BackendContext<'a> {
     output: OutputEncoding,
     hosts: Option<&'a [Host]>,
     hosts_given: bool,
+    sensors: &'a [Sensor],
+    sensor_names: &'a [String],
 }
 
 fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
@@ -937,6 +954,55 @@ fn dot_paths(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Vec<String>
 fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Option<Backend> {
     let mut obj = c.object(node, path)?;
     let errors_before = c.errors.len();
+    // `extra_config` first: a sensor backend has no host and no url_pattern.
+    let mut rate_limit = None;
+    let mut sensor = None;
+    if let Some((n, p)) = obj.take("extra_config")
+        && let Some(mut extra) = c.object(n, &p)
+    {
+        if let Some((n, p)) = extra.take("qos/ratelimit/proxy")
+            && let Some(mut q) = c.object(n, &p)
+        {
+            let every = every(c, &mut q);
+            rate_limit = bucket(c, &mut q, "max_rate", "capacity", every, true).flatten();
+            q.finish(c);
+        }
+        if let Some((n, p)) = extra.take("gatelet/sensor") {
+            sensor = Some(super::sensors::backend(c, n, &p, ctx.sensors, ctx.sensor_names));
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a sensor reading is JSON: it cannot be passed through \"no-op\"",
+                );
+            }
+        }
+        unsupported_namespaces(c, &mut extra);
+    }
+    if let Some(sensor) = sensor {
+        for key in ["host", "url_pattern", "encoding", "sd", "method"] {
+            if let Some((n, p)) = obj.take(key) {
+                c.error(n.pos, &p, "has no effect on a \"gatelet/sensor\" backend");
+            }
+        }
+        let shape = shape(c, &mut obj, Encoding::Json);
+        obj.finish(c);
+        if c.errors.len() > errors_before {
+            return None;
+        }
+        let sensor = sensor?;
+        return Some(Backend {
+            hosts: Vec::new(),
+            url_pattern: format!("sensor {}", ctx.sensors[sensor.sensor].name),
+            method: ctx.method.clone(),
+            encoding: Encoding::Json,
+            shape,
+            input_headers: None,
+            input_query_strings: None,
+            rate_limit,
+            sensor: Some(sensor),
+        });
+    }
     let mut hosts = match obj.take("host") {
         Some((n, p)) => hosts(c, n, &p),
         None => match ctx.hosts {
@@ -999,55 +1065,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
         }
         None => Some(default_encoding),
     };
-    let mut shape = Shape::default();
-    let mut shaping: Vec<(Pos, String)> = Vec::new();
-    if let Some((n, p)) = obj.take("is_collection") {
-        shape.is_collection = c.boolean(n, &p).unwrap_or(false);
-        if shape.is_collection {
-            shaping.push((n.pos, p));
-        }
-    }
-    if let Some((n, p)) = obj.take("target") {
-        if let Some(s) = c.string(n, &p) {
-            shape.target = dot_path(c, s, n.pos, &p).unwrap_or_default();
-        }
-        shaping.push((n.pos, p));
-    }
-    if let Some((n, p)) = obj.take("allow") {
-        shape.allow = dot_paths(c, n, &p).unwrap_or_default();
-        shaping.push((n.pos, p));
-    }
-    if let Some((n, p)) = obj.take("deny") {
-        shape.deny = dot_paths(c, n, &p).unwrap_or_default();
-        shaping.push((n.pos, p));
-    }
-    if let Some((n, p)) = obj.take("mapping")
-        && let Some(mut m) = c.object(n, &p)
-    {
-        for (key, value) in m.rest() {
-            let kp = join(&p, &key.name);
-            if key.name.is_empty() {
-                c.error(key.pos, &kp, "must not be empty");
-            } else if let Some(to) = c.nonempty(value, &kp) {
-                shape.mapping.push((key.name.clone(), to.to_string()));
-            }
-        }
-        m.finish(c);
-        shaping.push((n.pos, p));
-    }
-    if let Some((n, p)) = obj.take("group") {
-        shape.group = c.nonempty(n, &p).map(str::to_string);
-        shaping.push((n.pos, p));
-    }
-    if encoding == Some(Encoding::NoOp) {
-        for (pos, p) in shaping {
-            c.error(
-                pos,
-                &p,
-                "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
-            );
-        }
-    }
+    let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
     let input_headers = match obj.take("input_headers") {
         Some((n, p)) => forward(c, n, &p, true).map(Some),
         None => Some(None),
@@ -1056,25 +1074,13 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
         Some((n, p)) => forward(c, n, &p, false).map(Some),
         None => Some(None),
     };
-    let mut rate_limit = None;
-    if let Some((n, p)) = obj.take("extra_config")
-        && let Some(mut extra) = c.object(n, &p)
-    {
-        if let Some((n, p)) = extra.take("qos/ratelimit/proxy")
-            && let Some(mut q) = c.object(n, &p)
-        {
-            let every = every(c, &mut q);
-            rate_limit = bucket(c, &mut q, "max_rate", "capacity", every, true).flatten();
-            q.finish(c);
-        }
-        unsupported_namespaces(c, &mut extra);
-    }
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;
     }
     Some(Backend {
         rate_limit,
+        sensor: None,
         hosts: hosts?,
         url_pattern: url?,
         method: method?,
@@ -1285,4 +1291,59 @@ fn strategy(c: &mut Checker, q: &mut Obj, params: &[String]) -> (Option<Strategy
         }
     };
     (strategy, at)
+}
+
+/// `is_collection`, `target`, `allow`, `deny`, `mapping`, `group` of a backend; all of them are
+/// errors with `no-op` encoding, where the body is never decoded.
+fn shape(c: &mut Checker, obj: &mut Obj, encoding: Encoding) -> Shape {
+    let mut shape = Shape::default();
+    let mut shaping: Vec<(Pos, String)> = Vec::new();
+    if let Some((n, p)) = obj.take("is_collection") {
+        shape.is_collection = c.boolean(n, &p).unwrap_or(false);
+        if shape.is_collection {
+            shaping.push((n.pos, p));
+        }
+    }
+    if let Some((n, p)) = obj.take("target") {
+        if let Some(s) = c.string(n, &p) {
+            shape.target = dot_path(c, s, n.pos, &p).unwrap_or_default();
+        }
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("allow") {
+        shape.allow = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("deny") {
+        shape.deny = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("mapping")
+        && let Some(mut m) = c.object(n, &p)
+    {
+        for (key, value) in m.rest() {
+            let kp = join(&p, &key.name);
+            if key.name.is_empty() {
+                c.error(key.pos, &kp, "must not be empty");
+            } else if let Some(to) = c.nonempty(value, &kp) {
+                shape.mapping.push((key.name.clone(), to.to_string()));
+            }
+        }
+        m.finish(c);
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("group") {
+        shape.group = c.nonempty(n, &p).map(str::to_string);
+        shaping.push((n.pos, p));
+    }
+    if encoding == Encoding::NoOp {
+        for (pos, p) in shaping {
+            c.error(
+                pos,
+                &p,
+                "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
+            );
+        }
+    }
+    shape
 }

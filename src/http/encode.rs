@@ -89,8 +89,10 @@ pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
     {
         headers.insert(header::ALLOW, v);
     }
-    if let Some((quota, retry_after)) = error.rate_limit() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(ceil_secs(retry_after)));
+    if let Some(secs) = error.retry_after_secs() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some((quota, _)) = error.rate_limit() {
         rate_limit_headers(headers, &quota);
     }
     if error.closes() {
@@ -111,12 +113,12 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{}}`.
-pub fn health(now: SystemTime) -> Response<Body> {
-    json(
-        StatusCode::OK,
-        format!(r#"{{"status":"ok","now":"{}","agents":{{}}}}"#, rfc3339(now)),
-    )
+/// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{...}}`,
+/// one agent per sensor; `status` is `degraded` when any agent is not `ok`.
+pub fn health(now: SystemTime, agents: Map<String, Value>) -> Response<Body> {
+    let degraded = agents.values().any(|a| a["status"] != "ok");
+    let doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents});
+    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
 }
 
 /// The echo document (KrakenD's `/__echo/` field names).

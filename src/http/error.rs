@@ -75,8 +75,17 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Endpoint(EndpointError::Failed(_)) => StatusCode::BAD_GATEWAY,
             Error::Endpoint(EndpointError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Endpoint(EndpointError::Unavailable(..)) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// Whole seconds for `Retry-After`, for the errors that have one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::Endpoint(EndpointError::Unavailable(_, retry)) => Some(*retry),
+            _ => self.rate_limit().map(|(_, ns)| ceil_secs(ns)),
         }
     }
 
@@ -125,6 +134,9 @@ impl Error {
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
+            Error::Endpoint(EndpointError::Unavailable(_, retry)) => {
+                format!("sensor data unavailable; retry in {retry} s")
+            }
             Error::RateLimited(Refusal::Client { retry_after, .. }) => {
                 format!(
                     "too many requests from this client; retry in {} s",

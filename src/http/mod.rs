@@ -115,7 +115,15 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
     let router = &gw.config.router;
     if !router.disable_health && path == router.health_path {
         return match parts.method {
-            Method::GET => Ok(encode::health(SystemTime::now())),
+            Method::GET => {
+                let now = gw.clock.now();
+                let agents = gw
+                    .sensors
+                    .iter()
+                    .map(|s| (s.config.name.clone(), s.health(now)))
+                    .collect();
+                Ok(encode::health(SystemTime::now(), agents))
+            }
             _ => Err(Error::MethodNotAllowed("GET".into())),
         };
     }

@@ -43,6 +43,8 @@ pub enum ProxyError {
     Decode(String),
     /// The backend's `qos/ratelimit/proxy` bucket was empty: the call was not made.
     RateLimited,
+    /// A sensor backend has no reading to give; seconds until its source is tried again.
+    Sensor(String, u64),
 }
 
 impl fmt::Display for ProxyError {
@@ -50,6 +52,7 @@ impl fmt::Display for ProxyError {
         match self {
             ProxyError::Timeout => f.write_str("timed out"),
             ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
+            ProxyError::Sensor(e, _) => f.write_str(e),
             ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
             ProxyError::Http(e) => write!(f, "request failed: {e}"),
             ProxyError::Status(s) => write!(f, "status {s}"),

@@ -6,4 +6,5 @@
 pub mod decode;
 pub mod lines;
 pub mod nmea;
+pub mod run;
 pub mod store;

@@ -1,0 +1,231 @@
+//! `extra_config."gatelet/sensors"` (service) and `extra_config."gatelet/sensor"` (backend):
+//! sensor definitions and the backends that read them. Same rules as the rest of the config:
+//! every key known, every value checked, every error with its path and position.
+
+use std::time::Duration;
+
+use super::json::{Node, Value};
+use super::model::{Decode, Sensor, SensorBackend, SensorSource};
+use super::validate::{Checker, join};
+use crate::sensor::nmea::Checksum;
+
+/// Default `max_frame`.
+pub const DEFAULT_MAX_FRAME: usize = 4096;
+/// Largest `max_frame` (a frame is held in memory whole).
+pub const MAX_MAX_FRAME: i64 = 1 << 20;
+
+/// Sources KrakenD users will look for that gatelet has not implemented yet.
+const LATER_SOURCES: [&str; 4] = ["tcp", "unix", "listen", "serial"];
+
+/// Parses the service's sensors: the valid ones, and every name defined (so that a backend
+/// naming an invalid sensor is not told it does not exist).
+pub fn sensors(c: &mut Checker, node: &Node, path: &str) -> (Vec<Sensor>, Vec<String>) {
+    let Some(mut obj) = c.object(node, path) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    for (key, value) in obj.rest() {
+        names.push(key.name.clone());
+        let p = join(path, &key.name);
+        if key.name.is_empty()
+            || !key
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            c.error(
+                key.pos,
+                &p,
+                format!("sensor name \"{}\" must be letters, digits, '_' or '-'", key.name),
+            );
+            continue;
+        }
+        if let Some(s) = sensor(c, &key.name, value, &p) {
+            out.push(s);
+        }
+    }
+    obj.finish(c);
+    (out, names)
+}
+
+fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor> {
+    let mut obj = c.object(node, path)?;
+    let errors_before = c.errors.len();
+    let kind = obj.require(c, "decode", "text, number, json, json-lines, kv or nmea");
+    let scale = obj.take("scale");
+    let checksum = obj.take("checksum");
+    let decode = kind.and_then(|(n, p)| match c.string(n, &p)? {
+        "text" => Some(Decode::Text),
+        "number" => Some(Decode::Number { scale: None }),
+        "json" => Some(Decode::Json),
+        "json-lines" => Some(Decode::JsonLines),
+        "kv" => Some(Decode::Kv),
+        "nmea" => Some(Decode::Nmea(Checksum::Require)),
+        other => {
+            c.error(
+                n.pos,
+                &p,
+                format!("unknown decode \"{other}\" (text, number, json, json-lines, kv, nmea)"),
+            );
+            None
+        }
+    });
+    let decode = match (decode, scale) {
+        (Some(Decode::Number { .. }), Some((n, p))) => match &n.value {
+            Value::Number(t) => match t.parse::<f64>() {
+                Ok(v) if v.is_finite() && v != 0.0 => Some(Decode::Number { scale: Some(v) }),
+                _ => {
+                    c.error(n.pos, &p, format!("scale {t} must be a finite number other than 0"));
+                    None
+                }
+            },
+            _ => {
+                c.error(n.pos, &p, format!("expected a number, found {}", n.value.kind()));
+                None
+            }
+        },
+        (_, Some((n, p))) => {
+            c.error(n.pos, &p, "has no effect without decode \"number\"");
+            None
+        }
+        (d, None) => d,
+    };
+    let decode = match (decode, checksum) {
+        (Some(Decode::Nmea(_)), Some((n, p))) => match c.string(n, &p) {
+            Some("require") => Some(Decode::Nmea(Checksum::Require)),
+            Some("allow_missing") => Some(Decode::Nmea(Checksum::AllowMissing)),
+            Some(other) => {
+                c.error(
+                    n.pos,
+                    &p,
+                    format!("unknown checksum \"{other}\" (require, allow_missing)"),
+                );
+                None
+            }
+            None => None,
+        },
+        (_, Some((n, p))) => {
+            c.error(n.pos, &p, "has no effect without decode \"nmea\"");
+            None
+        }
+        (d, None) => d,
+    };
+    let max_age = obj.take("max_age").map(|(n, p)| c.positive_duration(n, &p));
+    let key = obj.take("key").map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
+    let max_frame = match obj.take("max_frame") {
+        Some((n, p)) => c.integer(n, &p, 16, MAX_MAX_FRAME).map(|v| v as usize),
+        None => Some(DEFAULT_MAX_FRAME),
+    };
+    if let Some((n, p)) = obj.take("events") {
+        c.error(n.pos, &p, "event sensors are not implemented in gatelet yet");
+    }
+    let mut source = None;
+    let mut sources = 0;
+    if let Some((n, p)) = obj.take("file") {
+        sources += 1;
+        source = file(c, n, &p);
+    }
+    for later in LATER_SOURCES {
+        if let Some((n, p)) = obj.take(later) {
+            sources += 1;
+            c.error(
+                n.pos,
+                &p,
+                format!("source \"{later}\" is not implemented in gatelet yet (file works)"),
+            );
+        }
+    }
+    match sources {
+        0 => c.error(obj.pos, path, "needs a source: \"file\""),
+        1 => {}
+        _ => c.error(obj.pos, path, "has more than one source"),
+    }
+    obj.finish(c);
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(Sensor {
+        name: name.to_string(),
+        decode: decode?,
+        max_age: max_age.unwrap_or(Some(Duration::ZERO)).filter(|d| !d.is_zero()),
+        key: key.unwrap_or(Some(String::new())).filter(|k| !k.is_empty()),
+        max_frame: max_frame?,
+        source: source?,
+    })
+}
+
+fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
+    let mut obj = c.object(node, path)?;
+    let file = obj
+        .require(c, "path", "the file to read")
+        .and_then(|(n, p)| c.nonempty(n, &p));
+    let mode = match obj.take("mode") {
+        Some((n, p)) => match c.string(n, &p) {
+            Some("read") => Some(()),
+            Some("follow") => {
+                c.error(
+                    n.pos,
+                    &p,
+                    "mode \"follow\" is not implemented in gatelet yet (read works)",
+                );
+                None
+            }
+            Some(other) => {
+                c.error(n.pos, &p, format!("unknown mode \"{other}\" (read, follow)"));
+                None
+            }
+            None => None,
+        },
+        None => Some(()),
+    };
+    let interval = match obj.take("interval") {
+        Some((n, p)) => c.positive_duration(n, &p),
+        None => Some(Duration::from_secs(1)),
+    };
+    obj.finish(c);
+    mode?;
+    Some(SensorSource::FileRead {
+        path: file?.into(),
+        interval: interval?,
+    })
+}
+
+/// A backend's `"gatelet/sensor": {"name", "reject_stale"}`, resolved against `sensors`.
+pub fn backend(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    sensors: &[Sensor],
+    names: &[String],
+) -> Option<SensorBackend> {
+    let mut obj = c.object(node, path)?;
+    let name = obj.require(c, "name", "the sensor to read").and_then(|(n, p)| {
+        let name = c.string(n, &p)?;
+        match sensors.iter().position(|s| s.name == name) {
+            Some(i) => Some(i),
+            // Defined but invalid: already reported where it is defined.
+            None if names.iter().any(|n| n == name) => None,
+            None => {
+                c.error(
+                    n.pos,
+                    &p,
+                    format!("no sensor \"{name}\" in extra_config.\"gatelet/sensors\""),
+                );
+                None
+            }
+        }
+    });
+    let reject_stale = match obj.take("reject_stale") {
+        Some((n, p)) => c.boolean(n, &p),
+        None => Some(false),
+    };
+    if let Some((n, p)) = obj.take("write") {
+        c.error(n.pos, &p, "sensor writes are not implemented in gatelet yet");
+    }
+    obj.finish(c);
+    Some(SensorBackend {
+        sensor: name?,
+        reject_stale: reject_stale?,
+    })
+}

@@ -1,0 +1,216 @@
+//! Live sensors: each configured sensor's state (latest reading, counters, last error) and
+//! the task that feeds it from its source, on the one executor. Sources so far: `file` in
+//! `read` mode — the file (at most `max_frame` bytes: sysfs, /proc, a status file) is re-read
+//! every `interval`; a missing or unreadable file marks the sensor down until it reads again.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use async_io::Timer;
+use serde_json::{Map, Value, json};
+
+use super::decode::{Decode, Decoder};
+use super::lines::Lines;
+use super::store::Latest;
+use crate::config::{self, SensorSource};
+use crate::limiter::Clock;
+use crate::limiter::bucket::Nanos;
+
+/// Counters and last error of a sensor, for `/__health`.
+#[derive(Debug, Default)]
+struct Counters {
+    frames_ok: u64,
+    frames_bad: u64,
+    reconnects: u64,
+    last_error: Option<String>,
+    /// The source is readable now.
+    up: bool,
+}
+
+/// One live sensor.
+pub struct Sensor {
+    /// Its configuration.
+    pub config: config::Sensor,
+    latest: RefCell<Latest>,
+    decoder: RefCell<Decoder>,
+    counters: RefCell<Counters>,
+}
+
+/// How a sensor is doing (`/__health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Fresh data.
+    Ok,
+    /// The source is up but the data is older than `max_age` (or there is none yet).
+    Stale,
+    /// The source cannot be read.
+    Down,
+}
+
+impl Sensor {
+    /// A sensor with no reading yet.
+    pub fn new(config: config::Sensor) -> Sensor {
+        Sensor {
+            latest: RefCell::new(Latest::new(config.key.clone(), config.max_age)),
+            decoder: RefCell::new(Decoder::new(config.decode.clone())),
+            counters: RefCell::default(),
+            config,
+        }
+    }
+
+    /// Where the data comes from, for messages.
+    pub fn source(&self) -> String {
+        match &self.config.source {
+            SensorSource::FileRead { path, .. } => format!("file {}", path.display()),
+        }
+    }
+
+    /// How long until the source is tried again (for `Retry-After`).
+    pub fn retry_in(&self) -> Duration {
+        match &self.config.source {
+            SensorSource::FileRead { interval, .. } => *interval,
+        }
+    }
+
+    /// Decodes and stores one frame; bad frames are counted and dropped.
+    pub fn ingest(&self, frame: &[u8], now: Nanos, wall: SystemTime) {
+        let decoded = self.decoder.borrow_mut().frame(frame);
+        let mut counters = self.counters.borrow_mut();
+        match decoded {
+            Ok(Some(value)) => match self.latest.borrow_mut().put(value, now, wall) {
+                Ok(()) => counters.frames_ok += 1,
+                Err(e) => {
+                    counters.frames_bad += 1;
+                    counters.last_error = Some(format!("frame dropped: {e:?}"));
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                counters.frames_bad += 1;
+                counters.last_error = Some(format!("bad frame: {}", e.0));
+            }
+        }
+    }
+
+    fn source_up(&self) {
+        let mut c = self.counters.borrow_mut();
+        if !c.up {
+            c.up = true;
+            c.reconnects += 1;
+        }
+    }
+
+    fn source_down(&self, error: String) {
+        let mut c = self.counters.borrow_mut();
+        c.up = false;
+        c.last_error = Some(error);
+    }
+
+    /// The sensor's status at `now`.
+    pub fn status(&self, now: Nanos) -> Status {
+        if !self.counters.borrow().up {
+            Status::Down
+        } else if self.latest.borrow().stale(now) {
+            Status::Stale
+        } else {
+            Status::Ok
+        }
+    }
+
+    /// The `/__health` entry.
+    pub fn health(&self, now: Nanos) -> Value {
+        let status = match self.status(now) {
+            Status::Ok => "ok",
+            Status::Stale => "stale",
+            Status::Down => "down",
+        };
+        let c = self.counters.borrow();
+        let age = self
+            .latest
+            .borrow()
+            .newest()
+            .map(|at| now.saturating_sub(at) / 1_000_000);
+        json!({"status": status, "age_ms": age, "frames_ok": c.frames_ok, "frames_bad": c.frames_bad,
+               "reconnects": c.reconnects.saturating_sub(1), "last_error": c.last_error})
+    }
+
+    /// The reading a backend returns, or why there is none to give.
+    pub fn reading(&self, now: Nanos, reject_stale: bool) -> Result<Map<String, Value>, String> {
+        let retry = format!("retrying in {}s", self.retry_in().as_secs_f64().ceil());
+        let down = || {
+            let c = self.counters.borrow();
+            let why = c.last_error.clone().unwrap_or_else(|| "not read yet".into());
+            format!("{}: {why}; {retry}", self.source())
+        };
+        let latest = self.latest.borrow();
+        let Some(Value::Object(doc)) = latest.to_json(now) else {
+            return Err(if self.counters.borrow().up {
+                format!("{}: no data yet", self.source())
+            } else {
+                down()
+            });
+        };
+        if latest.stale(now) && (reject_stale || !self.counters.borrow().up) {
+            return Err(match self.counters.borrow().up {
+                true => format!("{}: stale data rejected", self.source()),
+                false => down(),
+            });
+        }
+        Ok(doc)
+    }
+}
+
+/// Feeds `sensor` from its source forever (cancelled when the executor stops).
+pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
+    match sensor.config.source.clone() {
+        SensorSource::FileRead { path, interval } => loop {
+            read_file(&sensor, &path, clock);
+            Timer::after(interval).await;
+        },
+    }
+}
+
+/// Reads the whole (small) file as one frame; line decoders get it line by line.
+fn read_file(sensor: &Sensor, path: &std::path::Path, clock: Clock) {
+    let max = sensor.config.max_frame;
+    let mut bytes = Vec::new();
+    // Non-blocking open: a FIFO at that path must not stall the one executor thread.
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .and_then(|f| {
+            if f.metadata()?.is_file() {
+                f.take(max as u64 + 1).read_to_end(&mut bytes)
+            } else {
+                Err(std::io::Error::other("not a regular file"))
+            }
+        });
+    if let Err(e) = read {
+        sensor.source_down(e.to_string());
+        return;
+    }
+    sensor.source_up();
+    let (now, wall) = (clock.now(), SystemTime::now());
+    if bytes.len() > max {
+        let mut c = sensor.counters.borrow_mut();
+        c.frames_bad += 1;
+        c.last_error = Some(format!("frame larger than max_frame ({max} bytes) dropped"));
+        return;
+    }
+    match sensor.config.decode {
+        Decode::JsonLines | Decode::Nmea(_) => {
+            let mut lines = Lines::new(max);
+            bytes.push(b'\n');
+            lines.push(&bytes, |frame| {
+                if let Ok(frame) = frame {
+                    sensor.ingest(frame, now, wall);
+                }
+            });
+        }
+        _ => sensor.ingest(&bytes, now, wall),
+    }
+}

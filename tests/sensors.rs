@@ -1,0 +1,185 @@
+//! File sensors end to end over real files and sockets: readings served as backends (merged,
+//! shaped, with ages), a missing file showing `down` in `/__health` and 503 with Retry-After,
+//! then `ok` again when the file appears, bad frames counted without losing the last reading,
+//! `reject_stale`, and /proc read as it is on any Linux box.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("gatelet-sensors-{name}-{}", std::process::id()));
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// Rewrites a file atomically (write + rename), as a status-writing process would.
+fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn sensors_config(sensors: &str, endpoints: &str) -> String {
+    format!(r#"{{"version": 3, "extra_config": {{"gatelet/sensors": {{{sensors}}}}}, "endpoints": [{endpoints}]}}"#)
+}
+
+fn wait_for(gw: std::net::SocketAddr, path: &str, what: impl Fn(&Response) -> bool) -> Response {
+    let mut last = None;
+    let found = poll_until(Duration::from_secs(10), || {
+        let r = get(gw, path);
+        if what(&r) {
+            return Some(r);
+        }
+        last = Some(r);
+        None
+    });
+    found.unwrap_or_else(|| panic!("{path} never matched; last: {:?}", last.map(|r| (r.status, r.text()))))
+}
+
+#[test]
+fn a_file_sensor_is_served_as_a_backend_and_follows_rewrites() {
+    let dir = Dir::new("temp");
+    let temp = dir.file("temp");
+    write(&temp, "41900\n");
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""cabin": {{"decode": "number", "scale": 0.001, "max_age": "10s", "file": {{"path": "{}", "interval": "20ms"}}}}"#,
+            temp.display()
+        ),
+        r#"{"endpoint": "/cabin", "backend": [{"extra_config": {"gatelet/sensor": {"name": "cabin"}}, "group": "temperature"}]}"#,
+    ));
+    let r = wait_for(gw, "/cabin", |r| r.status == 200);
+    assert_eq!(r.header("x-gatelet-completed"), Some("true"));
+    let reading = &r.json()["temperature"];
+    assert_eq!(reading["value"], 41.9);
+    assert_eq!(reading["stale"], false);
+    assert!(reading["age_ms"].as_u64().unwrap() < 10_000);
+    assert!(reading["ts"].as_str().unwrap().ends_with('Z'));
+    let seq = reading["seq"].as_u64().unwrap();
+    write(&temp, "43250\n");
+    let r = wait_for(gw, "/cabin", |r| r.json()["temperature"]["value"] == 43.25);
+    assert!(r.json()["temperature"]["seq"].as_u64().unwrap() > seq);
+}
+
+#[test]
+fn a_missing_file_is_down_with_503_then_ok_when_it_appears() {
+    let dir = Dir::new("fuel");
+    let fuel = dir.file("fuel");
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""fuel": {{"decode": "kv", "file": {{"path": "{}", "interval": "20ms"}}}}"#,
+            fuel.display()
+        ),
+        r#"{"endpoint": "/fuel", "backend": [{"extra_config": {"gatelet/sensor": {"name": "fuel"}}, "allow": ["value.level"]}]}"#,
+    ));
+    let health = wait_for(gw, "/__health", |r| r.json()["agents"]["fuel"]["status"] == "down");
+    assert_eq!(health.json()["status"], "degraded");
+    assert!(
+        health.json()["agents"]["fuel"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("No such file")
+    );
+    let r = get(gw, "/fuel");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    write(&fuel, "level=71\nunit=%\n");
+    let health = wait_for(gw, "/__health", |r| r.json()["agents"]["fuel"]["status"] == "ok");
+    assert_eq!(health.json()["status"], "ok");
+    let r = get(gw, "/fuel");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"value": {"level": 71}}));
+}
+
+#[test]
+fn bad_frames_are_counted_and_the_last_good_reading_is_kept() {
+    let dir = Dir::new("bad");
+    let speed = dir.file("speed");
+    write(&speed, "42\n");
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""speed": {{"decode": "number", "file": {{"path": "{}", "interval": "20ms"}}}}"#,
+            speed.display()
+        ),
+        r#"{"endpoint": "/speed", "backend": [{"extra_config": {"gatelet/sensor": {"name": "speed"}}}]}"#,
+    ));
+    wait_for(gw, "/speed", |r| r.status == 200);
+    write(&speed, "\u{0}\u{ff}garbage\n");
+    let health = wait_for(gw, "/__health", |r| {
+        r.json()["agents"]["speed"]["frames_bad"].as_u64() > Some(0)
+    });
+    assert!(
+        health.json()["agents"]["speed"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("bad frame")
+    );
+    assert_eq!(
+        get(gw, "/speed").json()["value"],
+        42,
+        "the last good reading is still served"
+    );
+}
+
+#[test]
+fn reject_stale_fails_the_backend_and_the_others_still_answer() {
+    let dir = Dir::new("stale");
+    let door = dir.file("door");
+    write(&door, "closed\n");
+    let other = Backend::start(|_| Reply::json(r#"{"route":"M41"}"#));
+    let gw = gateway(&sensors_config(
+        // Read once an hour: the reading goes stale after 2 s and stays stale.
+        &format!(
+            r#""door": {{"decode": "text", "max_age": "2s", "file": {{"path": "{}", "interval": "1h"}}}}"#,
+            door.display()
+        ),
+        &format!(
+            r#"{{"endpoint": "/strict", "backend": [
+                {{"extra_config": {{"gatelet/sensor": {{"name": "door", "reject_stale": true}}}}, "group": "door"}},
+                {{"host": ["{u}"], "url_pattern": "/"}}]}},
+               {{"endpoint": "/lenient", "backend": [{{"extra_config": {{"gatelet/sensor": {{"name": "door"}}}}}}]}}"#,
+            u = other.url()
+        ),
+    ));
+    let fresh = wait_for(gw, "/strict", |r| r.header("x-gatelet-completed") == Some("true"));
+    assert_eq!(fresh.json()["door"]["value"], "closed", "{}", fresh.text());
+    let r = wait_for(gw, "/strict", |r| r.header("x-gatelet-completed") == Some("false"));
+    assert_eq!((r.status, r.json()), (200, json!({"route": "M41"})));
+    let lenient = get(gw, "/lenient").json();
+    assert_eq!(
+        (lenient["value"].clone(), lenient["stale"].clone()),
+        (json!("closed"), json!(true))
+    );
+    assert_eq!(get(gw, "/__health").json()["agents"]["door"]["status"], "stale");
+}
+
+#[test]
+fn proc_meminfo_reads_as_key_values() {
+    let gw = gateway(&sensors_config(
+        r#""memory": {"decode": "kv", "file": {"path": "/proc/meminfo"}}"#,
+        r#"{"endpoint": "/memory", "backend": [{"extra_config": {"gatelet/sensor": {"name": "memory"}}, "target": "value", "allow": ["MemTotal", "MemAvailable"]}]}"#,
+    ));
+    let r = wait_for(gw, "/memory", |r| r.status == 200);
+    let doc: Value = r.json();
+    assert!(doc["MemTotal"].as_str().unwrap().ends_with("kB"), "{doc}");
+    assert_eq!(doc.as_object().unwrap().len(), 2);
+}
