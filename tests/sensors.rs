@@ -183,3 +183,60 @@ fn proc_meminfo_reads_as_key_values() {
     assert!(doc["MemTotal"].as_str().unwrap().ends_with("kB"), "{doc}");
     assert_eq!(doc.as_object().unwrap().len(), 2);
 }
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn follow_mode_reads_appends_and_survives_truncation_and_rotation() {
+    let dir = Dir::new("follow");
+    let log = dir.file("gpsd.log");
+    // Older history than max_frame: only the tail matters on the first open.
+    let history: String = (0..200).map(|i| format!("{{\"class\":\"TPV\",\"n\":{i}}}\n")).collect();
+    std::fs::write(&log, history).unwrap();
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""gpsd": {{"decode": "json-lines", "key": "class", "max_frame": 256,
+                "file": {{"path": "{}", "mode": "follow", "interval": "20ms"}}}}"#,
+            log.display()
+        ),
+        r#"{"endpoint": "/gps", "backend": [{"extra_config": {"gatelet/sensor": {"name": "gpsd"}}}]}"#,
+    ));
+    let n = |r: &Response| r.json()["TPV"]["value"]["n"].clone();
+    wait_for(gw, "/gps", |r| r.status == 200 && n(r) == 199);
+
+    // Appends, one of them split over two writes, and a second kind of record.
+    append(&log, "{\"class\":\"SKY\",\"sats\":9}\n{\"class\":\"TPV\",");
+    append(&log, "\"n\":200}\n");
+    let r = wait_for(gw, "/gps", |r| n(r) == 200);
+    assert_eq!(r.json()["SKY"]["value"]["sats"], 9);
+
+    // Truncated in place, then written again from the start.
+    std::fs::write(&log, "{\"class\":\"TPV\",\"n\":1000}\n").unwrap();
+    wait_for(gw, "/gps", |r| n(r) == 1000);
+
+    // Rotated: renamed away, a new file under the name.
+    std::fs::rename(&log, dir.file("gpsd.log.1")).unwrap();
+    std::fs::write(&log, "{\"class\":\"TPV\",\"n\":2000}\n").unwrap();
+    wait_for(gw, "/gps", |r| n(r) == 2000);
+
+    // A line longer than max_frame is dropped and counted; the next one is read.
+    append(
+        &log,
+        &format!(
+            "{{\"class\":\"TPV\",\"pad\":\"{}\"}}\n{{\"class\":\"TPV\",\"n\":3000}}\n",
+            "x".repeat(400)
+        ),
+    );
+    wait_for(gw, "/gps", |r| n(r) == 3000);
+    let health = get(gw, "/__health").json();
+    assert_eq!(health["agents"]["gpsd"]["frames_bad"], 1, "{health}");
+    assert_eq!(health["agents"]["gpsd"]["status"], "ok");
+}

@@ -73,6 +73,12 @@ pub enum SensorSource {
         path: std::path::PathBuf,
         interval: Duration,
     },
+    /// `"file": {"path", "mode": "follow", "interval"}`: appended lines, like `tail -F`, checked
+    /// every `interval`; follows the name across rotation, restarts on truncation.
+    FileFollow {
+        path: std::path::PathBuf,
+        interval: Duration,
+    },
 }
 
 /// A backend that reads a sensor instead of calling a host (`"gatelet/sensor"`).

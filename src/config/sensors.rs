@@ -162,32 +162,25 @@ fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
         .and_then(|(n, p)| c.nonempty(n, &p));
     let mode = match obj.take("mode") {
         Some((n, p)) => match c.string(n, &p) {
-            Some("read") => Some(()),
-            Some("follow") => {
-                c.error(
-                    n.pos,
-                    &p,
-                    "mode \"follow\" is not implemented in gatelet yet (read works)",
-                );
-                None
-            }
+            Some("read") => Some(false),
+            Some("follow") => Some(true),
             Some(other) => {
                 c.error(n.pos, &p, format!("unknown mode \"{other}\" (read, follow)"));
                 None
             }
             None => None,
         },
-        None => Some(()),
+        None => Some(false),
     };
     let interval = match obj.take("interval") {
         Some((n, p)) => c.positive_duration(n, &p),
         None => Some(Duration::from_secs(1)),
     };
     obj.finish(c);
-    mode?;
-    Some(SensorSource::FileRead {
-        path: file?.into(),
-        interval: interval?,
+    let (path, interval) = (file?.into(), interval?);
+    Some(match mode? {
+        false => SensorSource::FileRead { path, interval },
+        true => SensorSource::FileFollow { path, interval },
     })
 }
 

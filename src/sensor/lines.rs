@@ -64,6 +64,12 @@ impl Lines {
         self.discarding = false;
     }
 
+    /// Drops everything up to the next newline (reading started mid-line).
+    pub fn skip_line(&mut self) {
+        self.buf.clear();
+        self.discarding = true;
+    }
+
     /// Bytes of the unfinished line held.
     pub fn pending(&self) -> usize {
         self.buf.len()

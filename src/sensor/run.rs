@@ -64,14 +64,16 @@ impl Sensor {
     /// Where the data comes from, for messages.
     pub fn source(&self) -> String {
         match &self.config.source {
-            SensorSource::FileRead { path, .. } => format!("file {}", path.display()),
+            SensorSource::FileRead { path, .. } | SensorSource::FileFollow { path, .. } => {
+                format!("file {}", path.display())
+            }
         }
     }
 
     /// How long until the source is tried again (for `Retry-After`).
     pub fn retry_in(&self) -> Duration {
         match &self.config.source {
-            SensorSource::FileRead { interval, .. } => *interval,
+            SensorSource::FileRead { interval, .. } | SensorSource::FileFollow { interval, .. } => *interval,
         }
     }
 
@@ -93,6 +95,15 @@ impl Sensor {
                 counters.last_error = Some(format!("bad frame: {}", e.0));
             }
         }
+    }
+
+    fn frame_too_long(&self) {
+        let mut c = self.counters.borrow_mut();
+        c.frames_bad += 1;
+        c.last_error = Some(format!(
+            "frame longer than max_frame ({} bytes) dropped",
+            self.config.max_frame
+        ));
     }
 
     fn source_up(&self) {
@@ -170,6 +181,100 @@ pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
             read_file(&sensor, &path, clock);
             Timer::after(interval).await;
         },
+        SensorSource::FileFollow { path, interval } => {
+            let mut follow = Follow::new(sensor.config.max_frame);
+            loop {
+                follow.tick(&sensor, &path, clock);
+                Timer::after(interval).await;
+            }
+        }
+    }
+}
+
+/// Bytes read from a followed file per tick, so a huge append never monopolises the loop; the
+/// rest is read on the next ticks.
+const FOLLOW_BUDGET: u64 = 256 * 1024;
+
+/// `tail -F` over a path: the open file, its identity, how far it has been read.
+struct Follow {
+    file: Option<(std::fs::File, (u64, u64))>,
+    offset: u64,
+    lines: Lines,
+}
+
+impl Follow {
+    fn new(max_frame: usize) -> Follow {
+        Follow {
+            file: None,
+            offset: 0,
+            lines: Lines::new(max_frame),
+        }
+    }
+
+    fn tick(&mut self, sensor: &Sensor, path: &std::path::Path, clock: Clock) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return sensor.source_down("not a regular file".into()),
+            Err(e) => return sensor.source_down(e.to_string()),
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.file.as_ref().map(|(_, old)| *old) != Some(id) {
+            // First open, or the name now points at a new file (rotation): finish the old one,
+            // then read the new one from its start.
+            let first = self.file.is_none();
+            if !first {
+                self.drain(sensor, clock);
+            }
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(path);
+            match opened {
+                Ok(f) => self.file = Some((f, id)),
+                Err(e) => return sensor.source_down(e.to_string()),
+            }
+            self.lines.reset();
+            // On the first open only the last `max_frame` bytes matter: the latest reading.
+            self.offset = if first {
+                meta.len().saturating_sub(sensor.config.max_frame as u64)
+            } else {
+                0
+            };
+            if self.offset > 0 {
+                self.lines.skip_line();
+            }
+        } else if meta.len() < self.offset {
+            // Truncated in place (`> file`, copytruncate): start over.
+            self.offset = 0;
+            self.lines.reset();
+        }
+        sensor.source_up();
+        self.drain(sensor, clock);
+    }
+
+    /// Reads what has been appended since `offset`, within the budget.
+    fn drain(&mut self, sensor: &Sensor, clock: Clock) {
+        use std::os::unix::fs::FileExt;
+        let Some((file, _)) = &self.file else { return };
+        let mut buf = [0u8; 16 * 1024];
+        let mut budget = FOLLOW_BUDGET;
+        while budget > 0 {
+            match file.read_at(&mut buf, self.offset) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.offset += n as u64;
+                    budget = budget.saturating_sub(n as u64);
+                    let (now, wall) = (clock.now(), SystemTime::now());
+                    self.lines.push(&buf[..n], |frame| match frame {
+                        Ok(frame) => sensor.ingest(frame, now, wall),
+                        Err(_) => sensor.frame_too_long(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return sensor.source_down(e.to_string()),
+            }
+        }
     }
 }
 
