@@ -240,3 +240,89 @@ fn follow_mode_reads_appends_and_survives_truncation_and_rotation() {
     assert_eq!(health["agents"]["gpsd"]["frames_bad"], 1, "{health}");
     assert_eq!(health["agents"]["gpsd"]["status"], "ok");
 }
+
+/// Accepts one connection within the test deadline (the listener is non-blocking).
+fn accept<L, S>(accept: impl Fn(&L) -> std::io::Result<S>, listener: &L) -> S {
+    poll_until(Duration::from_secs(10), || accept(listener).ok()).expect("the sensor never connected")
+}
+
+#[test]
+fn a_tcp_sensor_greets_reads_lines_and_reconnects_after_the_peer_closes() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""gpsd": {{"decode": "json-lines", "key": "class", "max_age": "2s", "reconnect_min": "20ms", "reconnect_max": "100ms",
+                "tcp": {{"address": "{}", "send_on_connect": "?WATCH={{\"enable\":true,\"json\":true}}\n"}}}}"#,
+            listener.local_addr().unwrap()
+        ),
+        r#"{"endpoint": "/gps", "backend": [{"extra_config": {"gatelet/sensor": {"name": "gpsd"}}, "target": "TPV.value"}]}"#,
+    ));
+    let mut peer = accept(|l: &std::net::TcpListener| l.accept().map(|(s, _)| s), &listener);
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut greeting = [0u8; 35];
+    peer.read_exact(&mut greeting).unwrap();
+    assert_eq!(&greeting, b"?WATCH={\"enable\":true,\"json\":true}\n");
+    peer.write_all(b"{\"class\":\"VERSION\",\"release\":\"3.25\"}\n{\"class\":\"TPV\",\"lat\":52.5")
+        .unwrap();
+    peer.write_all(b"2,\"lon\":13.4}\n").unwrap();
+    let r = wait_for(gw, "/gps", |r| r.status == 200);
+    assert_eq!(r.json(), json!({"class": "TPV", "lat": 52.52, "lon": 13.4}));
+
+    // The device goes away mid-line (and stops listening): the sensor is down, the half line
+    // is not a reading.
+    let addr = listener.local_addr().unwrap();
+    peer.write_all(b"{\"class\":\"TPV\",\"lat\":1").unwrap();
+    drop(peer);
+    drop(listener);
+    let health = wait_for(gw, "/__health", |r| r.json()["agents"]["gpsd"]["status"] == "down");
+    assert!(
+        health.json()["agents"]["gpsd"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("closed")
+    );
+    // Down beyond max_age: the old reading is no longer served.
+    let r = wait_for(gw, "/gps", |r| r.status == 503);
+    assert!(r.header("retry-after").is_some());
+
+    // It comes back on the same port: the sensor reconnects by itself and counts it.
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut peer = accept(|l: &std::net::TcpListener| l.accept().map(|(s, _)| s), &listener);
+    peer.set_nonblocking(false).unwrap();
+    peer.write_all(b"{\"class\":\"TPV\",\"lat\":48.1,\"lon\":11.5}\n")
+        .unwrap();
+    wait_for(gw, "/gps", |r| r.status == 200 && r.json()["lat"] == 48.1);
+    let health = get(gw, "/__health").json();
+    assert_eq!(health["agents"]["gpsd"]["reconnects"], 1, "{health}");
+    assert_eq!(
+        health["agents"]["gpsd"]["frames_bad"], 0,
+        "the half line was never decoded"
+    );
+}
+
+#[test]
+fn a_unix_socket_sensor_reads_kv_lines() {
+    use std::io::Write;
+    let dir = Dir::new("unix");
+    let path = dir.file("engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""engine": {{"decode": "kv", "unix": {{"path": "{}"}}}}"#,
+            path.display()
+        ),
+        r#"{"endpoint": "/engine", "backend": [{"extra_config": {"gatelet/sensor": {"name": "engine"}}, "target": "value"}]}"#,
+    ));
+    let mut peer = accept(
+        |l: &std::os::unix::net::UnixListener| l.accept().map(|(s, _)| s),
+        &listener,
+    );
+    peer.set_nonblocking(false).unwrap();
+    peer.write_all(b"rpm=1450\nrpm=1500\n").unwrap();
+    wait_for(gw, "/engine", |r| r.status == 200 && r.json()["rpm"] == 1500);
+}

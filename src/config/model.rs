@@ -79,6 +79,23 @@ pub enum SensorSource {
         path: std::path::PathBuf,
         interval: Duration,
     },
+    /// `"tcp": {"address", "send_on_connect"}` or `"unix": {"path", "send_on_connect"}`: a client
+    /// stream of lines, reconnected with jittered exponential backoff.
+    Stream {
+        target: StreamTarget,
+        send_on_connect: Option<String>,
+        reconnect_min: Duration,
+        reconnect_max: Duration,
+    },
+}
+
+/// Where a stream sensor connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamTarget {
+    /// A TCP address, resolved at start-up.
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream socket path.
+    Unix(std::path::PathBuf),
 }
 
 /// A backend that reads a sensor instead of calling a host (`"gatelet/sensor"`).

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::json::{Node, Value};
-use super::model::{Decode, Sensor, SensorBackend, SensorSource};
+use super::model::{Decode, Sensor, SensorBackend, SensorSource, StreamTarget};
 use super::validate::{Checker, join};
 use crate::sensor::nmea::Checksum;
 
@@ -15,7 +15,10 @@ pub const DEFAULT_MAX_FRAME: usize = 4096;
 pub const MAX_MAX_FRAME: i64 = 1 << 20;
 
 /// Sources KrakenD users will look for that gatelet has not implemented yet.
-const LATER_SOURCES: [&str; 4] = ["tcp", "unix", "listen", "serial"];
+const LATER_SOURCES: [&str; 2] = ["listen", "serial"];
+
+/// Default `reconnect_min` / `reconnect_max`.
+pub const DEFAULT_RECONNECT: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
 
 /// Parses the service's sensors: the valid ones, and every name defined (so that a backend
 /// naming an invalid sensor is not told it does not exist).
@@ -126,18 +129,56 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
         sources += 1;
         source = file(c, n, &p);
     }
+    let reconnect_min = obj
+        .take("reconnect_min")
+        .map(|(n, p)| (c.positive_duration(n, &p), n.pos, p));
+    let reconnect_max = obj
+        .take("reconnect_max")
+        .map(|(n, p)| (c.positive_duration(n, &p), n.pos, p));
+    let mut reconnect = Some(DEFAULT_RECONNECT);
+    if let Some((d, _, _)) = &reconnect_min {
+        reconnect = reconnect.zip(*d).map(|((_, max), min)| (min, max));
+    }
+    if let Some((d, pos, p)) = &reconnect_max {
+        reconnect = reconnect.zip(*d).map(|((min, _), max)| (min, max));
+        if let Some((min, max)) = reconnect
+            && max < min
+        {
+            c.error(*pos, p, "must not be less than reconnect_min");
+            reconnect = None;
+        }
+    }
+    for (kind, is_tcp) in [("tcp", true), ("unix", false)] {
+        if let Some((n, p)) = obj.take(kind) {
+            sources += 1;
+            let target = stream(c, n, &p, is_tcp);
+            source = target
+                .zip(reconnect)
+                .map(|((target, send_on_connect), (min, max))| SensorSource::Stream {
+                    target,
+                    send_on_connect,
+                    reconnect_min: min,
+                    reconnect_max: max,
+                });
+        }
+    }
+    if sources == 1 && !matches!(source, Some(SensorSource::Stream { .. }) | None) {
+        for (_, pos, p) in [reconnect_min, reconnect_max].into_iter().flatten() {
+            c.error(pos, &p, "has no effect without a \"tcp\" or \"unix\" source");
+        }
+    }
     for later in LATER_SOURCES {
         if let Some((n, p)) = obj.take(later) {
             sources += 1;
             c.error(
                 n.pos,
                 &p,
-                format!("source \"{later}\" is not implemented in gatelet yet (file works)"),
+                format!("source \"{later}\" is not implemented in gatelet yet (file, tcp and unix work)"),
             );
         }
     }
     match sources {
-        0 => c.error(obj.pos, path, "needs a source: \"file\""),
+        0 => c.error(obj.pos, path, "needs a source: \"file\", \"tcp\" or \"unix\""),
         1 => {}
         _ => c.error(obj.pos, path, "has more than one source"),
     }
@@ -182,6 +223,32 @@ fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
         false => SensorSource::FileRead { path, interval },
         true => SensorSource::FileFollow { path, interval },
     })
+}
+
+/// `"tcp": {"address", "send_on_connect"}` / `"unix": {"path", "send_on_connect"}`.
+fn stream(c: &mut Checker, node: &Node, path: &str, tcp: bool) -> Option<(StreamTarget, Option<String>)> {
+    let mut obj = c.object(node, path)?;
+    let target = if tcp {
+        obj.require(c, "address", "host:port").and_then(|(n, p)| {
+            let a = c.nonempty(n, &p)?;
+            match super::validate::host(a) {
+                Ok(h) => Some(StreamTarget::Tcp(h.addr)),
+                Err(m) => {
+                    c.error(n.pos, &p, m);
+                    None
+                }
+            }
+        })
+    } else {
+        obj.require(c, "path", "the socket path")
+            .and_then(|(n, p)| c.nonempty(n, &p).map(|s| StreamTarget::Unix(s.into())))
+    };
+    let send = match obj.take("send_on_connect") {
+        Some((n, p)) => c.string(n, &p).map(|s| Some(s.to_string())),
+        None => Some(None),
+    };
+    obj.finish(c);
+    Some((target?, send?))
 }
 
 /// A backend's `"gatelet/sensor": {"name", "reject_stale"}`, resolved against `sensors`.

@@ -9,13 +9,16 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use async_io::Timer;
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+
+use async_io::{Async, Timer};
 use serde_json::{Map, Value, json};
 
 use super::decode::{Decode, Decoder};
 use super::lines::Lines;
 use super::store::Latest;
-use crate::config::{self, SensorSource};
+use crate::config::{self, SensorSource, StreamTarget};
 use crate::limiter::Clock;
 use crate::limiter::bucket::Nanos;
 
@@ -28,6 +31,8 @@ struct Counters {
     last_error: Option<String>,
     /// The source is readable now.
     up: bool,
+    /// When a stream source is tried next (its current backoff).
+    retry: Option<Duration>,
 }
 
 /// One live sensor.
@@ -67,6 +72,14 @@ impl Sensor {
             SensorSource::FileRead { path, .. } | SensorSource::FileFollow { path, .. } => {
                 format!("file {}", path.display())
             }
+            SensorSource::Stream {
+                target: StreamTarget::Tcp(a),
+                ..
+            } => format!("tcp {a}"),
+            SensorSource::Stream {
+                target: StreamTarget::Unix(p),
+                ..
+            } => format!("unix {}", p.display()),
         }
     }
 
@@ -74,6 +87,7 @@ impl Sensor {
     pub fn retry_in(&self) -> Duration {
         match &self.config.source {
             SensorSource::FileRead { interval, .. } | SensorSource::FileFollow { interval, .. } => *interval,
+            SensorSource::Stream { reconnect_min, .. } => self.counters.borrow().retry.unwrap_or(*reconnect_min),
         }
     }
 
@@ -181,12 +195,135 @@ pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
             read_file(&sensor, &path, clock);
             Timer::after(interval).await;
         },
+        SensorSource::Stream {
+            target,
+            send_on_connect,
+            reconnect_min,
+            reconnect_max,
+        } => {
+            let mut backoff = Backoff::new(reconnect_min, reconnect_max, clock.now() ^ (Rc::as_ptr(&sensor) as u64));
+            loop {
+                let connected = match &target {
+                    StreamTarget::Tcp(addr) => match with_timeout(Async::<TcpStream>::connect(*addr)).await {
+                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
+                        Err(e) => Err(format!("connect: {e}")),
+                    },
+                    StreamTarget::Unix(path) => match with_timeout(Async::<UnixStream>::connect(path)).await {
+                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
+                        Err(e) => Err(format!("connect: {e}")),
+                    },
+                };
+                let wait = backoff.next();
+                if let Err(e) = connected {
+                    sensor.source_down(e);
+                }
+                sensor.counters.borrow_mut().retry = Some(wait);
+                Timer::after(wait).await;
+            }
+        }
         SensorSource::FileFollow { path, interval } => {
             let mut follow = Follow::new(sensor.config.max_frame);
             loop {
                 follow.tick(&sensor, &path, clock);
                 Timer::after(interval).await;
             }
+        }
+    }
+}
+
+/// Connect timeout of stream sources.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn with_timeout<T>(f: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    futures_lite::future::or(f, async {
+        Timer::after(CONNECT_TIMEOUT).await;
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+    })
+    .await
+}
+
+/// Jittered exponential backoff: each wait is uniformly drawn from [d/2, d], where d doubles
+/// from `min` up to `max` and goes back to `min` after a connection that delivered data.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration, seed: u64) -> Backoff {
+        Backoff {
+            min,
+            max,
+            current: min,
+            rng: seed | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.min;
+    }
+
+    fn next(&mut self) -> Duration {
+        // xorshift64: jitter only needs to spread a fleet's reconnects, not be unpredictable.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let d = self.current.as_nanos() as u64;
+        let wait = d / 2 + self.rng % (d / 2 + 1);
+        self.current = (self.current * 2).min(self.max);
+        Duration::from_nanos(wait)
+    }
+}
+
+/// Reads lines from a connected stream until it ends; `Err` says why it ended.
+async fn stream_lines<S>(
+    sensor: &Sensor,
+    mut stream: Async<S>,
+    send: Option<&str>,
+    clock: Clock,
+    backoff: &mut Backoff,
+) -> Result<(), String>
+where
+    Async<S>: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+{
+    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    if let Some(greeting) = send {
+        with_timeout(stream.write_all(greeting.as_bytes()))
+            .await
+            .map_err(|e| format!("send_on_connect: {e}"))?;
+    }
+    sensor.source_up();
+    let mut lines = Lines::new(sensor.config.max_frame);
+    let mut buf = [0u8; 4096];
+    // A peer that has gone silent for twice max_age (a half-open connection looks like this)
+    // is dropped and reconnected.
+    let silence = sensor.config.max_age.map(|a| a * 2);
+    loop {
+        let read = async { Some(stream.read(&mut buf).await) };
+        let n = match silence {
+            Some(limit) => {
+                futures_lite::future::or(read, async {
+                    Timer::after(limit).await;
+                    None
+                })
+                .await
+            }
+            None => read.await,
+        };
+        match n {
+            None => return Err("silent for twice max_age: reconnecting".into()),
+            Some(Ok(0)) => return Err("connection closed by the peer".into()),
+            Some(Ok(n)) => {
+                backoff.reset();
+                let (now, wall) = (clock.now(), SystemTime::now());
+                lines.push(&buf[..n], |frame| match frame {
+                    Ok(frame) => sensor.ingest(frame, now, wall),
+                    Err(_) => sensor.frame_too_long(),
+                });
+            }
+            Some(Err(e)) => return Err(e.to_string()),
         }
     }
 }
