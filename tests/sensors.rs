@@ -326,3 +326,81 @@ fn a_unix_socket_sensor_reads_kv_lines() {
     peer.write_all(b"rpm=1450\nrpm=1500\n").unwrap();
     wait_for(gw, "/engine", |r| r.status == 200 && r.json()["rpm"] == 1500);
 }
+
+/// A pseudo-terminal pair: the master (the "device" end the test drives) and the slave path.
+fn openpty() -> (std::os::fd::OwnedFd, PathBuf) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    (master, PathBuf::from(name.to_str().unwrap()))
+}
+
+fn send(master: &std::os::fd::OwnedFd, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = rustix::io::write(master, rest).unwrap();
+        rest = &rest[n..];
+    }
+}
+
+#[test]
+fn a_serial_gps_on_a_pty_survives_garbage_and_a_hang_up() {
+    let dir = Dir::new("serial");
+    // The configured device is a symlink, as udev makes /dev/gps0: replugging re-points it.
+    let device = dir.file("gps0");
+    let (master, slave) = openpty();
+    std::os::unix::fs::symlink(&slave, &device).unwrap();
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""gps": {{"decode": "nmea", "reconnect_min": "20ms", "reconnect_max": "100ms",
+                "serial": {{"device": "{}", "baud": 4800, "data_bits": 8, "parity": "none", "stop_bits": 1}}}}"#,
+            device.display()
+        ),
+        r#"{"endpoint": "/gps", "backend": [{"extra_config": {"gatelet/sensor": {"name": "gps"}}, "target": "value"}]}"#,
+    ));
+    wait_for(gw, "/__health", |r| r.json()["agents"]["gps"]["status"] == "stale");
+
+    // One byte per write, then a bad checksum, then line noise, then RMC.
+    for b in b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\r\n" {
+        send(&master, &[*b]);
+    }
+    send(
+        &master,
+        b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*48\r\n",
+    );
+    send(&master, b"\x00\xff\x13NOISE\r\n");
+    send(
+        &master,
+        b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n",
+    );
+    let r = wait_for(gw, "/gps", |r| {
+        r.status == 200 && r.json()["utc"] == "1994-03-23T12:35:19Z"
+    });
+    let fix = r.json();
+    assert_eq!(
+        (fix["lat"].clone(), fix["satellites"].clone()),
+        (json!(48.1173), json!(8))
+    );
+    assert_eq!(fix["speed_kmh"], 41.485);
+    assert_eq!(get(gw, "/__health").json()["agents"]["gps"]["frames_bad"], 2);
+
+    // Unplugged: the pty master goes away, the slave hangs up.
+    drop(master);
+    wait_for(gw, "/__health", |r| r.json()["agents"]["gps"]["status"] == "down");
+
+    // Plugged back in (a new tty behind the same name): reopened without a restart.
+    let (master, slave) = openpty();
+    std::fs::remove_file(&device).unwrap();
+    std::os::unix::fs::symlink(&slave, &device).unwrap();
+    wait_for(gw, "/__health", |r| r.json()["agents"]["gps"]["status"] != "down");
+    send(
+        &master,
+        b"$GNGGA,001043.00,4404.14036,N,12118.85961,W,1,12,0.98,1113.0,M,-21.3,M,,*47\r\n",
+    );
+    wait_for(gw, "/gps", |r| r.json()["lat"] == 44.069006);
+    let health = get(gw, "/__health").json();
+    assert_eq!(health["agents"]["gps"]["reconnects"], 1, "{health}");
+    assert_eq!(health["agents"]["gps"]["status"], "ok");
+}

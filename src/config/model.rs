@@ -89,6 +89,30 @@ pub enum SensorSource {
     },
 }
 
+/// A serial line's settings (`"serial"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// `baud` (default 9600).
+    pub baud: u32,
+    /// `data_bits` 5 to 8 (default 8).
+    pub data_bits: u8,
+    /// `parity`: `none` (default), `even` or `odd`.
+    pub parity: Parity,
+    /// `stop_bits` 1 (default) or 2.
+    pub stop_bits: u8,
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parity {
+    /// No parity bit.
+    None,
+    /// Even parity.
+    Even,
+    /// Odd parity.
+    Odd,
+}
+
 /// Where a stream sensor connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamTarget {
@@ -96,6 +120,9 @@ pub enum StreamTarget {
     Tcp(std::net::SocketAddr),
     /// A Unix stream socket path.
     Unix(std::path::PathBuf),
+    /// A serial device, opened raw (`O_NOCTTY`, non-blocking) and reopened by path after a
+    /// hang-up.
+    Serial(std::path::PathBuf, SerialSettings),
 }
 
 /// A backend that reads a sensor instead of calling a host (`"gatelet/sensor"`).

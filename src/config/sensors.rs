@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::json::{Node, Value};
-use super::model::{Decode, Sensor, SensorBackend, SensorSource, StreamTarget};
+use super::model::{Decode, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
 use super::validate::{Checker, join};
 use crate::sensor::nmea::Checksum;
 
@@ -15,7 +15,12 @@ pub const DEFAULT_MAX_FRAME: usize = 4096;
 pub const MAX_MAX_FRAME: i64 = 1 << 20;
 
 /// Sources KrakenD users will look for that gatelet has not implemented yet.
-const LATER_SOURCES: [&str; 2] = ["listen", "serial"];
+const LATER_SOURCES: [&str; 1] = ["listen"];
+
+/// Baud rates termios can set.
+const BAUDS: [u32; 12] = [
+    1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000,
+];
 
 /// Default `reconnect_min` / `reconnect_max`.
 pub const DEFAULT_RECONNECT: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
@@ -148,10 +153,13 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
             reconnect = None;
         }
     }
-    for (kind, is_tcp) in [("tcp", true), ("unix", false)] {
+    for kind in ["tcp", "unix", "serial"] {
         if let Some((n, p)) = obj.take(kind) {
             sources += 1;
-            let target = stream(c, n, &p, is_tcp);
+            let target = match kind {
+                "serial" => serial(c, n, &p).map(|t| (t, None)),
+                _ => stream(c, n, &p, kind == "tcp"),
+            };
             source = target
                 .zip(reconnect)
                 .map(|((target, send_on_connect), (min, max))| SensorSource::Stream {
@@ -164,7 +172,11 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
     }
     if sources == 1 && !matches!(source, Some(SensorSource::Stream { .. }) | None) {
         for (_, pos, p) in [reconnect_min, reconnect_max].into_iter().flatten() {
-            c.error(pos, &p, "has no effect without a \"tcp\" or \"unix\" source");
+            c.error(
+                pos,
+                &p,
+                "has no effect without a \"tcp\", \"unix\" or \"serial\" source",
+            );
         }
     }
     for later in LATER_SOURCES {
@@ -173,12 +185,16 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
             c.error(
                 n.pos,
                 &p,
-                format!("source \"{later}\" is not implemented in gatelet yet (file, tcp and unix work)"),
+                format!("source \"{later}\" is not implemented in gatelet yet (file, tcp, unix and serial work)"),
             );
         }
     }
     match sources {
-        0 => c.error(obj.pos, path, "needs a source: \"file\", \"tcp\" or \"unix\""),
+        0 => c.error(
+            obj.pos,
+            path,
+            "needs a source: \"file\", \"tcp\", \"unix\" or \"serial\"",
+        ),
         1 => {}
         _ => c.error(obj.pos, path, "has more than one source"),
     }
@@ -223,6 +239,55 @@ fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
         false => SensorSource::FileRead { path, interval },
         true => SensorSource::FileFollow { path, interval },
     })
+}
+
+/// `"serial": {"device", "baud", "data_bits", "parity", "stop_bits"}`.
+fn serial(c: &mut Checker, node: &Node, path: &str) -> Option<StreamTarget> {
+    let mut obj = c.object(node, path)?;
+    let device = obj
+        .require(c, "device", "e.g. /dev/ttyUSB0")
+        .and_then(|(n, p)| c.nonempty(n, &p));
+    let baud = match obj.take("baud") {
+        Some((n, p)) => c.integer(n, &p, 1, i64::from(u32::MAX)).and_then(|b| {
+            let b = b as u32;
+            if BAUDS.contains(&b) {
+                Some(b)
+            } else {
+                c.error(n.pos, &p, format!("{b} is not a standard baud rate ({BAUDS:?})"));
+                None
+            }
+        }),
+        None => Some(9600),
+    };
+    let data_bits = match obj.take("data_bits") {
+        Some((n, p)) => c.integer(n, &p, 5, 8).map(|v| v as u8),
+        None => Some(8),
+    };
+    let parity = match obj.take("parity") {
+        Some((n, p)) => match c.string(n, &p) {
+            Some("none") => Some(Parity::None),
+            Some("even") => Some(Parity::Even),
+            Some("odd") => Some(Parity::Odd),
+            Some(other) => {
+                c.error(n.pos, &p, format!("unknown parity \"{other}\" (none, even, odd)"));
+                None
+            }
+            None => None,
+        },
+        None => Some(Parity::None),
+    };
+    let stop_bits = match obj.take("stop_bits") {
+        Some((n, p)) => c.integer(n, &p, 1, 2).map(|v| v as u8),
+        None => Some(1),
+    };
+    obj.finish(c);
+    let settings = SerialSettings {
+        baud: baud?,
+        data_bits: data_bits?,
+        parity: parity?,
+        stop_bits: stop_bits?,
+    };
+    Some(StreamTarget::Serial(device?.into(), settings))
 }
 
 /// `"tcp": {"address", "send_on_connect"}` / `"unix": {"path", "send_on_connect"}`.

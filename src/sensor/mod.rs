@@ -7,4 +7,5 @@ pub mod decode;
 pub mod lines;
 pub mod nmea;
 pub mod run;
+pub mod serial;
 pub mod store;

@@ -80,6 +80,10 @@ impl Sensor {
                 target: StreamTarget::Unix(p),
                 ..
             } => format!("unix {}", p.display()),
+            SensorSource::Stream {
+                target: StreamTarget::Serial(p, _),
+                ..
+            } => format!("serial {}", p.display()),
         }
     }
 
@@ -211,6 +215,10 @@ pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
                     StreamTarget::Unix(path) => match with_timeout(Async::<UnixStream>::connect(path)).await {
                         Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
                         Err(e) => Err(format!("connect: {e}")),
+                    },
+                    StreamTarget::Serial(path, settings) => match super::serial::open(path, settings) {
+                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
+                        Err(e) => Err(format!("open: {e}")),
                     },
                 };
                 let wait = backoff.next();
