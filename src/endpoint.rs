@@ -19,6 +19,7 @@ use crate::limiter::bucket::Nanos;
 use crate::merge;
 use crate::proxy::{self, ProxyError, Streaming};
 use crate::runtime::{self, LocalFuture};
+use crate::sensor::run::WriteError;
 
 /// `User-Agent` sent to backends.
 const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("gatelet/", env!("CARGO_PKG_VERSION")));
@@ -215,6 +216,58 @@ async fn call_raced(
         .map(|_| Box::pin(call(backend, compiled, inbound, deadline)) as LocalFuture<'_, _>)
         .collect();
     runtime::first_ok(calls).await
+}
+
+/// Why a sensor write was refused before reaching the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadWrite(pub String);
+
+/// A `write` sensor backend: the request body, one line, newline-terminated, written to the
+/// device; the number of bytes written. The body must be one line of at most `max_frame` bytes.
+pub async fn write_sensor(
+    gw: &Gateway,
+    index: usize,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Result<usize, EndpointError>, BadWrite> {
+    let Some((sensor, _)) = &gw.backends[index][0].sensor else {
+        return Ok(Err(EndpointError::Failed(vec!["not a sensor backend".into()])));
+    };
+    let body = &inbound.body[..];
+    let line = body.strip_suffix(b"\n").unwrap_or(body);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(BadWrite("the body is empty: nothing to write".into()));
+    }
+    if line.contains(&b'\n') || line.contains(&b'\r') {
+        return Err(BadWrite("the body must be one line".into()));
+    }
+    if line.len() + 1 > sensor.config.max_frame {
+        return Err(BadWrite(format!(
+            "the line is longer than max_frame ({} bytes)",
+            sensor.config.max_frame
+        )));
+    }
+    let mut framed = Vec::with_capacity(line.len() + 1);
+    framed.extend_from_slice(line);
+    framed.push(b'\n');
+    let retry = sensor.retry_in().as_secs().max(1);
+    let what = format!("sensor {}", sensor.config.name);
+    let written = futures_lite::future::or(async { Some(sensor.write(&framed).await) }, async {
+        async_io::Timer::at(deadline).await;
+        None
+    })
+    .await;
+    Ok(match written {
+        Some(Ok(n)) => Ok(n),
+        Some(Err(WriteError::Down(e))) => Err(EndpointError::Unavailable(vec![format!("{what}: {e}")], retry)),
+        Some(Err(WriteError::Busy)) => Err(EndpointError::Unavailable(
+            vec![format!("{what}: another write is in progress")],
+            1,
+        )),
+        Some(Err(WriteError::Failed(e))) => Err(EndpointError::Failed(vec![format!("{what}: write failed: {e}")])),
+        None => Err(EndpointError::Timeout(vec![format!("{what}: write timed out")])),
+    })
 }
 
 /// Calls all backends of endpoint `index` and merges their answers in config order.

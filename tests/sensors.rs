@@ -404,3 +404,84 @@ fn a_serial_gps_on_a_pty_survives_garbage_and_a_hang_up() {
     assert_eq!(health["agents"]["gps"]["reconnects"], 1, "{health}");
     assert_eq!(health["agents"]["gps"]["status"], "ok");
 }
+
+#[test]
+fn writes_reach_a_socket_a_pty_and_a_file_and_a_down_device_is_503() {
+    use std::io::{BufRead, BufReader};
+    let dir = Dir::new("writes");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (master, slave) = openpty();
+    let status = dir.file("display.status");
+    std::fs::write(&status, "").unwrap();
+    let endpoint = |path: &str, name: &str| {
+        format!(
+            r#"{{"endpoint": "{path}", "method": "POST", "backend": [{{"extra_config": {{"gatelet/sensor": {{"name": "{name}", "write": true}}}}}}]}}"#
+        )
+    };
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""display": {{"decode": "text", "reconnect_min": "20ms", "reconnect_max": "50ms", "tcp": {{"address": "{}"}}}},
+               "sign": {{"decode": "text", "serial": {{"device": "{}", "baud": 9600}}}},
+               "status": {{"decode": "text", "max_frame": 64, "file": {{"path": "{}"}}}}"#,
+            listener.local_addr().unwrap(),
+            slave.display(),
+            status.display()
+        ),
+        &[
+            endpoint("/display", "display"),
+            endpoint("/sign", "sign"),
+            endpoint("/status", "status"),
+        ]
+        .join(","),
+    ));
+    let peer = accept(|l: &std::net::TcpListener| l.accept().map(|(s, _)| s), &listener);
+    peer.set_nonblocking(false).unwrap();
+    peer.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    wait_for(gw, "/__health", |r| r.json()["agents"]["display"]["status"] != "down");
+
+    let r = request(
+        gw,
+        "POST",
+        "/display",
+        &["Content-Type: text/plain"],
+        b"next stop: Alexanderplatz\n",
+    );
+    assert_eq!((r.status, r.json()), (202, json!({"written": 26})), "{}", r.text());
+    let mut line = String::new();
+    BufReader::new(&peer).read_line(&mut line).unwrap();
+    assert_eq!(line, "next stop: Alexanderplatz\n");
+
+    assert_eq!(request(gw, "POST", "/display", &[], b"two\nlines").status, 400);
+    assert_eq!(request(gw, "POST", "/display", &[], b"").status, 400);
+
+    // The pty: what the sign receives is exactly the line.
+    wait_for(gw, "/__health", |r| r.json()["agents"]["sign"]["status"] != "down");
+    assert_eq!(request(gw, "POST", "/sign", &[], b"OUT OF SERVICE").status, 202);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.ends_with(b"\n") {
+        let n = rustix::io::read(&master, &mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"OUT OF SERVICE\n");
+
+    // The file: appended; a line over max_frame is refused before it is written.
+    assert_eq!(request(gw, "POST", "/status", &[], b"doors: closed").status, 202);
+    assert_eq!(std::fs::read_to_string(&status).unwrap(), "doors: closed\n");
+    assert_eq!(request(gw, "POST", "/status", &[], &[b'x'; 100]).status, 400);
+
+    // The display goes away: 503 with Retry-After, nothing queued.
+    drop(peer);
+    drop(listener);
+    wait_for(gw, "/__health", |r| r.json()["agents"]["display"]["status"] == "down");
+    let r = request(gw, "POST", "/display", &[], b"hello?");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    std::fs::remove_file(&status).unwrap();
+    assert_eq!(
+        request(gw, "POST", "/status", &[], b"gone").status,
+        503,
+        "a missing file is a down device"
+    );
+}

@@ -132,6 +132,9 @@ pub struct SensorBackend {
     pub sensor: usize,
     /// `reject_stale`: a stale reading fails the backend instead of being served.
     pub reject_stale: bool,
+    /// `write`: the request body is written to the sensor's device instead (POST/PUT, the
+    /// endpoint's only backend).
+    pub write: bool,
 }
 
 /// `extra_config.router` keys that gatelet honours.

@@ -323,6 +323,7 @@ pub fn backend(
     path: &str,
     sensors: &[Sensor],
     names: &[String],
+    method: &http::Method,
 ) -> Option<SensorBackend> {
     let mut obj = c.object(node, path)?;
     let name = obj.require(c, "name", "the sensor to read").and_then(|(n, p)| {
@@ -345,12 +346,18 @@ pub fn backend(
         Some((n, p)) => c.boolean(n, &p),
         None => Some(false),
     };
-    if let Some((n, p)) = obj.take("write") {
-        c.error(n.pos, &p, "sensor writes are not implemented in gatelet yet");
-    }
+    let write = match obj.take("write") {
+        Some((n, p)) => c.boolean(n, &p).inspect(|w| {
+            if *w && *method != http::Method::POST && *method != http::Method::PUT {
+                c.error(n.pos, &p, format!("writes need a POST or PUT endpoint, not {method}"));
+            }
+        }),
+        None => Some(false),
+    };
     obj.finish(c);
     Some(SensorBackend {
         sensor: name?,
         reject_stale: reject_stale?,
+        write: write?,
     })
 }

@@ -841,6 +841,13 @@ fn endpoint(
                         backends.push(b);
                     }
                 }
+                if items.len() > 1 && backends.iter().any(|b| b.sensor.is_some_and(|s| s.write)) {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "an endpoint that writes to a sensor takes exactly one backend",
+                    );
+                }
             }
             _ => c.expected(n, &p, "an array of backends"),
         }
@@ -968,7 +975,14 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             q.finish(c);
         }
         if let Some((n, p)) = extra.take("gatelet/sensor") {
-            sensor = Some(super::sensors::backend(c, n, &p, ctx.sensors, ctx.sensor_names));
+            sensor = Some(super::sensors::backend(
+                c,
+                n,
+                &p,
+                ctx.sensors,
+                ctx.sensor_names,
+                &ctx.method,
+            ));
             if ctx.output == OutputEncoding::NoOp {
                 c.error(
                     n.pos,
@@ -986,6 +1000,13 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             }
         }
         let shape = shape(c, &mut obj, Encoding::Json);
+        if sensor.is_some_and(|s| s.write) && shape != Shape::default() {
+            c.error(
+                obj.pos,
+                path,
+                "target, allow, deny, mapping and group have no effect on a sensor write",
+            );
+        }
         obj.finish(c);
         if c.errors.len() > errors_before {
             return None;

@@ -42,6 +42,8 @@ pub enum Error {
     Endpoint(EndpointError),
     /// A rate limiter refused the request (`qos/ratelimit/router`).
     RateLimited(Refusal),
+    /// A body that cannot be written to a sensor (not one line, too long, empty).
+    BadSensorWrite(String),
 }
 
 impl From<EndpointError> for Error {
@@ -66,7 +68,8 @@ impl Error {
             | Error::DuplicateTransferEncoding
             | Error::ContentLengthWithTransferEncoding
             | Error::BadBody(_)
-            | Error::BadPathParam(_) => StatusCode::BAD_REQUEST,
+            | Error::BadPathParam(_)
+            | Error::BadSensorWrite(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
             Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -109,6 +112,7 @@ impl Error {
                 | Error::BadPathParam(_)
                 | Error::Endpoint(_)
                 | Error::RateLimited(_)
+                | Error::BadSensorWrite(_)
         )
     }
 
@@ -149,6 +153,7 @@ impl Error {
                     ceil_secs(*retry_after)
                 )
             }
+            Error::BadSensorWrite(m) => m.clone(),
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
         }
     }

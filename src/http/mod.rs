@@ -179,6 +179,17 @@ async fn call_endpoint(
         client_ip: peer.ip(),
         now: gw.clock.now(),
     };
+    if let [backend] = &endpoint.backends[..]
+        && backend.sensor.is_some_and(|s| s.write)
+    {
+        let written = endpoint::write_sensor(gw, index, &inbound, deadline)
+            .await
+            .map_err(|e| Error::BadSensorWrite(e.0))??;
+        let body = format!(r#"{{"written":{written}}}"#);
+        let mut resp = encode::json(StatusCode::ACCEPTED, body);
+        resp.headers_mut().insert(encode::COMPLETED, encode::completed(true));
+        return Ok(resp);
+    }
     if endpoint.output_encoding == OutputEncoding::NoOp {
         let mut resp = endpoint::pass_through(gw, index, &inbound, deadline).await?;
         let ok = resp.status().is_success();

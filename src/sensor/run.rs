@@ -42,6 +42,43 @@ pub struct Sensor {
     latest: RefCell<Latest>,
     decoder: RefCell<Decoder>,
     counters: RefCell<Counters>,
+    /// The connected stream's write side, while connected.
+    writer: RefCell<Option<Rc<Async<WriteFd>>>>,
+    /// A write is in progress (writes are whole lines, never interleaved).
+    writing: std::cell::Cell<bool>,
+}
+
+/// A duplicate of a connected stream's descriptor, for writes.
+pub struct WriteFd(std::os::fd::OwnedFd);
+
+impl std::os::fd::AsFd for WriteFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl std::io::Write for &WriteFd {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        rustix::io::write(&self.0, buf).map_err(std::io::Error::from)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// SAFETY: the descriptor is only written; nothing closes or replaces it while registered.
+unsafe impl async_io::IoSafe for WriteFd {}
+
+/// Why a write to a sensor's device did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The device is not connected / the file cannot be opened (503).
+    Down(String),
+    /// Another write is in progress (503: nothing is queued).
+    Busy,
+    /// The write failed part-way (502).
+    Failed(String),
 }
 
 /// How a sensor is doing (`/__health`).
@@ -62,6 +99,8 @@ impl Sensor {
             latest: RefCell::new(Latest::new(config.key.clone(), config.max_age)),
             decoder: RefCell::new(Decoder::new(config.decode.clone())),
             counters: RefCell::default(),
+            writer: RefCell::new(None),
+            writing: std::cell::Cell::new(false),
             config,
         }
     }
@@ -92,6 +131,45 @@ impl Sensor {
         match &self.config.source {
             SensorSource::FileRead { interval, .. } | SensorSource::FileFollow { interval, .. } => *interval,
             SensorSource::Stream { reconnect_min, .. } => self.counters.borrow().retry.unwrap_or(*reconnect_min),
+        }
+    }
+
+    /// Writes one line (already newline-terminated) to the device: the connected stream, or an
+    /// append to the file. Nothing is queued: a device that is down or busy is an error.
+    pub async fn write(&self, line: &[u8]) -> Result<usize, WriteError> {
+        use futures_lite::AsyncWriteExt;
+        match &self.config.source {
+            SensorSource::FileRead { path, .. } | SensorSource::FileFollow { path, .. } => {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                    .open(path)
+                    .map_err(|e| WriteError::Down(format!("{}: {e}", self.source())))?;
+                f.write_all(line).map_err(|e| WriteError::Failed(e.to_string()))?;
+                Ok(line.len())
+            }
+            SensorSource::Stream { .. } => {
+                let writer = self.writer.borrow().clone();
+                let Some(writer) = writer else {
+                    let why = self
+                        .counters
+                        .borrow()
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "not connected".into());
+                    return Err(WriteError::Down(format!("{}: {why}", self.source())));
+                };
+                if self.writing.replace(true) {
+                    return Err(WriteError::Busy);
+                }
+                let mut w: &Async<WriteFd> = &writer;
+                let result = w.write_all(line).await;
+                self.writing.set(false);
+                result
+                    .map(|()| line.len())
+                    .map_err(|e| WriteError::Failed(e.to_string()))
+            }
         }
     }
 
@@ -294,6 +372,7 @@ async fn stream_lines<S>(
     backoff: &mut Backoff,
 ) -> Result<(), String>
 where
+    S: std::os::fd::AsFd,
     Async<S>: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -303,6 +382,20 @@ where
             .map_err(|e| format!("send_on_connect: {e}"))?;
     }
     sensor.source_up();
+    // The write side, for `write` backends, while this connection lasts.
+    let dup = stream
+        .get_ref()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| e.to_string())?;
+    *sensor.writer.borrow_mut() = Some(Rc::new(Async::new(WriteFd(dup)).map_err(|e| e.to_string())?));
+    struct Unset<'s>(&'s Sensor);
+    impl Drop for Unset<'_> {
+        fn drop(&mut self) {
+            self.0.writer.borrow_mut().take();
+        }
+    }
+    let _unset = Unset(sensor);
     let mut lines = Lines::new(sensor.config.max_frame);
     let mut buf = [0u8; 4096];
     // A peer that has gone silent for twice max_age (a half-open connection looks like this)
