@@ -168,6 +168,22 @@ fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> R
     req
 }
 
+/// `?since=N` for event sensors, when the endpoint forwards `since` (default 0: all kept).
+fn since(compiled: &CompiledBackend, inbound: &Inbound<'_>) -> u64 {
+    let forwarded = match &compiled.query {
+        Forward::All => true,
+        Forward::Only(names) => names.iter().any(|n| n == "since"),
+    };
+    let Some(query) = inbound.query.filter(|_| forwarded) else {
+        return 0;
+    };
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The backend's `qos/ratelimit/proxy` bucket, if any, has a token for this call.
 fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
     match &compiled.limit {
@@ -186,9 +202,11 @@ async fn call(
     admit(compiled, inbound.now)?;
     if let Some((sensor, reject_stale)) = &compiled.sensor {
         let retry = sensor.retry_in().as_secs().max(1);
-        let doc = sensor
-            .reading(inbound.now, *reject_stale)
-            .map_err(|e| ProxyError::Sensor(e, retry))?;
+        let reading = match sensor.events_since(since(compiled, inbound), inbound.now) {
+            Some(events) => events,
+            None => sensor.reading(inbound.now, *reject_stale),
+        };
+        let doc = reading.map_err(|e| ProxyError::Sensor(e, retry))?;
         return Ok(merge::shape(&backend.shape, doc));
     }
     let (pool, host) = compiled.pick();

@@ -485,3 +485,52 @@ fn writes_reach_a_socket_a_pty_and_a_file_and_a_down_device_is_503() {
         "a missing file is a down device"
     );
 }
+
+#[test]
+fn an_event_sensor_keeps_every_frame_and_clients_read_since_what_they_saw() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""alarms": {{"decode": "json-lines", "events": {{"capacity": 3}}, "tcp": {{"address": "{}"}}}}"#,
+            listener.local_addr().unwrap()
+        ),
+        r#"{"endpoint": "/events", "input_query_strings": ["since"],
+            "backend": [{"extra_config": {"gatelet/sensor": {"name": "alarms"}}}]}"#,
+    ));
+    let mut peer = accept(|l: &std::net::TcpListener| l.accept().map(|(s, _)| s), &listener);
+    peer.set_nonblocking(false).unwrap();
+    wait_for(gw, "/__health", |r| r.json()["agents"]["alarms"]["status"] == "ok");
+    assert_eq!(
+        get(gw, "/events").json(),
+        json!({"events": [], "next": 1, "lost": 0}),
+        "quiet is normal"
+    );
+    for kind in ["door", "crash", "breakdown", "driver_alarm", "door"] {
+        peer.write_all(format!("{{\"event\":\"{kind}\"}}\n").as_bytes())
+            .unwrap();
+    }
+    let r = wait_for(gw, "/events?since=1", |r| r.json()["next"] == 6);
+    let doc = r.json();
+    let seqs: Vec<u64> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_eq!(
+        doc["lost"], 2,
+        "the ring of 3 overwrote seq 1 and 2 before this client read them"
+    );
+    assert_eq!(doc["events"][0]["value"], json!({"event": "breakdown"}));
+    assert_eq!(
+        get(gw, "/events?since=6").json(),
+        json!({"events": [], "next": 6, "lost": 0})
+    );
+    peer.write_all(b"{\"event\":\"crash\"}\n").unwrap();
+    let r = wait_for(gw, "/events?since=6", |r| r.json()["next"] == 7);
+    assert_eq!(r.json()["events"][0]["value"], json!({"event": "crash"}));
+    assert_eq!(r.json()["lost"], 0);
+}

@@ -60,6 +60,8 @@ pub struct Sensor {
     pub key: Option<String>,
     /// `max_frame` (bytes, default 4096): longer frames are dropped and counted.
     pub max_frame: usize,
+    /// `events.capacity`: keep every frame in a ring of this size instead of only the latest.
+    pub events: Option<usize>,
     /// Where the bytes come from.
     pub source: SensorSource,
 }

@@ -9,6 +9,9 @@ use super::model::{Decode, Parity, Sensor, SensorBackend, SensorSource, SerialSe
 use super::validate::{Checker, join};
 use crate::sensor::nmea::Checksum;
 
+/// Largest `events.capacity` (each event is held in memory).
+pub const MAX_EVENTS: i64 = 65_536;
+
 /// Default `max_frame`.
 pub const DEFAULT_MAX_FRAME: usize = 4096;
 /// Largest `max_frame` (a frame is held in memory whole).
@@ -125,8 +128,22 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
         Some((n, p)) => c.integer(n, &p, 16, MAX_MAX_FRAME).map(|v| v as usize),
         None => Some(DEFAULT_MAX_FRAME),
     };
-    if let Some((n, p)) = obj.take("events") {
-        c.error(n.pos, &p, "event sensors are not implemented in gatelet yet");
+    let events = match obj.take("events") {
+        Some((n, p)) => c.object(n, &p).and_then(|mut e| {
+            let capacity = e
+                .require(c, "capacity", "events kept, e.g. 256")
+                .and_then(|(n, p)| c.integer(n, &p, 1, MAX_EVENTS));
+            e.finish(c);
+            capacity.map(|v| Some(v as usize))
+        }),
+        None => Some(None),
+    };
+    if let (Some(Some(_)), Some(Some(_))) = (&events, &key) {
+        c.error(
+            obj.pos,
+            path,
+            "\"key\" and \"events\" do not mix: an event ring keeps every frame",
+        );
     }
     let mut source = None;
     let mut sources = 0;
@@ -208,6 +225,7 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
         max_age: max_age.unwrap_or(Some(Duration::ZERO)).filter(|d| !d.is_zero()),
         key: key.unwrap_or(Some(String::new())).filter(|k| !k.is_empty()),
         max_frame: max_frame?,
+        events: events?,
         source: source?,
     })
 }

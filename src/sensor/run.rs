@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::decode::{Decode, Decoder};
 use super::lines::Lines;
-use super::store::Latest;
+use super::store::{Events, Latest};
 use crate::config::{self, SensorSource, StreamTarget};
 use crate::limiter::Clock;
 use crate::limiter::bucket::Nanos;
@@ -40,6 +40,8 @@ pub struct Sensor {
     /// Its configuration.
     pub config: config::Sensor,
     latest: RefCell<Latest>,
+    /// For event sensors (`events`), every frame.
+    events: Option<RefCell<Events>>,
     decoder: RefCell<Decoder>,
     counters: RefCell<Counters>,
     /// The connected stream's write side, while connected.
@@ -97,6 +99,7 @@ impl Sensor {
     pub fn new(config: config::Sensor) -> Sensor {
         Sensor {
             latest: RefCell::new(Latest::new(config.key.clone(), config.max_age)),
+            events: config.events.map(|capacity| RefCell::new(Events::new(capacity))),
             decoder: RefCell::new(Decoder::new(config.decode.clone())),
             counters: RefCell::default(),
             writer: RefCell::new(None),
@@ -178,6 +181,14 @@ impl Sensor {
         let decoded = self.decoder.borrow_mut().frame(frame);
         let mut counters = self.counters.borrow_mut();
         match decoded {
+            Ok(Some(value)) if self.events.is_some() => {
+                if let Some(events) = &self.events {
+                    // The latest reading too, for ages and health.
+                    let _ = self.latest.borrow_mut().put(value.clone(), now, wall);
+                    events.borrow_mut().push(value, now, wall);
+                }
+                counters.frames_ok += 1;
+            }
             Ok(Some(value)) => match self.latest.borrow_mut().put(value, now, wall) {
                 Ok(()) => counters.frames_ok += 1,
                 Err(e) => {
@@ -220,7 +231,7 @@ impl Sensor {
     pub fn status(&self, now: Nanos) -> Status {
         if !self.counters.borrow().up {
             Status::Down
-        } else if self.latest.borrow().stale(now) {
+        } else if self.events.is_none() && self.latest.borrow().stale(now) {
             Status::Stale
         } else {
             Status::Ok
@@ -242,6 +253,21 @@ impl Sensor {
             .map(|at| now.saturating_sub(at) / 1_000_000);
         json!({"status": status, "age_ms": age, "frames_ok": c.frames_ok, "frames_bad": c.frames_bad,
                "reconnects": c.reconnects.saturating_sub(1), "last_error": c.last_error})
+    }
+
+    /// For an event sensor: `{"events": [...], "next": N, "lost": N}` from `since` on. Quiet is
+    /// normal for events, so only a down source fails it (and never before it was first up).
+    pub fn events_since(&self, since: u64, now: Nanos) -> Option<Result<Map<String, Value>, String>> {
+        let events = self.events.as_ref()?;
+        if !self.counters.borrow().up {
+            let c = self.counters.borrow();
+            let why = c.last_error.clone().unwrap_or_else(|| "not connected yet".into());
+            return Some(Err(format!("{}: {why}", self.source())));
+        }
+        match events.borrow().since(since, now) {
+            Value::Object(doc) => Some(Ok(doc)),
+            _ => None,
+        }
     }
 
     /// The reading a backend returns, or why there is none to give.
