@@ -133,7 +133,9 @@ impl Gateway {
         let clock = Clock::start();
         let sensors: Vec<Rc<Sensor>> = config.sensors.iter().map(|s| Rc::new(Sensor::new(s.clone()))).collect();
         for sensor in &sensors {
-            executor.spawn(sensor_run::run(sensor.clone(), clock)).detach();
+            executor
+                .spawn(sensor_run::run(sensor.clone(), clock, executor.clone()))
+                .detach();
         }
         let backends = config
             .endpoints

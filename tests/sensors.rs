@@ -534,3 +534,53 @@ fn an_event_sensor_keeps_every_frame_and_clients_read_since_what_they_saw() {
     assert_eq!(r.json()["events"][0]["value"], json!({"event": "crash"}));
     assert_eq!(r.json()["lost"], 0);
 }
+
+#[test]
+fn a_listen_sensor_takes_lines_from_a_bounded_number_of_pushers() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let dir = Dir::new("listen");
+    let path = dir.file("in.sock");
+    // A stale socket from an earlier run is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let gw = gateway(&sensors_config(
+        &format!(
+            r#""counter": {{"decode": "json-lines", "key": "door", "listen": {{"address": "unix:{}", "max_pushers": 2}}}}"#,
+            path.display()
+        ),
+        r#"{"endpoint": "/passengers", "backend": [{"extra_config": {"gatelet/sensor": {"name": "counter"}}}]}"#,
+    ));
+    wait_for(gw, "/__health", |r| r.json()["agents"]["counter"]["status"] != "down");
+    let mut front = UnixStream::connect(&path).unwrap();
+    let mut rear = UnixStream::connect(&path).unwrap();
+    front.write_all(b"{\"door\":\"front\",\"on\":3}\n").unwrap();
+    rear.write_all(b"{\"door\":\"rear\",\"on\":").unwrap();
+    rear.write_all(b"5}\n").unwrap();
+    let r = wait_for(gw, "/passengers", |r| {
+        r.status == 200 && r.json()["rear"]["value"]["on"] == 5
+    });
+    assert_eq!(r.json()["front"]["value"]["on"], 3);
+
+    // A third pusher is one too many: closed at once, and said so in /__health.
+    let mut third = UnixStream::connect(&path).unwrap();
+    third.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(third.read(&mut [0u8; 8]).unwrap(), 0, "closed by gatelet");
+    let health = get(gw, "/__health").json();
+    assert!(
+        health["agents"]["counter"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_pushers"),
+        "{health}"
+    );
+
+    // When one leaves, another may come.
+    drop(front);
+    let accepted = poll_until(Duration::from_secs(10), || {
+        let mut s = UnixStream::connect(&path).ok()?;
+        s.write_all(b"{\"door\":\"middle\",\"on\":1}\n").ok()?;
+        let r = get(gw, "/passengers");
+        (r.json()["middle"]["value"]["on"] == 1).then_some(())
+    });
+    assert!(accepted.is_some(), "a freed slot takes a new pusher");
+}

@@ -83,6 +83,8 @@ pub enum SensorSource {
     },
     /// `"tcp": {"address", "send_on_connect"}` or `"unix": {"path", "send_on_connect"}`: a client
     /// stream of lines, reconnected with jittered exponential backoff.
+    /// `"listen": {"address", "max_pushers"}`: devices connect and push lines.
+    Listen { address: ListenAddr, max_pushers: usize },
     Stream {
         target: StreamTarget,
         send_on_connect: Option<String>,
@@ -113,6 +115,15 @@ pub enum Parity {
     Even,
     /// Odd parity.
     Odd,
+}
+
+/// Where a `listen` sensor accepts pushers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `"127.0.0.1:7000"`.
+    Tcp(std::net::SocketAddr),
+    /// `"unix:/run/gatelet/in.sock"`.
+    Unix(std::path::PathBuf),
 }
 
 /// Where a stream sensor connects.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::json::{Node, Value};
-use super::model::{Decode, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
+use super::model::{Decode, ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
 use super::validate::{Checker, join};
 use crate::sensor::nmea::Checksum;
 
@@ -18,7 +18,8 @@ pub const DEFAULT_MAX_FRAME: usize = 4096;
 pub const MAX_MAX_FRAME: i64 = 1 << 20;
 
 /// Sources KrakenD users will look for that gatelet has not implemented yet.
-const LATER_SOURCES: [&str; 1] = ["listen"];
+/// Default and largest `max_pushers` of a `listen` source.
+pub const MAX_PUSHERS: (usize, i64) = (8, 64);
 
 /// Baud rates termios can set.
 const BAUDS: [u32; 12] = [
@@ -196,21 +197,15 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
             );
         }
     }
-    for later in LATER_SOURCES {
-        if let Some((n, p)) = obj.take(later) {
-            sources += 1;
-            c.error(
-                n.pos,
-                &p,
-                format!("source \"{later}\" is not implemented in gatelet yet (file, tcp, unix and serial work)"),
-            );
-        }
+    if let Some((n, p)) = obj.take("listen") {
+        sources += 1;
+        source = listen(c, n, &p);
     }
     match sources {
         0 => c.error(
             obj.pos,
             path,
-            "needs a source: \"file\", \"tcp\", \"unix\" or \"serial\"",
+            "needs a source: \"file\", \"tcp\", \"unix\", \"serial\" or \"listen\"",
         ),
         1 => {}
         _ => c.error(obj.pos, path, "has more than one source"),
@@ -256,6 +251,35 @@ fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
     Some(match mode? {
         false => SensorSource::FileRead { path, interval },
         true => SensorSource::FileFollow { path, interval },
+    })
+}
+
+/// `"listen": {"address": "127.0.0.1:7000" | "unix:/path", "max_pushers"}`.
+fn listen(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
+    let mut obj = c.object(node, path)?;
+    let address = obj
+        .require(c, "address", "\"127.0.0.1:7000\" or \"unix:/path\"")
+        .and_then(|(n, p)| {
+            let a = c.nonempty(n, &p)?;
+            if let Some(path) = a.strip_prefix("unix:") {
+                return Some(ListenAddr::Unix(path.into()));
+            }
+            match a.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(ListenAddr::Tcp(addr)),
+                Err(_) => {
+                    c.error(n.pos, &p, format!("\"{a}\" is not ip:port or unix:/path"));
+                    None
+                }
+            }
+        });
+    let max_pushers = match obj.take("max_pushers") {
+        Some((n, p)) => c.integer(n, &p, 1, MAX_PUSHERS.1).map(|v| v as usize),
+        None => Some(MAX_PUSHERS.0),
+    };
+    obj.finish(c);
+    Some(SensorSource::Listen {
+        address: address?,
+        max_pushers: max_pushers?,
     })
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::decode::{Decode, Decoder};
 use super::lines::Lines;
 use super::store::{Events, Latest};
-use crate::config::{self, SensorSource, StreamTarget};
+use crate::config::{self, ListenAddr, SensorSource, StreamTarget};
 use crate::limiter::Clock;
 use crate::limiter::bucket::Nanos;
 
@@ -126,6 +126,14 @@ impl Sensor {
                 target: StreamTarget::Serial(p, _),
                 ..
             } => format!("serial {}", p.display()),
+            SensorSource::Listen {
+                address: ListenAddr::Tcp(a),
+                ..
+            } => format!("listen {a}"),
+            SensorSource::Listen {
+                address: ListenAddr::Unix(p),
+                ..
+            } => format!("listen unix:{}", p.display()),
         }
     }
 
@@ -134,6 +142,7 @@ impl Sensor {
         match &self.config.source {
             SensorSource::FileRead { interval, .. } | SensorSource::FileFollow { interval, .. } => *interval,
             SensorSource::Stream { reconnect_min, .. } => self.counters.borrow().retry.unwrap_or(*reconnect_min),
+            SensorSource::Listen { .. } => LISTEN_RETRY,
         }
     }
 
@@ -152,6 +161,10 @@ impl Sensor {
                 f.write_all(line).map_err(|e| WriteError::Failed(e.to_string()))?;
                 Ok(line.len())
             }
+            SensorSource::Listen { .. } => Err(WriteError::Down(format!(
+                "{}: pushers connect to gatelet; there is no one device to write to",
+                self.source()
+            ))),
             SensorSource::Stream { .. } => {
                 let writer = self.writer.borrow().clone();
                 let Some(writer) = writer else {
@@ -296,9 +309,27 @@ impl Sensor {
     }
 }
 
-/// Feeds `sensor` from its source forever (cancelled when the executor stops).
-pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
+/// How often a `listen` source retries binding its address.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+/// Feeds `sensor` from its source forever (cancelled when the executor stops). `executor` runs
+/// the tasks of a `listen` source's pushers.
+pub async fn run(sensor: Rc<Sensor>, clock: Clock, executor: Rc<async_executor::LocalExecutor<'static>>) {
     match sensor.config.source.clone() {
+        SensorSource::Listen { address, max_pushers } => loop {
+            let bound = match &address {
+                ListenAddr::Tcp(a) => Async::<std::net::TcpListener>::bind(*a).map(Listener::Tcp),
+                ListenAddr::Unix(p) => bind_unix(p).map(Listener::Unix),
+            };
+            match bound {
+                Ok(listener) => {
+                    sensor.source_up();
+                    accept_pushers(&sensor, listener, max_pushers, clock, &executor).await;
+                }
+                Err(e) => sensor.source_down(format!("bind: {e}")),
+            }
+            Timer::after(LISTEN_RETRY).await;
+        },
         SensorSource::FileRead { path, interval } => loop {
             read_file(&sensor, &path, clock);
             Timer::after(interval).await;
@@ -340,6 +371,91 @@ pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
                 Timer::after(interval).await;
             }
         }
+    }
+}
+
+enum Listener {
+    Tcp(Async<std::net::TcpListener>),
+    Unix(Async<std::os::unix::net::UnixListener>),
+}
+
+/// Binds a Unix socket path, replacing a stale socket left by an earlier run (never a file that
+/// is not a socket).
+fn bind_unix(path: &std::path::Path) -> std::io::Result<Async<std::os::unix::net::UnixListener>> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(std::io::Error::other("exists and is not a socket"));
+        }
+        std::fs::remove_file(path)?;
+    }
+    Async::<std::os::unix::net::UnixListener>::bind(path)
+}
+
+/// Accepts pushers, at most `max` at a time (more are closed at once and counted), each read
+/// as a stream of lines by its own task.
+async fn accept_pushers(
+    sensor: &Rc<Sensor>,
+    listener: Listener,
+    max: usize,
+    clock: Clock,
+    executor: &Rc<async_executor::LocalExecutor<'static>>,
+) {
+    let active = Rc::new(std::cell::Cell::new(0usize));
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Pusher::Tcp(s)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Pusher::Unix(s)),
+        };
+        let pusher = match accepted {
+            Ok(p) => p,
+            Err(e) => {
+                sensor.source_down(format!("accept: {e}"));
+                return;
+            }
+        };
+        if active.get() >= max {
+            let mut c = sensor.counters.borrow_mut();
+            c.last_error = Some(format!("pusher refused: {max} already connected (max_pushers)"));
+            continue;
+        }
+        active.set(active.get() + 1);
+        let (sensor, active) = (sensor.clone(), active.clone());
+        executor
+            .spawn(async move {
+                let _ = match pusher {
+                    Pusher::Tcp(s) => read_lines(&sensor, s, clock).await,
+                    Pusher::Unix(s) => read_lines(&sensor, s, clock).await,
+                };
+                active.set(active.get() - 1);
+            })
+            .detach();
+    }
+}
+
+enum Pusher {
+    Tcp(Async<TcpStream>),
+    Unix(Async<UnixStream>),
+}
+
+/// Reads lines from one pusher until it disconnects.
+async fn read_lines<S>(sensor: &Sensor, mut stream: Async<S>, clock: Clock) -> std::io::Result<()>
+where
+    Async<S>: futures_lite::AsyncRead + Unpin,
+{
+    use futures_lite::AsyncReadExt;
+    let mut lines = Lines::new(sensor.config.max_frame);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let (now, wall) = (clock.now(), SystemTime::now());
+        lines.push(&buf[..n], |frame| match frame {
+            Ok(frame) => sensor.ingest(frame, now, wall),
+            Err(_) => sensor.frame_too_long(),
+        });
     }
 }
 
