@@ -15,6 +15,25 @@ use crate::listener::{self, Options};
 /// built-in routes, so it shows something on any Linux box with nothing else running.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.json");
 
+/// The first thermal zone, in millidegrees Celsius, where the kernel has one.
+pub const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
+
+/// The embedded default config for this machine: with a `temperature` sensor on
+/// [`THERMAL_ZONE`] in `/system` when the machine has one (a Pi does; many VMs do not, and a
+/// sensor that can never be read would only make `/__health` say `degraded`).
+pub fn default_config(thermal_zone: bool) -> String {
+    if !thermal_zone {
+        return DEFAULT_CONFIG.to_string();
+    }
+    let sensor = r#""temperature": {"decode": "number", "scale": 0.001, "max_age": "10s", "file": {"path": "/sys/class/thermal/thermal_zone0/temp", "interval": "2s"}},
+      "memory": {"decode": "kv""#;
+    let backend = r#"{"extra_config": {"gatelet/sensor": {"name": "temperature"}}, "allow": ["value"], "mapping": {"value": "temperature_c"}},
+        {"extra_config": {"gatelet/sensor": {"name": "memory"}}"#;
+    DEFAULT_CONFIG
+        .replacen(r#""memory": {"decode": "kv""#, sensor, 1)
+        .replacen(r#"{"extra_config": {"gatelet/sensor": {"name": "memory"}}"#, backend, 1)
+}
+
 #[derive(FromArgs, Debug)]
 /// gatelet: a small API gateway that runs KrakenD v3 configs.
 pub struct Args {
@@ -70,7 +89,10 @@ fn print_errors(errors: &[ConfigError]) {
 fn load(path: Option<&PathBuf>) -> Result<Config, Vec<ConfigError>> {
     match path {
         Some(p) => config::load(p),
-        None => config::parse("<embedded default config>", DEFAULT_CONFIG),
+        None => config::parse(
+            "<embedded default config>",
+            &default_config(std::path::Path::new(THERMAL_ZONE).exists()),
+        ),
     }
 }
 

@@ -161,3 +161,14 @@ fn the_embedded_default_config_serves_its_demo_endpoint() {
     let health = get(addr, "/__health").json();
     assert_eq!(health["agents"]["load"]["status"], "ok", "{health}");
 }
+
+#[test]
+fn the_default_config_gains_a_temperature_sensor_where_there_is_a_thermal_zone() {
+    let plain = gatelet::config::parse("default.json", &gatelet::cli::default_config(false)).unwrap();
+    let warm = gatelet::config::parse("default.json", &gatelet::cli::default_config(true)).unwrap();
+    assert_eq!(warm.sensors.len(), plain.sensors.len() + 1);
+    let t = warm.sensors.iter().find(|s| s.name == "temperature").unwrap();
+    assert_eq!(t.decode, gatelet::config::Decode::Number { scale: Some(0.001) });
+    let system = |c: &gatelet::config::Config| c.endpoints.iter().find(|e| e.path == "/system").unwrap().backends.len();
+    assert_eq!(system(&warm), system(&plain) + 1);
+}

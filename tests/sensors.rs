@@ -584,3 +584,51 @@ fn a_listen_sensor_takes_lines_from_a_bounded_number_of_pushers() {
     });
     assert!(accepted.is_some(), "a freed slot takes a new pusher");
 }
+
+#[test]
+fn the_bus_example_with_the_fake_bus_serves_live_data_and_survives_a_replug() {
+    let dir = Dir::new("fakebus");
+    let mut bus = std::process::Command::new("python3")
+        .arg("scripts/fake-bus.py")
+        .args([
+            "--dir",
+            dir.0.to_str().unwrap(),
+            "--engine-port",
+            "0",
+            "--seconds",
+            "60",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs scripts/fake-bus.py");
+    let port = poll_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.file("engine.port")).ok()
+    })
+    .expect("the fake bus never started");
+    let text = std::fs::read_to_string("config/bus.json")
+        .unwrap()
+        .replace("/tmp/gatelet-bus", dir.0.to_str().unwrap())
+        .replace("127.0.0.1:7101", &format!("127.0.0.1:{port}"));
+    let gw = gateway(&text);
+    let r = wait_for(gw, "/vehicle/status", |r| {
+        r.header("x-gatelet-completed") == Some("true") && r.json()["on_board"].is_number()
+    });
+    let doc = r.json();
+    assert!((52.51..52.53).contains(&doc["gps"]["lat"].as_f64().unwrap()), "{doc}");
+    assert_eq!(doc["gps"]["satellites"], 9);
+    assert!(doc["fuel_pct"].as_f64().unwrap() > 60.0);
+    assert_eq!(doc["tyres_psi"]["fl"], 32.1);
+    assert!((20.0..23.0).contains(&doc["cabin_temp_c"].as_f64().unwrap()));
+
+    // Unplug and replug the GPS: down, then ok, without a restart.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(bus.id() as i32).unwrap(),
+        rustix::process::Signal::USR1,
+    )
+    .unwrap();
+    wait_for(gw, "/__health", |r| r.json()["agents"]["gps"]["status"] == "down");
+    let health = wait_for(gw, "/__health", |r| r.json()["agents"]["gps"]["status"] == "ok");
+    assert!(health.json()["agents"]["gps"]["reconnects"].as_u64() >= Some(1));
+    bus.kill().ok();
+    bus.wait().ok();
+}

@@ -115,10 +115,29 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{...}}`,
 /// one agent per sensor; `status` is `degraded` when any agent is not `ok`.
-pub fn health(now: SystemTime, agents: Map<String, Value>) -> Response<Body> {
+pub fn health(now: SystemTime, agents: Map<String, Value>, clock: Value) -> Response<Body> {
     let degraded = agents.values().any(|a| a["status"] != "ok");
-    let doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents});
+    let doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
+                     "clock": clock});
     json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// 2026-01-01T00:00:00Z: a wall clock before this cannot be right (a Pi without an RTC boots
+/// in 1970 until NTP or GPS sets it).
+const CLOCK_FLOOR_SECS: u64 = 1_767_225_600;
+
+/// Whether the system clock looks synchronised: `true` when systemd-timesyncd says so
+/// (`timesync_flag`), `false` when the clock is before [`CLOCK_FLOOR_SECS`], else unknown.
+/// Readings' `age_ms` never depends on it (monotonic clock).
+pub fn clock_status(now: SystemTime, timesync_flag: bool) -> Value {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if timesync_flag {
+        json!({"synchronized": true, "why": "systemd-timesyncd reports synchronized"})
+    } else if secs < CLOCK_FLOOR_SECS {
+        json!({"synchronized": false, "why": "the system clock is before 2026: not set yet (ts values are wrong, age_ms is right)"})
+    } else {
+        json!({"synchronized": null, "why": "unknown: no time-sync flag at /run/systemd/timesync/synchronized"})
+    }
 }
 
 /// The echo document (KrakenD's `/__echo/` field names).
@@ -182,6 +201,18 @@ pub fn rfc3339(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn the_clock_is_judged_without_trusting_it() {
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(
+            clock_status(at(0), false)["synchronized"],
+            false,
+            "a Pi that booted in 1970"
+        );
+        assert_eq!(clock_status(at(0), true)["synchronized"], true, "timesyncd's word wins");
+        assert!(clock_status(at(1_795_000_000), false)["synchronized"].is_null());
+    }
 
     #[test]
     fn rfc3339_known_instants() {

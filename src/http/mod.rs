@@ -122,7 +122,9 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
                     .iter()
                     .map(|s| (s.config.name.clone(), s.health(now)))
                     .collect();
-                Ok(encode::health(SystemTime::now(), agents))
+                let wall = SystemTime::now();
+                let synced = std::path::Path::new("/run/systemd/timesync/synchronized").exists();
+                Ok(encode::health(wall, agents, encode::clock_status(wall, synced)))
             }
             _ => Err(Error::MethodNotAllowed("GET".into())),
         };

@@ -387,6 +387,13 @@ fn bind_unix(path: &std::path::Path) -> std::io::Result<Async<std::os::unix::net
         if !meta.file_type().is_socket() {
             return Err(std::io::Error::other("exists and is not a socket"));
         }
+        // Stale only if nobody answers on it: never steal a live socket from another process.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another process is listening on it",
+            ));
+        }
         std::fs::remove_file(path)?;
     }
     Async::<std::os::unix::net::UnixListener>::bind(path)
