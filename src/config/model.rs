@@ -45,6 +45,25 @@ pub struct Config {
     pub endpoints: Vec<Endpoint>,
     /// `extra_config."gatelet/sensors"`, in config order.
     pub sensors: Vec<Sensor>,
+    /// `extra_config."security/cors"`.
+    pub cors: Option<Cors>,
+}
+
+/// KrakenD's `security/cors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    /// `allow_origins` (`"*"` = any).
+    pub allow_origins: Vec<String>,
+    /// `allow_methods` (default GET, HEAD, POST).
+    pub allow_methods: Vec<http::Method>,
+    /// `allow_headers`, lower-case (default origin, authorization, content-type).
+    pub allow_headers: Vec<String>,
+    /// `expose_headers` (default content-length, content-type).
+    pub expose_headers: Vec<String>,
+    /// `max_age` of a preflight (default 12h).
+    pub max_age: Duration,
+    /// `allow_credentials` (default false).
+    pub allow_credentials: bool,
 }
 
 /// One sensor of `extra_config."gatelet/sensors"`.

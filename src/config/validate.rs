@@ -382,8 +382,9 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     let mut router = RouterOptions::default();
     let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
+    let mut cors = None;
     if let Some((n, p)) = obj.take("extra_config") {
-        (sensors, sensor_names) = service_extra(c, n, &p, &mut router);
+        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors);
     }
     let defaults = Defaults {
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -425,6 +426,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         router,
         endpoints,
         sensors,
+        cors,
     })
 }
 
@@ -603,10 +605,19 @@ pub fn host(s: &str) -> Result<Host, String> {
     Ok(Host { authority, addr })
 }
 
-fn service_extra(c: &mut Checker, node: &Node, path: &str, router: &mut RouterOptions) -> (Vec<Sensor>, Vec<String>) {
+fn service_extra(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    router: &mut RouterOptions,
+    cors: &mut Option<Cors>,
+) -> (Vec<Sensor>, Vec<String>) {
     let Some(mut obj) = c.object(node, path) else {
         return (Vec::new(), Vec::new());
     };
+    if let Some((n, p)) = obj.take("security/cors") {
+        *cors = cors_config(c, n, &p);
+    }
     let sensors = match obj.take("gatelet/sensors") {
         Some((n, p)) => super::sensors::sensors(c, n, &p),
         None => (Vec::new(), Vec::new()),
@@ -1367,4 +1378,57 @@ fn shape(c: &mut Checker, obj: &mut Obj, encoding: Encoding) -> Shape {
         }
     }
     shape
+}
+
+/// KrakenD's `security/cors`, with its defaults.
+fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Cors> {
+    let mut obj = c.object(node, path)?;
+    let list = |c: &mut Checker, obj: &mut Obj, key: &str, default: &[&str]| -> Option<Vec<String>> {
+        match obj.take(key) {
+            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
+            None => Some(default.iter().map(|s| s.to_string()).collect()),
+        }
+    };
+    let origins = list(c, &mut obj, "allow_origins", &["*"]);
+    let methods = match obj.take("allow_methods") {
+        Some((n, p)) => c.strings(n, &p).and_then(|items| {
+            let mut out = Vec::new();
+            for (m, pos, mp) in items {
+                match http::Method::from_bytes(m.as_bytes()) {
+                    Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => out.push(method),
+                    _ => {
+                        c.error(pos, &mp, format!("\"{m}\" is not an upper-case HTTP method"));
+                        return None;
+                    }
+                }
+            }
+            Some(out)
+        }),
+        None => Some(vec![http::Method::GET, http::Method::HEAD, http::Method::POST]),
+    };
+    let headers = match obj.take("allow_headers") {
+        Some((n, p)) => forward(c, n, &p, true).map(|f| match f {
+            Forward::Only(v) => v,
+            Forward::All => vec!["*".to_string()],
+        }),
+        None => Some(vec!["origin".into(), "authorization".into(), "content-type".into()]),
+    };
+    let expose = list(c, &mut obj, "expose_headers", &["Content-Length", "Content-Type"]);
+    let max_age = match obj.take("max_age") {
+        Some((n, p)) => c.duration(n, &p),
+        None => Some(Duration::from_secs(12 * 3600)),
+    };
+    let credentials = match obj.take("allow_credentials") {
+        Some((n, p)) => c.boolean(n, &p),
+        None => Some(false),
+    };
+    obj.finish(c);
+    Some(Cors {
+        allow_origins: origins?,
+        allow_methods: methods?,
+        allow_headers: headers?,
+        expose_headers: expose?,
+        max_age: max_age?,
+        allow_credentials: credentials?,
+    })
 }

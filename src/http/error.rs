@@ -44,6 +44,8 @@ pub enum Error {
     RateLimited(Refusal),
     /// A body that cannot be written to a sensor (not one line, too long, empty).
     BadSensorWrite(String),
+    /// A CORS preflight that is not allowed (why).
+    CorsDenied(String),
 }
 
 impl From<EndpointError> for Error {
@@ -71,6 +73,7 @@ impl Error {
             | Error::BadPathParam(_)
             | Error::BadSensorWrite(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::CorsDenied(_) => StatusCode::FORBIDDEN,
             Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -113,6 +116,7 @@ impl Error {
                 | Error::Endpoint(_)
                 | Error::RateLimited(_)
                 | Error::BadSensorWrite(_)
+                | Error::CorsDenied(_)
         )
     }
 
@@ -153,7 +157,7 @@ impl Error {
                     ceil_secs(*retry_after)
                 )
             }
-            Error::BadSensorWrite(m) => m.clone(),
+            Error::BadSensorWrite(m) | Error::CorsDenied(m) => m.clone(),
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
         }
     }

@@ -6,6 +6,7 @@
 //! in doubt), never a panic; every failure maps to its status in `error`.
 
 pub mod body;
+pub mod cors;
 pub mod encode;
 pub mod error;
 pub mod framing;
@@ -85,6 +86,22 @@ async fn linger_close(socket: TcpStream) {
 async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let length_and_chunked = watch.busy();
     let (parts, body) = req.into_parts();
+    // CORS preflights are answered before routing, limits and backends.
+    if !length_and_chunked
+        && let Some(cors) = &gw.config.cors
+        && let Some(pre) = cors::preflight(cors, &parts.method, &parts.headers)
+    {
+        let response = match pre {
+            cors::Preflight::Allowed(headers) => {
+                let mut r = Response::new(Body::full(Bytes::new()));
+                *r.status_mut() = cors::PREFLIGHT_OK;
+                *r.headers_mut() = headers;
+                r
+            }
+            cors::Preflight::Denied(why) => encode::error(&Error::CorsDenied(why), false),
+        };
+        return response.map(|b| b.watched(watch.clone()));
+    }
     let answer = match length_and_chunked {
         // hyper dropped the Content-Length before we could see it; the socket adapter did not.
         true => Err(Error::ContentLengthWithTransferEncoding),
@@ -103,6 +120,10 @@ async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<
             encode::error(&e, gw.config.router.return_error_msg)
         }
     };
+    let mut response = response;
+    if let Some(cors) = &gw.config.cors {
+        cors::decorate(cors, &parts.headers, response.headers_mut());
+    }
     response.map(|b| b.watched(watch.clone()))
 }
 

@@ -1,0 +1,110 @@
+//! Security at the edge, over real sockets. So far: CORS (KrakenD's `security/cors`) —
+//! preflights answered before routing (204 allowed, 403 denied with the reason), actual answers
+//! decorated only for allowed origins, `Vary: Origin` always.
+
+mod common;
+
+use common::*;
+
+fn cors_gateway(backend: &Backend) -> std::net::SocketAddr {
+    gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"],
+            "extra_config": {{"security/cors": {{"allow_origins": ["https://office.example"],
+                "allow_methods": ["GET", "POST"], "allow_headers": ["Authorization", "Content-Type"],
+                "expose_headers": ["X-Gatelet-Completed"], "max_age": "10m", "allow_credentials": true}}}},
+            "endpoints": [{{"endpoint": "/vehicle", "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        backend.url()
+    ))
+}
+
+#[test]
+fn cors_preflights_are_answered_before_routing() {
+    let b = Backend::start(|_| Reply::json(r#"{"fuel":71}"#));
+    let gw = cors_gateway(&b);
+    let ok = request(
+        gw,
+        "OPTIONS",
+        "/vehicle",
+        &[
+            "Origin: https://office.example",
+            "Access-Control-Request-Method: GET",
+            "Access-Control-Request-Headers: authorization",
+        ],
+        b"",
+    );
+    assert_eq!(ok.status, 204, "{}", ok.text());
+    assert_eq!(ok.header("access-control-allow-origin"), Some("https://office.example"));
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET, POST"));
+    assert_eq!(
+        ok.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
+    assert_eq!(ok.header("access-control-max-age"), Some("600"));
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(ok.header("vary"), Some("Origin"));
+
+    let denied = request(
+        gw,
+        "OPTIONS",
+        "/vehicle",
+        &["Origin: https://evil.example", "Access-Control-Request-Method: GET"],
+        b"",
+    );
+    assert_eq!(denied.status, 403);
+    assert!(denied.header("access-control-allow-origin").is_none());
+    assert!(denied.json()["error"].as_str().unwrap().contains("origin not allowed"));
+    let bad_method = request(
+        gw,
+        "OPTIONS",
+        "/vehicle",
+        &[
+            "Origin: https://office.example",
+            "Access-Control-Request-Method: DELETE",
+        ],
+        b"",
+    );
+    assert_eq!(bad_method.status, 403);
+    assert!(b.seen().is_empty(), "preflights never reach a backend");
+}
+
+#[test]
+fn cors_decorates_answers_for_allowed_origins_only() {
+    let b = Backend::start(|_| Reply::json(r#"{"fuel":71}"#));
+    let gw = cors_gateway(&b);
+    let r = request(gw, "GET", "/vehicle", &["Origin: https://office.example"], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("https://office.example"));
+    assert_eq!(r.header("access-control-expose-headers"), Some("X-Gatelet-Completed"));
+    assert_eq!(r.header("vary"), Some("Origin"));
+    let other = request(gw, "GET", "/vehicle", &["Origin: https://evil.example"], b"");
+    assert_eq!(
+        other.status, 200,
+        "CORS is the browser's rule; the answer itself is not refused"
+    );
+    assert!(other.header("access-control-allow-origin").is_none());
+    let missing = request(gw, "GET", "/nope", &["Origin: https://office.example"], b"");
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("access-control-allow-origin"),
+        Some("https://office.example"),
+        "errors too"
+    );
+}
+
+#[test]
+fn without_cors_an_options_request_is_an_ordinary_405() {
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "endpoints": [{{"endpoint": "/v", "backend": [{{"host": ["{}"], "url_pattern": "/"}}]}}]}}"#,
+        b.url()
+    ));
+    let r = request(
+        gw,
+        "OPTIONS",
+        "/v",
+        &["Origin: https://office.example", "Access-Control-Request-Method: GET"],
+        b"",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.header("access-control-allow-origin").is_none());
+}
