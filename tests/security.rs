@@ -108,3 +108,35 @@ fn without_cors_an_options_request_is_an_ordinary_405() {
     assert_eq!(r.status, 405);
     assert!(r.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    let b = Backend::start(|_| Reply::json("{}"));
+    let config = |trusted: &str| {
+        format!(
+            r#"{{"version": 3, "extra_config": {{"router": {{"trusted_proxies": [{trusted}]}}}},
+                "endpoints": [{{"endpoint": "/v", "extra_config": {{"qos/ratelimit/router": {{"client_max_rate": 1, "every": "1h", "strategy": "ip"}}}},
+                "backend": [{{"host": ["{}"], "url_pattern": "/"}}]}}]}}"#,
+            b.url()
+        )
+    };
+    // This test's proxy is 127.0.0.1: trusted, so each forwarded client has its own bucket.
+    let gw = gateway(&config(r#""127.0.0.0/8""#));
+    let from = |xff: &str| request(gw, "GET", "/v", &[&format!("X-Forwarded-For: {xff}")], b"").status;
+    assert_eq!(from("203.0.113.7"), 200);
+    assert_eq!(from("203.0.113.7"), 429);
+    assert_eq!(from("198.51.100.1"), 200, "another client behind the same proxy");
+    assert_eq!(
+        from("203.0.113.7, 198.51.100.2"),
+        200,
+        "the right-most untrusted entry is the client"
+    );
+    let seen = b.seen();
+    assert_eq!(seen.last().unwrap().header("x-forwarded-for"), Some("198.51.100.2"));
+
+    // Not trusted: the header is the client's own claim and changes nothing.
+    let gw = gateway(&config(""));
+    let from = |xff: &str| request(gw, "GET", "/v", &[&format!("X-Forwarded-For: {xff}")], b"").status;
+    assert_eq!(from("203.0.113.7"), 200);
+    assert_eq!(from("198.51.100.1"), 429, "same socket peer, same bucket");
+}

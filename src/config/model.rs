@@ -178,6 +178,8 @@ pub struct RouterOptions {
     pub disable_health: bool,
     /// `return_error_msg`: put backend error details in error bodies (default false).
     pub return_error_msg: bool,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
+    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
 }
 
 impl Default for RouterOptions {
@@ -186,6 +188,7 @@ impl Default for RouterOptions {
             health_path: DEFAULT_HEALTH_PATH.to_string(),
             disable_health: false,
             return_error_msg: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -639,6 +639,20 @@ fn service_extra(
         {
             router.disable_health = b;
         }
+        if let Some((n, p)) = r.take("trusted_proxies")
+            && let Some(list) = c.strings(n, &p)
+        {
+            for (entry, pos, ep) in list {
+                match crate::http::client_ip::Cidr::parse(entry) {
+                    Some(cidr) => router.trusted_proxies.push(cidr),
+                    None => c.error(
+                        pos,
+                        &ep,
+                        format!("\"{entry}\" is not an address or block such as \"10.0.0.0/8\""),
+                    ),
+                }
+            }
+        }
         if let Some((n, p)) = r.take("return_error_msg")
             && let Some(b) = c.boolean(n, &p)
         {

@@ -6,6 +6,7 @@
 //! in doubt), never a panic; every failure maps to its status in `error`.
 
 pub mod body;
+pub mod client_ip;
 pub mod cors;
 pub mod encode;
 pub mod error;
@@ -86,6 +87,9 @@ async fn linger_close(socket: TcpStream) {
 async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let length_and_chunked = watch.busy();
     let (parts, body) = req.into_parts();
+    // From here on "peer" is the client: the socket peer, or what a trusted proxy says.
+    let trusted = &gw.config.router.trusted_proxies;
+    let peer = SocketAddr::new(client_ip::client_ip(peer.ip(), &parts.headers, trusted), peer.port());
     // CORS preflights are answered before routing, limits and backends.
     if !length_and_chunked
         && let Some(cors) = &gw.config.cors

@@ -1,0 +1,139 @@
+//! Which address a request comes from: the socket peer, unless the peer is a trusted proxy
+//! (`extra_config.router.trusted_proxies`, KrakenD's key), in which case the right-most
+//! `X-Forwarded-For` entry that is not itself a trusted proxy. Left-most entries are whatever
+//! the client wrote and are never believed. Used by logs, rate limits and `X-Forwarded-For`.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+
+/// An address block (`10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/prefix` or a bare address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.parse().ok().filter(|p| *p <= max)?
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client address of a request from `peer` with `headers`.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    // All X-Forwarded-For fields, as one list, read from the right.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for entry in entries.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => client = ip,
+            Ok(ip) => return ip,
+            // Garbage in the chain: stop believing it.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(xff: &[&str]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for v in xff {
+            m.append("x-forwarded-for", v.parse().unwrap());
+        }
+        m
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains(ip("10.200.1.1")) && !c.contains(ip("11.0.0.1")));
+        assert!(c.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped");
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.9")));
+        assert_eq!(Cidr::parse("10.0.0.0/33"), None);
+        assert_eq!(Cidr::parse("bus"), None);
+    }
+
+    #[test]
+    fn only_trusted_peers_are_believed_and_only_from_the_right() {
+        let proxies = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let spoof = h(&["1.2.3.4"]);
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &spoof, &proxies),
+            ip("203.0.113.9"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &h(&["198.51.100.7"]), &proxies),
+            ip("198.51.100.7")
+        );
+        // The client wrote 1.2.3.4 itself; the proxy appended the real address.
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &h(&["1.2.3.4, 198.51.100.7, 10.0.0.9"]), &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &h(&["1.2.3.4", "198.51.100.7"]), &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.2"), &h(&[]), &proxies), ip("10.0.0.2"));
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &h(&["nonsense, 10.0.0.5"]), &proxies),
+            ip("10.0.0.5")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &spoof, &[]),
+            ip("10.0.0.2"),
+            "no proxies configured"
+        );
+    }
+}
