@@ -12,6 +12,7 @@
 //! - [`gateway`]: what is compiled once from the config and shared by every connection.
 //! - [`cli`]: `run`, `check`, `--version`.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod endpoint;

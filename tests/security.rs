@@ -140,3 +140,73 @@ fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     assert_eq!(from("203.0.113.7"), 200);
     assert_eq!(from("198.51.100.1"), 429, "same socket peer, same bucket");
 }
+
+/// The hex SHA-256 of `key`, as an operator makes it: `printf %s KEY | sha256sum`.
+fn sha256_hex(key: &str) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(key.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
+    let b = Backend::start(|_| Reply::json(r#"{"ok":true}"#));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"],
+            "extra_config": {{"gatelet/api-keys": {{"keys": [
+                {{"name": "central-office", "sha256": "{}", "roles": ["read", "command"]}},
+                {{"name": "depot", "sha256": "{}", "roles": ["read"]}}]}}}},
+            "endpoints": [
+                {{"endpoint": "/status", "extra_config": {{"gatelet/api-keys": {{"roles": ["read"]}},
+                    "qos/ratelimit/router": {{"max_rate": 1, "every": "1h"}}}}, "backend": [{{"url_pattern": "/"}}]}},
+                {{"endpoint": "/command", "method": "POST", "extra_config": {{"gatelet/api-keys": {{"roles": ["command"]}}}},
+                    "backend": [{{"url_pattern": "/"}}]}},
+                {{"endpoint": "/public", "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        sha256_hex("office-key"),
+        sha256_hex("depot-key")
+    ));
+    for wrong in [
+        &[][..],
+        &["Authorization: Bearer nope"][..],
+        &["Authorization: office-key"][..],
+    ] {
+        let r = request(gw, "GET", "/status", wrong, b"");
+        assert_eq!(r.status, 401, "{wrong:?}: {}", r.text());
+        assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="gatelet""#));
+    }
+    let r = request(gw, "GET", "/status", &["Authorization: Bearer depot-key"], b"");
+    assert_eq!(
+        r.status,
+        200,
+        "401s spent none of the endpoint's single token: {}",
+        r.text()
+    );
+    assert_eq!(
+        request(gw, "POST", "/command", &["Authorization: Bearer depot-key"], b"").status,
+        403
+    );
+    assert_eq!(
+        request(gw, "POST", "/command", &["Authorization: Bearer office-key"], b"").status,
+        200
+    );
+    assert_eq!(
+        get(gw, "/public").status,
+        200,
+        "endpoints without the namespace need no key"
+    );
+    assert_eq!(b.seen().len(), 3, "refused requests never reach a backend");
+}

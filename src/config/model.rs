@@ -47,6 +47,8 @@ pub struct Config {
     pub sensors: Vec<Sensor>,
     /// `extra_config."security/cors"`.
     pub cors: Option<Cors>,
+    /// `extra_config."gatelet/api-keys"`.
+    pub api_keys: Option<crate::auth::apikey::ApiKeys>,
 }
 
 /// KrakenD's `security/cors`.
@@ -252,6 +254,9 @@ pub struct Endpoint {
     pub concurrent_calls: u32,
     /// `extra_config."qos/ratelimit/router"` (and `"gatelet/ratelimit"`).
     pub rate_limit: Option<RateLimit>,
+    /// `extra_config."gatelet/api-keys".roles`: an API key is required, with one of these roles
+    /// (any key when empty).
+    pub api_key_roles: Option<Vec<String>>,
 }
 
 /// An endpoint's rate limits.

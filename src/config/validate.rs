@@ -11,6 +11,7 @@ use http::Method;
 use super::json::{Key, Node, Pos, Value};
 use super::model::*;
 use super::{ConfigError, duration};
+use crate::auth::apikey::{self, ApiKeys};
 use crate::router;
 
 /// KrakenD keys gatelet knows but does not implement, with a hint where one helps. They get a
@@ -382,9 +383,12 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     let mut router = RouterOptions::default();
     let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
-    let mut cors = None;
+    let (mut cors, mut api_keys) = (None, None);
+    // Whether the service defines keys at all (even invalid ones, already reported).
+    let mut api_keys_given = false;
     if let Some((n, p)) = obj.take("extra_config") {
-        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors);
+        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors, &mut api_keys);
+        api_keys_given = matches!(&n.value, Value::Object(m) if m.iter().any(|(k, _)| k.name == "gatelet/api-keys"));
     }
     let defaults = Defaults {
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -393,6 +397,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         hosts: hosts.as_deref(),
         hosts_given,
         router: &router,
+        api_keys: api_keys_given,
         sensors: &sensors,
         sensor_names: &sensor_names,
     };
@@ -427,6 +432,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         endpoints,
         sensors,
         cors,
+        api_keys,
     })
 }
 
@@ -439,6 +445,8 @@ struct Defaults<'a> {
     /// The service sets `host` (perhaps invalid, already reported).
     hosts_given: bool,
     router: &'a RouterOptions,
+    /// The service defines `gatelet/api-keys`.
+    api_keys: bool,
     sensors: &'a [Sensor],
     sensor_names: &'a [String],
 }
@@ -611,12 +619,16 @@ fn service_extra(
     path: &str,
     router: &mut RouterOptions,
     cors: &mut Option<Cors>,
+    api_keys: &mut Option<ApiKeys>,
 ) -> (Vec<Sensor>, Vec<String>) {
     let Some(mut obj) = c.object(node, path) else {
         return (Vec::new(), Vec::new());
     };
     if let Some((n, p)) = obj.take("security/cors") {
         *cors = cors_config(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("gatelet/api-keys") {
+        *api_keys = api_keys_config(c, n, &p);
     }
     let sensors = match obj.take("gatelet/sensors") {
         Some((n, p)) => super::sensors::sensors(c, n, &p),
@@ -802,6 +814,7 @@ fn endpoint(
         None => Some(1),
     };
     let mut rate_limit = None;
+    let mut api_key_roles = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
         Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
@@ -811,6 +824,20 @@ fn endpoint(
         && let Some(mut extra) = c.object(n, &p)
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
+        if let Some((n, p)) = extra.take("gatelet/api-keys")
+            && let Some(mut k) = c.object(n, &p)
+        {
+            let roles = roles(c, &mut k);
+            k.finish(c);
+            if !defaults.api_keys {
+                c.error(
+                    n.pos,
+                    &p,
+                    "needs keys: the service's extra_config.\"gatelet/api-keys\" defines none",
+                );
+            }
+            api_key_roles = roles;
+        }
         unsupported_namespaces(c, &mut extra);
     }
     // Duplicate shapes: same method and same path once parameter names are ignored.
@@ -902,6 +929,7 @@ fn endpoint(
         input_query_strings: input_query?,
         concurrent_calls: concurrent?,
         rate_limit,
+        api_key_roles,
     })
 }
 
@@ -1445,4 +1473,77 @@ fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Cors> {
         max_age: max_age?,
         allow_credentials: credentials?,
     })
+}
+
+/// Our `gatelet/api-keys`: `{"header", "keys": [{"name", "sha256", "roles"}]}`.
+fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Option<ApiKeys> {
+    let mut obj = c.object(node, path)?;
+    let header = match obj.take("header") {
+        Some((n, p)) => c
+            .nonempty(n, &p)
+            .and_then(|h| match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    c.error(n.pos, &p, format!("\"{h}\" is not a valid header name"));
+                    None
+                }
+            }),
+        None => Some(http::header::AUTHORIZATION),
+    };
+    let mut keys = Vec::new();
+    if let Some((n, p)) = obj.require(c, "keys", "at least one {\"name\", \"sha256\", \"roles\"}") {
+        match &n.value {
+            Value::Array(items) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    let kp = format!("{p}[{i}]");
+                    let Some(mut k) = c.object(item, &kp) else { continue };
+                    let name = k
+                        .require(c, "name", "logged, never the key")
+                        .and_then(|(n, p)| c.nonempty(n, &p));
+                    let digest = k.require(c, "sha256", "hex SHA-256 of the key").and_then(|(n, p)| {
+                        let hex = c.string(n, &p)?;
+                        let d = apikey::parse_digest(&hex.to_ascii_lowercase());
+                        if d.is_none() {
+                            c.error(
+                                n.pos,
+                                &p,
+                                "must be 64 hex digits: the SHA-256 of the key (never the key itself)",
+                            );
+                        }
+                        d
+                    });
+                    let roles = roles(c, &mut k);
+                    k.finish(c);
+                    if let (Some(name), Some(digest), Some(roles)) = (name, digest, roles) {
+                        if keys.iter().any(|k: &apikey::Key| k.digest == digest) {
+                            c.error(item.pos, &kp, "the same key digest appears twice");
+                        }
+                        keys.push(apikey::Key {
+                            name: name.to_string(),
+                            digest,
+                            roles,
+                        });
+                    }
+                }
+            }
+            _ => c.expected(n, &p, "a non-empty array of keys"),
+        }
+    }
+    obj.finish(c);
+    let header = header?;
+    Some(ApiKeys {
+        bearer: header == http::header::AUTHORIZATION,
+        header,
+        keys,
+    })
+}
+
+/// An optional `roles` list of strings (empty when absent).
+fn roles(c: &mut Checker, obj: &mut Obj) -> Option<Vec<String>> {
+    match obj.take("roles") {
+        Some((n, p)) => c
+            .strings(n, &p)
+            .map(|r| r.into_iter().map(|(s, _, _)| s.to_string()).collect()),
+        None => Some(Vec::new()),
+    }
 }

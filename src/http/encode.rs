@@ -92,6 +92,12 @@ pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
     if let Some(secs) = error.retry_after_secs() {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    if let Error::Unauthenticated(_) = error {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="gatelet""#),
+        );
+    }
     if let Some((quota, _)) = error.rate_limit() {
         rate_limit_headers(headers, &quota);
     }

@@ -46,6 +46,19 @@ pub enum Error {
     BadSensorWrite(String),
     /// A CORS preflight that is not allowed (why).
     CorsDenied(String),
+    /// No valid credentials (401).
+    Unauthenticated(String),
+    /// Valid credentials without the required role (403).
+    Forbidden(String),
+}
+
+impl From<crate::auth::Denied> for Error {
+    fn from(d: crate::auth::Denied) -> Self {
+        match d {
+            crate::auth::Denied::Unauthenticated(m) => Error::Unauthenticated(m),
+            crate::auth::Denied::Forbidden(m) => Error::Forbidden(m),
+        }
+    }
 }
 
 impl From<EndpointError> for Error {
@@ -73,7 +86,8 @@ impl Error {
             | Error::BadPathParam(_)
             | Error::BadSensorWrite(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
-            Error::CorsDenied(_) => StatusCode::FORBIDDEN,
+            Error::CorsDenied(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -117,6 +131,8 @@ impl Error {
                 | Error::RateLimited(_)
                 | Error::BadSensorWrite(_)
                 | Error::CorsDenied(_)
+                | Error::Unauthenticated(_)
+                | Error::Forbidden(_)
         )
     }
 
@@ -157,7 +173,9 @@ impl Error {
                     ceil_secs(*retry_after)
                 )
             }
-            Error::BadSensorWrite(m) | Error::CorsDenied(m) => m.clone(),
+            Error::BadSensorWrite(m) | Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => {
+                m.clone()
+            }
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
         }
     }

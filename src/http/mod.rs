@@ -168,6 +168,11 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
     if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
         return Err(Error::BadPathParam((*p).to_string()));
     }
+    // Who may call it, before any rate limit spends a token on an unknown caller.
+    if let (Some(roles), Some(keys)) = (&gw.config.endpoints[index].api_key_roles, &gw.config.api_keys) {
+        let key = keys.check(&parts.headers, roles)?;
+        log::debug!("{peer}: API key \"{}\"", key.name);
+    }
     // Client bucket, then the endpoint's (a refused client spends none of the endpoint's).
     let quota = match &gw.limits[index] {
         Some(limit) => {
