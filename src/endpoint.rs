@@ -56,6 +56,8 @@ pub struct Inbound<'r> {
     pub client_ip: IpAddr,
     /// The limiters' clock when the request arrived.
     pub now: Nanos,
+    /// Headers added for every backend (`propagate_claims`).
+    pub propagated: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A merged answer.
@@ -148,6 +150,9 @@ fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>)
     }
     if let Some(h) = inbound.headers.get(header::HOST) {
         out.insert("x-forwarded-host", h.clone());
+    }
+    for (name, value) in &inbound.propagated {
+        out.insert(name.clone(), value.clone());
     }
     out
 }
@@ -420,6 +425,7 @@ mod tests {
             body: Bytes::new(),
             client_ip: "192.0.2.7".parse().unwrap(),
             now: 0,
+            propagated: Vec::new(),
         }
     }
 

@@ -186,7 +186,10 @@ fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
     ] {
         let r = request(gw, "GET", "/status", wrong, b"");
         assert_eq!(r.status, 401, "{wrong:?}: {}", r.text());
-        assert_eq!(r.header("www-authenticate"), Some(r#"Bearer realm="gatelet""#));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer realm="gatelet", error="invalid_token""#)
+        );
     }
     let r = request(gw, "GET", "/status", &["Authorization: Bearer depot-key"], b"");
     assert_eq!(
@@ -209,4 +212,158 @@ fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
         "endpoints without the namespace need no key"
     );
     assert_eq!(b.seen().len(), 3, "refused requests never reach a backend");
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn hs256(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use hmac::Mac;
+    let signed = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn hs256_tokens_are_validated_with_a_pinned_algorithm() {
+    use serde_json::json;
+    let secret = b"0123456789abcdef0123456789abcdef-office";
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [{"kty": "oct", "kid": "office-1", "alg": "HS256", "k": b64url(secret)}]}).to_string(),
+    )
+    .unwrap();
+    let b = Backend::start(|_| Reply::json(r#"{"ok":true}"#));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [{{"endpoint": "/command", "method": "POST", "extra_config": {{"auth/validator": {{
+                "alg": "HS256", "jwk_local_path": "{}", "audience": ["bus-42"], "issuer": "https://office.example",
+                "roles": ["dispatcher"], "roles_key": "realm_access.roles", "roles_key_is_nested": true,
+                "propagate_claims": [["sub", "X-User"]]}}}},
+                "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        jwks.display()
+    ));
+    let now = unix_now();
+    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "office-1"});
+    let good = json!({"sub": "anna", "iss": "https://office.example", "aud": ["bus-42", "bus-43"],
+                      "exp": now + 300, "nbf": now - 10, "realm_access": {"roles": ["dispatcher"]}});
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        c
+    };
+    let call = |token: &str| {
+        request(
+            gw,
+            "POST",
+            "/command",
+            &[&format!("Authorization: Bearer {token}")],
+            b"",
+        )
+    };
+
+    let ok = call(&hs256(secret, &header, &good));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        b.seen()[0].header("x-user"),
+        Some("anna"),
+        "claims propagated to the backend"
+    );
+
+    let refused: Vec<(&str, String)> = vec![
+        ("expired", hs256(secret, &header, &with(&|c| c["exp"] = json!(now - 1)))),
+        (
+            "no exp",
+            hs256(
+                secret,
+                &header,
+                &with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))),
+            ),
+        ),
+        (
+            "not yet valid",
+            hs256(secret, &header, &with(&|c| c["nbf"] = json!(now + 300))),
+        ),
+        (
+            "wrong iss",
+            hs256(secret, &header, &with(&|c| c["iss"] = json!("https://evil.example"))),
+        ),
+        (
+            "wrong aud",
+            hs256(secret, &header, &with(&|c| c["aud"] = json!("bus-7"))),
+        ),
+        (
+            "unknown kid",
+            hs256(secret, &json!({"alg": "HS256", "kid": "other"}), &good),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64url(br#"{"alg":"none"}"#),
+                b64url(good.to_string().as_bytes())
+            ),
+        ),
+        (
+            "other secret",
+            hs256(b"another-secret-another-secret-0000", &header, &good),
+        ),
+        ("tampered", {
+            let t = hs256(secret, &header, &good);
+            let parts: Vec<&str> = t.split('.').collect();
+            let evil = with(&|c| c["sub"] = json!("mallory"));
+            format!("{}.{}.{}", parts[0], b64url(evil.to_string().as_bytes()), parts[2])
+        }),
+        (
+            "10 KiB, over the 8 KiB token bound",
+            hs256(secret, &header, &with(&|c| c["pad"] = json!("x".repeat(7 * 1024)))),
+        ),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (why, token) in &refused {
+        let r = call(token);
+        assert_eq!(r.status, 401, "{why}: {}", r.text());
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer realm="gatelet", error="invalid_token""#),
+            "{why}"
+        );
+    }
+    assert_eq!(request(gw, "POST", "/command", &[], b"").status, 401, "no token");
+    // 20 KiB does not even fit the 16 KiB request-head limit: refused before any parsing.
+    let huge = hs256(secret, &header, &with(&|c| c["pad"] = json!("x".repeat(15 * 1024))));
+    assert_eq!(call(&huge).status, 431);
+    let no_role = call(&hs256(
+        secret,
+        &header,
+        &with(&|c| c["realm_access"]["roles"] = json!(["driver"])),
+    ));
+    assert_eq!(no_role.status, 403, "{}", no_role.text());
+    assert_eq!(b.seen().len(), 1, "only the valid token reached the backend");
+    std::fs::remove_dir_all(&dir).ok();
 }

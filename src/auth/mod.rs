@@ -4,6 +4,7 @@
 //! → endpoint bucket).
 
 pub mod apikey;
+pub mod jwt;
 
 /// Why a request is not let through.
 #[derive(Debug, Clone, PartialEq, Eq)]

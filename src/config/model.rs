@@ -49,6 +49,9 @@ pub struct Config {
     pub cors: Option<Cors>,
     /// `extra_config."gatelet/api-keys"`.
     pub api_keys: Option<crate::auth::apikey::ApiKeys>,
+    /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
+    /// clock is known to be unset (default), rather than accept them.
+    pub jwt_reject_unsynced_clock: bool,
 }
 
 /// KrakenD's `security/cors`.
@@ -182,6 +185,8 @@ pub struct RouterOptions {
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
     pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
+    /// From `gatelet/jwt.unsynced_clock` (kept here while parsing; see `Config`).
+    pub jwt_reject_unsynced_clock: bool,
 }
 
 impl Default for RouterOptions {
@@ -191,6 +196,7 @@ impl Default for RouterOptions {
             disable_health: false,
             return_error_msg: false,
             trusted_proxies: Vec::new(),
+            jwt_reject_unsynced_clock: true,
         }
     }
 }
@@ -257,6 +263,8 @@ pub struct Endpoint {
     /// `extra_config."gatelet/api-keys".roles`: an API key is required, with one of these roles
     /// (any key when empty).
     pub api_key_roles: Option<Vec<String>>,
+    /// `extra_config."auth/validator"`: a valid JWT is required.
+    pub jwt: Option<crate::auth::jwt::Validator>,
 }
 
 /// An endpoint's rate limits.

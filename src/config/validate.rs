@@ -419,6 +419,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     if !c.errors.is_empty() {
         return None;
     }
+    let jwt_reject_unsynced_clock = router.jwt_reject_unsynced_clock;
     Some(Config {
         name,
         listen_ip: listen_ip?,
@@ -433,6 +434,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         sensors,
         cors,
         api_keys,
+        jwt_reject_unsynced_clock,
     })
 }
 
@@ -630,6 +632,23 @@ fn service_extra(
     if let Some((n, p)) = obj.take("gatelet/api-keys") {
         *api_keys = api_keys_config(c, n, &p);
     }
+    if let Some((n, p)) = obj.take("gatelet/jwt")
+        && let Some(mut j) = c.object(n, &p)
+    {
+        if let Some((n, p)) = j.take("unsynced_clock") {
+            match c.string(n, &p) {
+                Some("reject") => router.jwt_reject_unsynced_clock = true,
+                Some("accept") => router.jwt_reject_unsynced_clock = false,
+                Some(other) => c.error(
+                    n.pos,
+                    &p,
+                    format!("unknown unsynced_clock \"{other}\" (reject, accept)"),
+                ),
+                None => {}
+            }
+        }
+        j.finish(c);
+    }
     let sensors = match obj.take("gatelet/sensors") {
         Some((n, p)) => super::sensors::sensors(c, n, &p),
         None => (Vec::new(), Vec::new()),
@@ -815,6 +834,7 @@ fn endpoint(
     };
     let mut rate_limit = None;
     let mut api_key_roles = None;
+    let mut jwt = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
         Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
@@ -824,6 +844,9 @@ fn endpoint(
         && let Some(mut extra) = c.object(n, &p)
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
+        if let Some((n, p)) = extra.take("auth/validator") {
+            jwt = jwt_validator(c, n, &p);
+        }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
         {
@@ -930,6 +953,7 @@ fn endpoint(
         concurrent_calls: concurrent?,
         rate_limit,
         api_key_roles,
+        jwt,
     })
 }
 
@@ -1546,4 +1570,133 @@ fn roles(c: &mut Checker, obj: &mut Obj) -> Option<Vec<String>> {
             .map(|r| r.into_iter().map(|(s, _, _)| s.to_string()).collect()),
         None => Some(Vec::new()),
     }
+}
+
+/// KrakenD's `auth/validator` (local JWK sets only).
+fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth::jwt::Validator> {
+    use crate::auth::jwt::{self, Alg};
+    let mut obj = c.object(node, path)?;
+    let errors_before = c.errors.len();
+    let alg = obj.require(c, "alg", "HS256").and_then(|(n, p)| {
+        let s = c.string(n, &p)?;
+        match Alg::parse(s) {
+            Some(a) => Some(a),
+            None if matches!(s, "RS256" | "ES256" | "EdDSA") => {
+                c.error(
+                    n.pos,
+                    &p,
+                    format!("alg \"{s}\" is not implemented in gatelet yet (HS256)"),
+                );
+                None
+            }
+            None => {
+                c.error(n.pos, &p, format!("alg \"{s}\" is not supported by gatelet (HS256)"));
+                None
+            }
+        }
+    });
+    if let Some((n, p)) = obj.take("jwk_url") {
+        c.error(
+            n.pos,
+            &p,
+            "remote JWK sets are out of scope for now: use jwk_local_path",
+        );
+    }
+    let keys = obj.require(c, "jwk_local_path", "a JWK set file").and_then(|(n, p)| {
+        let file = c.nonempty(n, &p)?;
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                c.error(n.pos, &p, format!("cannot read \"{file}\": {e}"));
+                return None;
+            }
+        };
+        match jwt::parse_jwk_set(&text, alg?) {
+            Ok(keys) => Some(keys),
+            Err(m) => {
+                c.error(n.pos, &p, format!("\"{file}\": {m}"));
+                None
+            }
+        }
+    });
+    let list = |c: &mut Checker, obj: &mut Obj, key: &str| -> Option<Vec<String>> {
+        match obj.take(key) {
+            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
+            None => Some(Vec::new()),
+        }
+    };
+    let text = |c: &mut Checker, obj: &mut Obj, key: &str, default: &str| -> Option<String> {
+        match obj.take(key) {
+            Some((n, p)) => c.nonempty(n, &p).map(str::to_string),
+            None => Some(default.to_string()),
+        }
+    };
+    let audience = list(c, &mut obj, "audience");
+    let issuer = obj.take("issuer").map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
+    let roles = list(c, &mut obj, "roles");
+    let roles_key = text(c, &mut obj, "roles_key", "roles");
+    let nested = obj.take("roles_key_is_nested").map(|(n, p)| c.boolean(n, &p));
+    let scopes = list(c, &mut obj, "scopes");
+    let scopes_key = text(c, &mut obj, "scopes_key", "scope");
+    let matcher = text(c, &mut obj, "scopes_matcher", "any");
+    if let Some(m) = matcher.as_deref()
+        && m != "any"
+        && m != "all"
+    {
+        c.error(obj.pos, path, format!("scopes_matcher \"{m}\" is not any or all"));
+    }
+    let leeway = obj.take("leeway").map(|(n, p)| c.duration(n, &p));
+    let cookie_key = obj
+        .take("cookie_key")
+        .map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
+    let header = match obj.take("auth_header_name") {
+        Some((n, p)) => c.nonempty(n, &p).and_then(|h| {
+            http::HeaderName::from_bytes(h.as_bytes()).ok().or_else(|| {
+                c.error(n.pos, &p, format!("\"{h}\" is not a valid header name"));
+                None
+            })
+        }),
+        None => Some(http::header::AUTHORIZATION),
+    };
+    let mut propagate = Vec::new();
+    if let Some((n, p)) = obj.take("propagate_claims") {
+        match &n.value {
+            Value::Array(pairs) => {
+                for (i, pair) in pairs.iter().enumerate() {
+                    let pp = format!("{p}[{i}]");
+                    match c.strings(pair, &pp).as_deref() {
+                        Some([(claim, _, _), (header, hpos, hp)]) => {
+                            match http::HeaderName::from_bytes(header.as_bytes()) {
+                                Ok(h) => propagate.push((claim.to_string(), h)),
+                                Err(_) => c.error(*hpos, hp, format!("\"{header}\" is not a valid header name")),
+                            }
+                        }
+                        Some(_) => c.error(pair.pos, &pp, "expected [\"claim\", \"Header-Name\"]"),
+                        None => {}
+                    }
+                }
+            }
+            _ => c.expected(n, &p, "an array of [claim, header] pairs"),
+        }
+    }
+    obj.finish(c);
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(jwt::Validator {
+        alg: alg?,
+        keys: keys?,
+        audience: audience?,
+        issuer: issuer.unwrap_or(Some(String::new())).filter(|s| !s.is_empty()),
+        roles: roles?,
+        roles_key: roles_key?,
+        roles_key_is_nested: nested.unwrap_or(Some(false))?,
+        scopes: scopes?,
+        scopes_key: scopes_key?,
+        scopes_all: matcher? == "all",
+        leeway: leeway.unwrap_or(Some(Duration::ZERO))?.as_secs(),
+        cookie_key: cookie_key.unwrap_or(Some(String::new())).filter(|s| !s.is_empty()),
+        header: header?,
+        propagate,
+    })
 }

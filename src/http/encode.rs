@@ -95,7 +95,7 @@ pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
     if let Error::Unauthenticated(_) = error {
         headers.insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="gatelet""#),
+            HeaderValue::from_static(r#"Bearer realm="gatelet", error="invalid_token""#),
         );
     }
     if let Some((quota, _)) = error.rate_limit() {

@@ -50,6 +50,8 @@ pub enum Error {
     Unauthenticated(String),
     /// Valid credentials without the required role (403).
     Forbidden(String),
+    /// Time-bound tokens cannot be checked: the clock is known to be unset (503).
+    ClockUnsynced,
 }
 
 impl From<crate::auth::Denied> for Error {
@@ -88,6 +90,7 @@ impl Error {
             Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CorsDenied(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::ClockUnsynced => StatusCode::SERVICE_UNAVAILABLE,
             Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -105,6 +108,7 @@ impl Error {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Error::Endpoint(EndpointError::Unavailable(_, retry)) => Some(*retry),
+            Error::ClockUnsynced => Some(30),
             _ => self.rate_limit().map(|(_, ns)| ceil_secs(ns)),
         }
     }
@@ -133,6 +137,7 @@ impl Error {
                 | Error::CorsDenied(_)
                 | Error::Unauthenticated(_)
                 | Error::Forbidden(_)
+                | Error::ClockUnsynced
         )
     }
 
@@ -175,6 +180,9 @@ impl Error {
             }
             Error::BadSensorWrite(m) | Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => {
                 m.clone()
+            }
+            Error::ClockUnsynced => {
+                "the clock is not synchronised yet: tokens cannot be checked (gatelet/jwt.unsynced_clock)".into()
             }
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
         }

@@ -173,6 +173,19 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
         let key = keys.check(&parts.headers, roles)?;
         log::debug!("{peer}: API key \"{}\"", key.name);
     }
+    let propagated = match &gw.config.endpoints[index].jwt {
+        Some(validator) => {
+            let wall = SystemTime::now();
+            let synced = std::path::Path::new("/run/systemd/timesync/synchronized").exists();
+            if gw.config.jwt_reject_unsynced_clock && encode::clock_status(wall, synced)["synchronized"] == false {
+                return Err(Error::ClockUnsynced);
+            }
+            let now = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let claims = validator.validate(&parts.headers, now)?;
+            propagate(&validator.propagate, &claims)
+        }
+        None => Vec::new(),
+    };
     // Client bucket, then the endpoint's (a refused client spends none of the endpoint's).
     let quota = match &gw.limits[index] {
         Some(limit) => {
@@ -185,7 +198,7 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
         }
         None => None,
     };
-    let mut response = call_endpoint(gw, index, parts, &params, body, peer).await?;
+    let mut response = call_endpoint(gw, index, parts, &params, body, peer, propagated).await?;
     if let Some(quota) = quota {
         encode::rate_limit_headers(response.headers_mut(), &quota);
     }
@@ -200,6 +213,7 @@ async fn call_endpoint(
     params: &[&str],
     body: Bytes,
     peer: SocketAddr,
+    propagated: Vec<(http::HeaderName, http::HeaderValue)>,
 ) -> Result<Response<Body>, Error> {
     let endpoint = &gw.config.endpoints[index];
     let deadline = Instant::now() + endpoint.timeout;
@@ -210,6 +224,7 @@ async fn call_endpoint(
         body,
         client_ip: peer.ip(),
         now: gw.clock.now(),
+        propagated,
     };
     if let [backend] = &endpoint.backends[..]
         && backend.sensor.is_some_and(|s| s.write)
@@ -230,6 +245,24 @@ async fn call_endpoint(
     }
     let answer = endpoint::aggregate(gw, index, &inbound, deadline).await?;
     Ok(encode::answer(endpoint, &answer))
+}
+
+/// `propagate_claims`: claim values (strings, numbers, booleans) as backend request headers.
+fn propagate(
+    pairs: &[(String, http::HeaderName)],
+    claims: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    pairs
+        .iter()
+        .filter_map(|(claim, header)| {
+            let text = match claims.get(claim)? {
+                serde_json::Value::String(s) => s.clone(),
+                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
+                _ => return None,
+            };
+            Some((header.clone(), http::HeaderValue::from_str(&text).ok()?))
+        })
+        .collect()
 }
 
 /// Reads a request body whole, within [`limits::MAX_BODY_BYTES`], making progress at least
