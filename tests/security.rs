@@ -367,3 +367,67 @@ fn hs256_tokens_are_validated_with_a_pinned_algorithm() {
     assert_eq!(b.seen().len(), 1, "only the valid token reached the backend");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    format!("{input}.{}", b64url(&sign(input.as_bytes())))
+}
+
+#[test]
+fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
+    use p256::ecdsa::signature::Signer;
+    use serde_json::json;
+    let ec = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let point = ec.verifying_key().to_encoded_point(false);
+    let ed = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-asym-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64url(point.x().unwrap()), "y": b64url(point.y().unwrap())},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64url(&ed.verifying_key().to_bytes())}]})
+        .to_string(),
+    )
+    .unwrap();
+    let b = Backend::start(|_| Reply::json(r#"{"ok":true}"#));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [
+              {{"endpoint": "/es", "extra_config": {{"auth/validator": {{"alg": "ES256", "jwk_local_path": "{k}"}}}}, "backend": [{{"url_pattern": "/"}}]}},
+              {{"endpoint": "/ed", "extra_config": {{"auth/validator": {{"alg": "EdDSA", "jwk_local_path": "{k}"}}}}, "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        k = jwks.display()
+    ));
+    let claims = json!({"sub": "office", "exp": unix_now() + 300});
+    let es = signed("ES256", "ec-1", &claims, |m| {
+        let s: p256::ecdsa::Signature = ec.sign(m);
+        s.to_bytes().to_vec()
+    });
+    let eddsa = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).to_bytes().to_vec());
+    let call =
+        |path: &str, token: &str| request(gw, "GET", path, &[&format!("Authorization: Bearer {token}")], b"").status;
+    assert_eq!(call("/es", &es), 200);
+    assert_eq!(call("/ed", &eddsa), 200);
+    // Each endpoint takes only its own algorithm.
+    assert_eq!(call("/es", &eddsa), 401);
+    assert_eq!(call("/ed", &es), 401);
+    // The classic confusion: the public key used as an HMAC secret, alg switched to HS256.
+    let public = point.as_bytes().to_vec();
+    let confused = hs256(&public, &json!({"alg": "HS256", "kid": "ec-1"}), &claims);
+    assert_eq!(call("/es", &confused), 401);
+    // A signature from another key, with the right kid.
+    let stranger = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+    let forged = signed("ES256", "ec-1", &claims, |m| {
+        let s: p256::ecdsa::Signature = stranger.sign(m);
+        s.to_bytes().to_vec()
+    });
+    assert_eq!(call("/es", &forged), 401);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -19,6 +19,10 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub enum Alg {
     /// HMAC with SHA-256 (`kty: oct`).
     HS256,
+    /// ECDSA on P-256 with SHA-256 (`kty: EC`, `crv: P-256`).
+    ES256,
+    /// Ed25519 (`kty: OKP`, `crv: Ed25519`).
+    EdDSA,
 }
 
 impl Alg {
@@ -26,6 +30,8 @@ impl Alg {
     pub fn parse(s: &str) -> Option<Alg> {
         match s {
             "HS256" => Some(Alg::HS256),
+            "ES256" => Some(Alg::ES256),
+            "EdDSA" => Some(Alg::EdDSA),
             _ => None,
         }
     }
@@ -34,6 +40,8 @@ impl Alg {
     pub fn name(self) -> &'static str {
         match self {
             Alg::HS256 => "HS256",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
         }
     }
 }
@@ -43,12 +51,18 @@ impl Alg {
 pub enum KeyMaterial {
     /// An HMAC secret.
     Oct(Vec<u8>),
+    /// A P-256 public key.
+    P256(p256::ecdsa::VerifyingKey),
+    /// An Ed25519 public key.
+    Ed25519(ed25519_dalek::VerifyingKey),
 }
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Oct(k) => write!(f, "Oct({} bytes)", k.len()),
+            KeyMaterial::P256(_) => f.write_str("P256"),
+            KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
         }
     }
 }
@@ -152,6 +166,7 @@ fn token<'h>(v: &Validator, headers: &'h HeaderMap) -> Result<&'h str, Denied> {
 }
 
 fn verify(alg: Alg, key: &KeyMaterial, signed: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
     match (alg, key) {
         (Alg::HS256, KeyMaterial::Oct(secret)) => {
             let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
@@ -161,6 +176,21 @@ fn verify(alg: Alg, key: &KeyMaterial, signed: &[u8], signature: &[u8]) -> bool 
             // `verify_slice` compares in constant time.
             mac.verify_slice(signature).is_ok()
         }
+        (Alg::ES256, KeyMaterial::P256(key)) => {
+            // JWS carries r || s (64 bytes), not DER.
+            let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+                return false;
+            };
+            key.verify(signed, &sig).is_ok()
+        }
+        (Alg::EdDSA, KeyMaterial::Ed25519(key)) => {
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+                return false;
+            };
+            key.verify_strict(signed, &sig).is_ok()
+        }
+        // A key of another type never verifies: no HS/RS-style confusion.
+        _ => false,
     }
 }
 
@@ -293,6 +323,35 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                     return Err(format!("keys[{i}]: an HS256 secret needs at least 32 bytes"));
                 }
                 KeyMaterial::Oct(secret)
+            }
+            (Alg::ES256, Some("EC")) => {
+                if field("crv") != Some("P-256") {
+                    continue;
+                }
+                let coord = |name: &str| {
+                    field(name)
+                        .and_then(b64url_decode)
+                        .filter(|b| b.len() == 32)
+                        .ok_or(format!("keys[{i}]: \"{name}\" is not a 32-byte base64url coordinate"))
+                };
+                let mut sec1 = vec![4u8];
+                sec1.extend(coord("x")?);
+                sec1.extend(coord("y")?);
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| format!("keys[{i}]: not a point on P-256"))?;
+                KeyMaterial::P256(key)
+            }
+            (Alg::EdDSA, Some("OKP")) => {
+                if field("crv") != Some("Ed25519") {
+                    continue;
+                }
+                let x: [u8; 32] = field("x")
+                    .and_then(b64url_decode)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(format!("keys[{i}]: \"x\" is not a 32-byte base64url key"))?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
+                    .map_err(|_| format!("keys[{i}]: not an Ed25519 public key"))?;
+                KeyMaterial::Ed25519(key)
             }
             _ => continue,
         };
