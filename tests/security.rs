@@ -431,3 +431,55 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
     assert_eq!(call("/es", &forged), 401);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use rsa::traits::PublicKeyParts;
+    use serde_json::json;
+    // A throwaway 2048-bit key made for this test with `openssl genrsa` (never used elsewhere).
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("rsa_test_key.pem")).unwrap();
+    let public = private.to_public_key();
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-rsa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());
+    std::fs::write(
+        &jwks,
+        json!({"keys": [{"kty": "RSA", "kid": "rsa-1", "n": b64url(&n), "e": b64url(&e)}]}).to_string(),
+    )
+    .unwrap();
+    let b = Backend::start(|_| Reply::json(r#"{"ok":true}"#));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [{{"endpoint": "/rs", "extra_config": {{"auth/validator": {{"alg": "RS256", "jwk_local_path": "{}"}}}},
+                "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        jwks.display()
+    ));
+    let claims = json!({"sub": "office", "exp": unix_now() + 300});
+    let good = signed("RS256", "rsa-1", &claims, |m| signer.sign(m).to_vec());
+    let call = |token: &str| request(gw, "GET", "/rs", &[&format!("Authorization: Bearer {token}")], b"").status;
+    assert_eq!(call(&good), 200);
+    // HS256 "signed" with the RS256 public key (the JWK's n, or its PEM): the alg is pinned.
+    assert_eq!(call(&hs256(&n, &json!({"alg": "HS256", "kid": "rsa-1"}), &claims)), 401);
+    let pem = rsa::pkcs8::EncodePublicKey::to_public_key_pem(&public, rsa::pkcs8::LineEnding::LF).unwrap();
+    assert_eq!(
+        call(&hs256(
+            pem.as_bytes(),
+            &json!({"alg": "HS256", "kid": "rsa-1"}),
+            &claims
+        )),
+        401
+    );
+    let expired = signed(
+        "RS256",
+        "rsa-1",
+        &json!({"sub": "office", "exp": unix_now() - 60}),
+        |m| signer.sign(m).to_vec(),
+    );
+    assert_eq!(call(&expired), 401);
+    std::fs::remove_dir_all(&dir).ok();
+}

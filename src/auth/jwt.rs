@@ -19,6 +19,8 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub enum Alg {
     /// HMAC with SHA-256 (`kty: oct`).
     HS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (`kty: RSA`).
+    RS256,
     /// ECDSA on P-256 with SHA-256 (`kty: EC`, `crv: P-256`).
     ES256,
     /// Ed25519 (`kty: OKP`, `crv: Ed25519`).
@@ -30,6 +32,7 @@ impl Alg {
     pub fn parse(s: &str) -> Option<Alg> {
         match s {
             "HS256" => Some(Alg::HS256),
+            "RS256" => Some(Alg::RS256),
             "ES256" => Some(Alg::ES256),
             "EdDSA" => Some(Alg::EdDSA),
             _ => None,
@@ -40,6 +43,7 @@ impl Alg {
     pub fn name(self) -> &'static str {
         match self {
             Alg::HS256 => "HS256",
+            Alg::RS256 => "RS256",
             Alg::ES256 => "ES256",
             Alg::EdDSA => "EdDSA",
         }
@@ -51,6 +55,8 @@ impl Alg {
 pub enum KeyMaterial {
     /// An HMAC secret.
     Oct(Vec<u8>),
+    /// An RSA public key (2048 bits or more).
+    Rsa(Box<rsa::RsaPublicKey>),
     /// A P-256 public key.
     P256(p256::ecdsa::VerifyingKey),
     /// An Ed25519 public key.
@@ -61,6 +67,7 @@ impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Oct(k) => write!(f, "Oct({} bytes)", k.len()),
+            KeyMaterial::Rsa(_) => f.write_str("Rsa"),
             KeyMaterial::P256(_) => f.write_str("P256"),
             KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
         }
@@ -175,6 +182,14 @@ fn verify(alg: Alg, key: &KeyMaterial, signed: &[u8], signature: &[u8]) -> bool 
             mac.update(signed);
             // `verify_slice` compares in constant time.
             mac.verify_slice(signature).is_ok()
+        }
+        (Alg::RS256, KeyMaterial::Rsa(key)) => {
+            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
+                return false;
+            };
+            rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**key).clone())
+                .verify(signed, &sig)
+                .is_ok()
         }
         (Alg::ES256, KeyMaterial::P256(key)) => {
             // JWS carries r || s (64 bytes), not DER.
@@ -323,6 +338,20 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                     return Err(format!("keys[{i}]: an HS256 secret needs at least 32 bytes"));
                 }
                 KeyMaterial::Oct(secret)
+            }
+            (Alg::RS256, Some("RSA")) => {
+                let part = |name: &str| {
+                    field(name)
+                        .and_then(b64url_decode)
+                        .map(|b| rsa::BigUint::from_bytes_be(&b))
+                        .ok_or(format!("keys[{i}]: \"{name}\" is not base64url"))
+                };
+                let key = rsa::RsaPublicKey::new(part("n")?, part("e")?)
+                    .map_err(|e| format!("keys[{i}]: not an RSA public key: {e}"))?;
+                if rsa::traits::PublicKeyParts::size(&key) < 256 {
+                    return Err(format!("keys[{i}]: an RSA key needs at least 2048 bits"));
+                }
+                KeyMaterial::Rsa(Box::new(key))
             }
             (Alg::ES256, Some("EC")) => {
                 if field("crv") != Some("P-256") {

@@ -1577,25 +1577,27 @@ fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth
     use crate::auth::jwt::{self, Alg};
     let mut obj = c.object(node, path)?;
     let errors_before = c.errors.len();
-    let alg = obj.require(c, "alg", "HS256, ES256 or EdDSA").and_then(|(n, p)| {
-        let s = c.string(n, &p)?;
-        match Alg::parse(s) {
-            Some(a) => Some(a),
-            None if s == "RS256" => {
-                c.error(
-                    n.pos,
-                    &p,
-                    "alg \"RS256\" is not implemented in gatelet yet (HS256, ES256, EdDSA)",
-                );
-                None
+    let alg = obj
+        .require(c, "alg", "HS256, RS256, ES256 or EdDSA")
+        .and_then(|(n, p)| {
+            let s = c.string(n, &p)?;
+            match Alg::parse(s) {
+                Some(a) => Some(a),
+                None if s == "RS256" => {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "alg \"RS256\" is not implemented in gatelet yet (HS256, ES256, EdDSA)",
+                    );
+                    None
+                }
+                None => {
+                    let m = format!("alg \"{s}\" is not supported by gatelet (HS256, RS256, ES256, EdDSA)");
+                    c.error(n.pos, &p, m);
+                    None
+                }
             }
-            None => {
-                let m = format!("alg \"{s}\" is not supported by gatelet (HS256, ES256, EdDSA)");
-                c.error(n.pos, &p, m);
-                None
-            }
-        }
-    });
+        });
     if let Some((n, p)) = obj.take("jwk_url") {
         c.error(
             n.pos,
