@@ -25,5 +25,7 @@ pub mod proxy;
 pub mod router;
 pub mod runtime;
 pub mod sensor;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use listener::{Options, run};

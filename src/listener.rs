@@ -89,6 +89,10 @@ async fn accept(listener: Async<TcpListener>, gw: Rc<Gateway>, executor: Rc<Loca
                 executor
                     .spawn(async move {
                         let _guard = guard;
+                        #[cfg(feature = "tls")]
+                        if let Some(tls) = gw.config.tls.clone() {
+                            return http::serve_tls(gw, tls, stream, peer).await;
+                        }
                         http::serve(gw, stream, peer).await;
                     })
                     .detach();

@@ -381,6 +381,12 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let host_node = obj.take("host");
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
+    #[cfg(feature = "tls")]
+    let tls = obj.take("tls").and_then(|(n, p)| tls_config(c, n, &p));
+    #[cfg(not(feature = "tls"))]
+    if let Some((n, p)) = obj.take("tls") {
+        c.error(n.pos, &p, "this gatelet was built without TLS (cargo feature \"tls\")");
+    }
     let mut router = RouterOptions::default();
     let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
     let (mut cors, mut api_keys) = (None, None);
@@ -435,6 +441,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         cors,
         api_keys,
         jwt_reject_unsynced_clock,
+        #[cfg(feature = "tls")]
+        tls,
     })
 }
 
@@ -1702,4 +1710,46 @@ fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth
         header: header?,
         propagate,
     })
+}
+
+/// KrakenD's service `tls`: `public_key`, `private_key` (PEM files), `min_version`, `disabled`.
+#[cfg(feature = "tls")]
+fn tls_config(c: &mut Checker, node: &Node, path: &str) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    let mut obj = c.object(node, path)?;
+    let disabled = match obj.take("disabled") {
+        Some((n, p)) => c.boolean(n, &p),
+        None => Some(false),
+    };
+    let public = obj.require(c, "public_key", "the certificate chain, PEM");
+    let private = obj.require(c, "private_key", "the private key, PEM");
+    let tls13_only = match obj.take("min_version") {
+        Some((n, p)) => match c.string(n, &p) {
+            Some("TLS12") => Some(false),
+            Some("TLS13") => Some(true),
+            Some(v @ ("TLS10" | "TLS11")) => {
+                c.error(n.pos, &p, format!("{v} is not supported by gatelet (TLS12, TLS13)"));
+                None
+            }
+            Some(v) => {
+                c.error(n.pos, &p, format!("unknown min_version \"{v}\" (TLS12, TLS13)"));
+                None
+            }
+            None => None,
+        },
+        None => Some(false),
+    };
+    obj.finish(c);
+    if disabled? {
+        return None;
+    }
+    let (public_node, public_path) = public?;
+    let public = c.nonempty(public_node, &public_path)?;
+    let private = private.and_then(|(n, p)| c.nonempty(n, &p))?;
+    match crate::tls::server_config(public, private, tls13_only?) {
+        Ok(config) => Some(config),
+        Err(m) => {
+            c.error(public_node.pos, &public_path, m);
+            None
+        }
+    }
 }

@@ -130,6 +130,17 @@ impl Watch {
         self.scan.set(HeadScan::fresh());
     }
 
+    /// The current read deadline, if any (for IO adapters other than [`Io`]).
+    pub fn read_deadline(&self) -> Option<Instant> {
+        self.read_deadline.get()
+    }
+
+    /// Plaintext read by an adapter other than [`Io`] (TLS): scanned and timed like a read.
+    pub fn on_plaintext(&self, bytes: &[u8], now: Instant) {
+        self.on_bytes(bytes);
+        self.on_read(bytes.len(), now);
+    }
+
     /// Bytes read from the socket: scanned while they belong to a head.
     fn on_bytes(&self, bytes: &[u8]) {
         if self.phase.get() != Phase::Busy {
@@ -167,10 +178,9 @@ impl Socket for std::os::unix::net::UnixStream {
     }
 }
 
-/// An async socket as hyper IO, optionally watched by a server connection's [`Watch`].
-pub struct Io<S: Socket> {
-    inner: Async<S>,
-    watch: Option<std::rc::Rc<Watch>>,
+/// The timers behind a connection's deadlines, shared by every IO adapter (plain and TLS):
+/// armed only when a read or write has to wait, so they cost nothing otherwise.
+pub struct Deadlines {
     read_timer: Timer,
     read_timer_at: Option<Instant>,
     write_timer: Timer,
@@ -178,22 +188,21 @@ pub struct Io<S: Socket> {
     write_stalled_until: Option<Instant>,
 }
 
-impl<S: Socket> Io<S> {
-    /// Wraps a socket; `watch` is `Some` for server connections.
-    pub fn new(inner: Async<S>, watch: Option<std::rc::Rc<Watch>>) -> Io<S> {
-        Io {
-            inner,
-            watch,
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
             read_timer: Timer::never(),
             read_timer_at: None,
             write_timer: Timer::never(),
             write_stalled_until: None,
         }
     }
+}
 
-    /// Polls the read deadline of the watch, if any: `true` when it has passed.
-    fn read_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = self.watch.as_ref().and_then(|w| w.read_deadline.get()) else {
+impl Deadlines {
+    /// Polls `watch`'s read deadline, if any: `true` when it has passed.
+    pub fn read_expired(&mut self, watch: Option<&Watch>, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = watch.and_then(|w| w.read_deadline.get()) else {
             return false;
         };
         if self.read_timer_at != Some(deadline) {
@@ -203,17 +212,46 @@ impl<S: Socket> Io<S> {
         Pin::new(&mut self.read_timer).poll(cx).is_ready()
     }
 
-    /// Polls the write-stall deadline (server connections only): `true` when it has passed.
-    fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.watch.is_none() {
-            return false;
-        }
+    /// Polls the write-stall deadline: `true` when a write has waited too long.
+    pub fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
         if self.write_stalled_until.is_none() {
             let until = Instant::now() + limits::WRITE_STALL_TIMEOUT;
             self.write_stalled_until = Some(until);
             self.write_timer.set_at(until);
         }
         Pin::new(&mut self.write_timer).poll(cx).is_ready()
+    }
+
+    /// A write made progress: the stall clock stops.
+    pub fn wrote(&mut self) {
+        self.write_stalled_until = None;
+    }
+}
+
+/// An async socket as hyper IO, optionally watched by a server connection's [`Watch`].
+pub struct Io<S: Socket> {
+    inner: Async<S>,
+    watch: Option<std::rc::Rc<Watch>>,
+    deadlines: Deadlines,
+}
+
+impl<S: Socket> Io<S> {
+    /// Wraps a socket; `watch` is `Some` for server connections.
+    pub fn new(inner: Async<S>, watch: Option<std::rc::Rc<Watch>>) -> Io<S> {
+        Io {
+            inner,
+            watch,
+            deadlines: Deadlines::default(),
+        }
+    }
+
+    fn read_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadlines.read_expired(self.watch.as_deref(), cx)
+    }
+
+    /// Write stalls are only timed on server connections.
+    fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.watch.is_some() && self.deadlines.write_expired(cx)
     }
 
     fn poll_write_with(
@@ -224,7 +262,7 @@ impl<S: Socket> Io<S> {
         loop {
             match op(&self.inner) {
                 Ok(n) => {
-                    self.write_stalled_until = None;
+                    self.deadlines.wrote();
                     return Poll::Ready(Ok(n));
                 }
                 Err(rustix::io::Errno::INTR) => continue,

@@ -44,6 +44,38 @@ pub async fn serve(gw: Rc<Gateway>, stream: Async<TcpStream>, peer: SocketAddr) 
     let linger = stream.get_ref().try_clone().ok();
     let watch = Rc::new(Watch::new(Instant::now()));
     let io = Io::new(stream, Some(watch.clone()));
+    serve_io(gw, io, watch, peer, linger).await;
+}
+
+/// Serves one TLS client connection: the handshake (bounded), then HTTP over it.
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    gw: Rc<Gateway>,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+) {
+    let linger = stream.get_ref().try_clone().ok();
+    let watch = Rc::new(Watch::new(Instant::now()));
+    match crate::tls::accept(&config, stream).await {
+        Ok(tls) => {
+            let io = crate::tls::TlsIo::new(tls, watch.clone());
+            serve_io(gw, io, watch, peer, linger).await;
+        }
+        Err(e) => {
+            log::debug!("{peer}: TLS handshake failed: {e}");
+            if let Some(socket) = linger {
+                linger_close(socket).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1 over any connection IO, under its [`Watch`].
+async fn serve_io<I>(gw: Rc<Gateway>, io: I, watch: Rc<Watch>, peer: SocketAddr, linger: Option<TcpStream>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
     let service = service_fn(move |req| {
         let (gw, watch) = (gw.clone(), watch.clone());
         async move { Ok::<_, Infallible>(handle(&gw, &watch, peer, req).await) }
