@@ -483,3 +483,37 @@ fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
     assert_eq!(call(&expired), 401);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn tokens_can_come_from_a_cookie_or_another_header() {
+    use serde_json::json;
+    let secret = b"0123456789abcdef0123456789abcdef-cookie";
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-cookie-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [{"kty": "oct", "k": b64url(secret)}]}).to_string(),
+    )
+    .unwrap();
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [
+              {{"endpoint": "/cookie", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}", "cookie_key": "session"}}}}, "backend": [{{"url_pattern": "/"}}]}},
+              {{"endpoint": "/header", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}", "auth_header_name": "X-Token"}}}}, "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        k = jwks.display()
+    ));
+    let token = hs256(secret, &json!({"alg": "HS256"}), &json!({"exp": unix_now() + 60}));
+    let get_with = |path: &str, h: String| request(gw, "GET", path, &[&h], b"").status;
+    assert_eq!(get_with("/cookie", format!("Cookie: theme=dark; session={token}")), 200);
+    assert_eq!(get_with("/cookie", "Cookie: theme=dark".into()), 401);
+    assert_eq!(get_with("/header", format!("X-Token: {token}")), 200);
+    assert_eq!(
+        get_with("/header", format!("Authorization: Bearer {token}")),
+        401,
+        "only the configured header"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
