@@ -197,6 +197,29 @@ fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
     }
 }
 
+/// Reports a call's outcome to its circuit breaker when dropped: a success only if marked so,
+/// so an error, a timeout or a cancelled call (the endpoint deadline) all count as failures.
+struct Outcome<'b> {
+    breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
+    log: bool,
+    name: &'b str,
+    clock: crate::limiter::Clock,
+    success: std::cell::Cell<bool>,
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        let changed = self.breaker.borrow_mut().record(self.clock.now(), self.success.get());
+        if let Some(state) = changed {
+            if self.log {
+                log::warn!("circuit breaker {}: now {state:?}", self.name);
+            } else {
+                log::debug!("circuit breaker {}: now {state:?}", self.name);
+            }
+        }
+    }
+}
+
 /// One call to one backend: fetch, decode, shape.
 async fn call(
     backend: &Backend,
@@ -214,11 +237,30 @@ async fn call(
         let doc = reading.map_err(|e| ProxyError::Sensor(e, retry))?;
         return Ok(merge::shape(&backend.shape, doc));
     }
+    let _probe = match &compiled.breaker {
+        Some((breaker, log, name)) => {
+            breaker
+                .borrow_mut()
+                .allow(compiled.clock.now())
+                .map_err(|_| ProxyError::CircuitOpen)?;
+            Some(Outcome {
+                breaker,
+                log: *log,
+                name,
+                clock: compiled.clock,
+                success: std::cell::Cell::new(false),
+            })
+        }
+        None => None,
+    };
     let (pool, host) = compiled.pick();
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
     let build = || request(backend, &uri, &headers, &inbound.body);
     let reply = proxy::fetch(pool, &build, deadline).await?;
+    if let Some(probe) = &_probe {
+        probe.success.set(true);
+    }
     let data = merge::decode(backend.encoding, backend.shape.is_collection, &reply.body)
         .map_err(|e| ProxyError::Decode(e.0))?;
     Ok(merge::shape(&backend.shape, data))

@@ -38,6 +38,10 @@ pub struct CompiledBackend {
     pub limit: Option<Shared>,
     /// `gatelet/sensor`: the sensor read instead of calling a host.
     pub sensor: Option<(Rc<Sensor>, bool)>,
+    /// `qos/circuit-breaker`, with `log_status_change` and a name for logs and health.
+    pub breaker: Option<(std::cell::RefCell<crate::breaker::Breaker>, bool, String)>,
+    /// The gateway's clock (breaker outcomes are timed when they arrive).
+    pub clock: Clock,
     next: Cell<usize>,
 }
 
@@ -61,6 +65,8 @@ impl CompiledBackend {
             hosts: Vec::new(),
             limit: None,
             sensor: None,
+            breaker: None,
+            clock: Clock::start(),
             next: Cell::new(0),
         }
     }
@@ -158,6 +164,15 @@ impl Gateway {
                             .collect(),
                         limit: b.rate_limit.map(|r| Shared::new(r, 0)),
                         sensor: b.sensor.map(|s| (sensors[s.sensor].clone(), s.reject_stale)),
+                        breaker: b.breaker.map(|(settings, log)| {
+                            let name = format!("{} {} -> {}", e.method, e.path, b.url_pattern);
+                            (
+                                std::cell::RefCell::new(crate::breaker::Breaker::new(settings, clock.now())),
+                                log,
+                                name,
+                            )
+                        }),
+                        clock,
                         next: Cell::new(0),
                     })
                     .collect()

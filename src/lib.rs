@@ -13,6 +13,7 @@
 //! - [`cli`]: `run`, `check`, `--version`.
 
 pub mod auth;
+pub mod breaker;
 pub mod cli;
 pub mod config;
 pub mod endpoint;

@@ -309,6 +309,8 @@ pub struct Backend {
     pub input_query_strings: Option<Forward>,
     /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
     pub rate_limit: Option<Rate>,
+    /// `extra_config."qos/circuit-breaker"`, with `log_status_change`.
+    pub breaker: Option<(crate::breaker::Settings, bool)>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
 }

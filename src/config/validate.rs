@@ -1048,6 +1048,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
     let errors_before = c.errors.len();
     // `extra_config` first: a sensor backend has no host and no url_pattern.
     let mut rate_limit = None;
+    let mut breaker = None;
     let mut sensor = None;
     if let Some((n, p)) = obj.take("extra_config")
         && let Some(mut extra) = c.object(n, &p)
@@ -1058,6 +1059,9 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             let every = every(c, &mut q);
             rate_limit = bucket(c, &mut q, "max_rate", "capacity", every, true).flatten();
             q.finish(c);
+        }
+        if let Some((n, p)) = extra.take("qos/circuit-breaker") {
+            breaker = circuit_breaker(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/sensor") {
             sensor = Some(super::sensors::backend(
@@ -1106,6 +1110,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             input_headers: None,
             input_query_strings: None,
             rate_limit,
+            breaker,
             sensor: Some(sensor),
         });
     }
@@ -1186,6 +1191,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
     }
     Some(Backend {
         rate_limit,
+        breaker,
         sensor: None,
         hosts: hosts?,
         url_pattern: url?,
@@ -1752,4 +1758,46 @@ fn tls_config(c: &mut Checker, node: &Node, path: &str) -> Option<std::sync::Arc
             None
         }
     }
+}
+
+/// A duration given as KrakenD's integer seconds or as a Go duration string; more than zero.
+fn seconds_or_duration(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
+    match &node.value {
+        Value::Number(_) => c
+            .integer(node, path, 1, 86_400 * 365)
+            .map(|s| Duration::from_secs(s as u64)),
+        _ => c.positive_duration(node, path),
+    }
+}
+
+/// KrakenD's `qos/circuit-breaker`: `interval`, `timeout` (seconds or durations), `max_errors`,
+/// `name`, `log_status_change`.
+fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<(crate::breaker::Settings, bool)> {
+    let mut obj = c.object(node, path)?;
+    let interval = obj
+        .require(c, "interval", "seconds over which errors are counted")
+        .and_then(|(n, p)| seconds_or_duration(c, n, &p));
+    let timeout = obj
+        .require(c, "timeout", "seconds the circuit stays open")
+        .and_then(|(n, p)| seconds_or_duration(c, n, &p));
+    let max_errors = obj
+        .require(c, "max_errors", "consecutive errors that open it")
+        .and_then(|(n, p)| c.integer(n, &p, 1, 1_000_000));
+    if let Some((n, p)) = obj.take("name") {
+        c.string(n, &p);
+    }
+    let log = match obj.take("log_status_change") {
+        Some((n, p)) => c.boolean(n, &p),
+        None => Some(false),
+    };
+    obj.finish(c);
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    Some((
+        crate::breaker::Settings {
+            interval: ns(interval?),
+            timeout: ns(timeout?),
+            max_errors: max_errors? as u32,
+        },
+        log?,
+    ))
 }

@@ -120,11 +120,17 @@ const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remai
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{...}}`,
-/// one agent per sensor; `status` is `degraded` when any agent is not `ok`.
-pub fn health(now: SystemTime, agents: Map<String, Value>, clock: Value) -> Response<Body> {
-    let degraded = agents.values().any(|a| a["status"] != "ok");
+/// one agent per sensor, plus `circuits`: every circuit breaker that is not closed. `status` is
+/// `degraded` when any agent is not `ok` or any circuit is open or half-open.
+pub fn health(
+    now: SystemTime,
+    agents: Map<String, Value>,
+    circuits: Map<String, Value>,
+    clock: Value,
+) -> Response<Body> {
+    let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty();
     let doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
-                     "clock": clock});
+                     "circuits": circuits, "clock": clock});
     json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
 }
 

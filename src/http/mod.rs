@@ -181,7 +181,21 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
                     .collect();
                 let wall = SystemTime::now();
                 let synced = std::path::Path::new("/run/systemd/timesync/synchronized").exists();
-                Ok(encode::health(wall, agents, encode::clock_status(wall, synced)))
+                let mut circuits = serde_json::Map::new();
+                for (breaker, _, name) in gw.backends.iter().flatten().filter_map(|b| b.breaker.as_ref()) {
+                    let state = match breaker.borrow_mut().state(gw.clock.now()) {
+                        crate::breaker::State::Closed { .. } => continue,
+                        crate::breaker::State::Open { .. } => "open",
+                        crate::breaker::State::HalfOpen { .. } => "half-open",
+                    };
+                    circuits.insert(name.clone(), serde_json::Value::from(state));
+                }
+                Ok(encode::health(
+                    wall,
+                    agents,
+                    circuits,
+                    encode::clock_status(wall, synced),
+                ))
             }
             _ => Err(Error::MethodNotAllowed("GET".into())),
         };

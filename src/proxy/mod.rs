@@ -45,6 +45,8 @@ pub enum ProxyError {
     RateLimited,
     /// A sensor backend has no reading to give; seconds until its source is tried again.
     Sensor(String, u64),
+    /// The backend's circuit breaker is open: the call was not made.
+    CircuitOpen,
 }
 
 impl fmt::Display for ProxyError {
@@ -53,6 +55,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Timeout => f.write_str("timed out"),
             ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
             ProxyError::Sensor(e, _) => f.write_str(e),
+            ProxyError::CircuitOpen => f.write_str("circuit open"),
             ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
             ProxyError::Http(e) => write!(f, "request failed: {e}"),
             ProxyError::Status(s) => write!(f, "status {s}"),
