@@ -22,7 +22,9 @@ use crate::runtime::{self, LocalFuture};
 use crate::sensor::run::WriteError;
 
 /// `User-Agent` sent to backends.
-const USER_AGENT: HeaderValue = HeaderValue::from_static(concat!("gatelet/", env!("CARGO_PKG_VERSION")));
+/// `User-Agent` sent upstream.
+pub const USER_AGENT_STR: &str = concat!("gatelet/", env!("CARGO_PKG_VERSION"));
+const USER_AGENT: HeaderValue = HeaderValue::from_static(USER_AGENT_STR);
 
 /// Why an endpoint produced no data at all. Each string names one backend and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +92,7 @@ fn never_forwarded(name: &HeaderName) -> bool {
 }
 
 /// The request target for one backend: `url_pattern` with parameters, plus forwarded query.
-fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String {
+pub(crate) fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String {
     let mut uri = String::with_capacity(64);
     for piece in &backend.url {
         match piece {
@@ -118,7 +120,7 @@ fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String {
 }
 
 /// The headers one backend receives.
-fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
+pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
     match &backend.headers {
         Forward::All => {
@@ -158,7 +160,7 @@ fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>)
 }
 
 /// Builds the request one backend receives; called again for a retry.
-fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+pub(crate) fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
     let body = if matches!(backend.method, Method::GET | Method::HEAD) {
         Bytes::new()
     } else {
@@ -199,12 +201,12 @@ fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
 
 /// Reports a call's outcome to its circuit breaker when dropped: a success only if marked so,
 /// so an error, a timeout or a cancelled call (the endpoint deadline) all count as failures.
-struct Outcome<'b> {
-    breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
-    log: bool,
-    name: &'b str,
-    clock: crate::limiter::Clock,
-    success: std::cell::Cell<bool>,
+pub(crate) struct Outcome<'b> {
+    pub(crate) breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
+    pub(crate) log: bool,
+    pub(crate) name: &'b str,
+    pub(crate) clock: crate::limiter::Clock,
+    pub(crate) success: std::cell::Cell<bool>,
 }
 
 impl Drop for Outcome<'_> {
@@ -343,11 +345,17 @@ pub async fn aggregate(
     deadline: Instant,
 ) -> Result<Answer, EndpointError> {
     let endpoint = &gw.config.endpoints[index];
-    let calls = endpoint
+    let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, ProxyError>>> = endpoint
         .backends
         .iter()
         .zip(&gw.backends[index])
-        .map(|(b, c)| Box::pin(call_raced(endpoint, b, c, inbound, deadline)) as LocalFuture<'_, _>)
+        .map(|(b, c)| {
+            if b.fleet {
+                Box::pin(crate::fleet::fan_out(gw, b, c, inbound, deadline)) as LocalFuture<'_, _>
+            } else {
+                Box::pin(call_raced(endpoint, b, c, inbound, deadline)) as LocalFuture<'_, _>
+            }
+        })
         .collect();
     let results = runtime::join_until(calls, deadline).await;
 
@@ -360,6 +368,14 @@ pub async fn aggregate(
     for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
         match result {
             Some(Ok(part)) => {
+                // A fan-out with failed members is an answer, but not a complete one.
+                if let Some(Value::Object(failed)) = part.get("_errors") {
+                    problems.push(format!(
+                        "backend {i} ({}): {} fleet members failed",
+                        backend.url_pattern,
+                        failed.len()
+                    ));
+                }
                 merge::merge(&mut data, part);
                 succeeded += 1;
             }

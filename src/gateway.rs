@@ -42,6 +42,8 @@ pub struct CompiledBackend {
     pub breaker: Option<(std::cell::RefCell<crate::breaker::Breaker>, bool, String)>,
     /// The gateway's clock (breaker outcomes are timed when they arrive).
     pub clock: Clock,
+    /// For a fleet backend with a circuit breaker: one breaker per member (same order).
+    pub member_breakers: Vec<std::cell::RefCell<crate::breaker::Breaker>>,
     next: Cell<usize>,
 }
 
@@ -67,6 +69,7 @@ impl CompiledBackend {
             sensor: None,
             breaker: None,
             clock: Clock::start(),
+            member_breakers: Vec::new(),
             next: Cell::new(0),
         }
     }
@@ -90,6 +93,8 @@ pub struct Gateway {
     pub clock: Clock,
     /// Live sensors, same order as `config.sensors`.
     pub sensors: Vec<Rc<Sensor>>,
+    /// The fleet, when this is a central gatelet.
+    pub fleet: Option<crate::fleet::CompiledFleet>,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -135,7 +140,8 @@ impl Gateway {
             .flat_map(|e| &e.backends)
             .flat_map(|b| &b.hosts)
             .map(|h| h.addr);
-        let upstreams = Upstreams::new(addrs, executor);
+        let member_addrs = config.fleet.iter().flat_map(|f| &f.members).map(|m| m.host.addr);
+        let upstreams = Upstreams::new(addrs.chain(member_addrs), executor);
         let clock = Clock::start();
         let sensors: Vec<Rc<Sensor>> = config.sensors.iter().map(|s| Rc::new(Sensor::new(s.clone()))).collect();
         for sensor in &sensors {
@@ -164,6 +170,14 @@ impl Gateway {
                             .collect(),
                         limit: b.rate_limit.map(|r| Shared::new(r, 0)),
                         sensor: b.sensor.map(|s| (sensors[s.sensor].clone(), s.reject_stale)),
+                        member_breakers: match (&b.breaker, &config.fleet) {
+                            (Some((settings, _)), Some(fleet)) if b.fleet => fleet
+                                .members
+                                .iter()
+                                .map(|_| std::cell::RefCell::new(crate::breaker::Breaker::new(*settings, clock.now())))
+                                .collect(),
+                            _ => Vec::new(),
+                        },
                         breaker: b.breaker.map(|(settings, log)| {
                             let name = format!("{} {} -> {}", e.method, e.path, b.url_pattern);
                             (
@@ -190,6 +204,20 @@ impl Gateway {
             limits,
             clock,
             sensors,
+            fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {
+                config: f.clone(),
+                members: f
+                    .members
+                    .iter()
+                    .filter_map(|m| {
+                        Some(crate::fleet::CompiledMember {
+                            id: m.id.clone(),
+                            pool: upstreams.pool(&m.host.addr)?.clone(),
+                            authority: HeaderValue::from_str(&m.host.authority).ok()?,
+                        })
+                    })
+                    .collect(),
+            }),
             router: Router::new(&config.endpoints),
             debug: debug || config.debug_endpoint,
             config,

@@ -17,6 +17,7 @@ pub mod breaker;
 pub mod cli;
 pub mod config;
 pub mod endpoint;
+pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod limiter;

@@ -74,3 +74,85 @@ pub async fn first_ok<'a, T, E>(mut futures: Vec<LocalFuture<'a, Result<T, E>>>)
     })
     .await
 }
+
+/// Like [`join_until`], but at most `limit` of the futures are started at a time (in order);
+/// futures not started by `deadline` are never polled (slot `None`).
+pub async fn join_bounded<'a, T>(
+    mut futures: Vec<LocalFuture<'a, T>>,
+    limit: usize,
+    deadline: Instant,
+) -> Vec<Option<T>> {
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut started = 0;
+    let mut running = 0;
+    let mut timer = Timer::at(deadline);
+    future::poll_fn(|cx| {
+        loop {
+            while running < limit.max(1) && started < futures.len() {
+                started += 1;
+                running += 1;
+            }
+            let mut finished_any = false;
+            for (fut, slot) in futures[..started].iter_mut().zip(out.iter_mut()) {
+                if slot.is_none()
+                    && let Poll::Ready(v) = fut.as_mut().poll(cx)
+                {
+                    *slot = Some(v);
+                    running -= 1;
+                    finished_any = true;
+                }
+            }
+            if running == 0 && started == futures.len() {
+                return Poll::Ready(());
+            }
+            // Freed slots start the next futures right away, in this same poll.
+            if !finished_any || started == futures.len() {
+                break;
+            }
+        }
+        if Pin::new(&mut timer).poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    #[test]
+    fn join_bounded_never_runs_more_than_the_limit_and_stops_at_the_deadline() {
+        let active = Rc::new(Cell::new(0usize));
+        let peak = Rc::new(Cell::new(0usize));
+        let results = async_io::block_on(async {
+            let futures: Vec<LocalFuture<'_, usize>> = (0..10usize)
+                .map(|i| {
+                    let (active, peak) = (active.clone(), peak.clone());
+                    Box::pin(async move {
+                        active.set(active.get() + 1);
+                        peak.set(peak.get().max(active.get()));
+                        // Member 7 hangs past the deadline.
+                        let wait = if i == 7 {
+                            Duration::from_secs(5)
+                        } else {
+                            Duration::from_millis(5)
+                        };
+                        Timer::after(wait).await;
+                        active.set(active.get() - 1);
+                        i
+                    }) as LocalFuture<'_, usize>
+                })
+                .collect();
+            join_bounded(futures, 3, Instant::now() + Duration::from_millis(300)).await
+        });
+        assert_eq!(peak.get(), 3);
+        let done: Vec<usize> = results.iter().flatten().copied().collect();
+        assert_eq!(done, [0, 1, 2, 3, 4, 5, 6, 8, 9], "all but the hanging one, in order");
+    }
+}

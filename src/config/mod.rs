@@ -3,6 +3,7 @@
 //! reported at once; nothing is clamped. This is the only place that looks at config JSON.
 
 mod duration;
+mod fleet;
 pub mod json;
 mod model;
 mod sensors;

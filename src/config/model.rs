@@ -52,9 +52,35 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
+    /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
+    pub fleet: Option<Fleet>,
     /// `tls`: the server config, built and checked at start-up (absent or `disabled`: plain).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+/// The fleet (`gatelet/fleet`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// `members` (and `members_file`), in order; ids unique.
+    pub members: Vec<Member>,
+    /// `headers` sent to every member, `${ENV}` already expanded.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `timeout` of a fan-out or health round (default 3s).
+    pub timeout: Duration,
+    /// `max_in_flight`: members asked at once (default 64).
+    pub max_in_flight: usize,
+    /// `health_path` of the members (default `/__health`).
+    pub health_path: String,
+}
+
+/// One bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `id`, e.g. `bus-17`.
+    pub id: String,
+    /// `host`, resolved at start-up.
+    pub host: Host,
 }
 
 /// KrakenD's `security/cors`.
@@ -313,4 +339,6 @@ pub struct Backend {
     pub breaker: Option<(crate::breaker::Settings, bool)>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
+    /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
+    pub fleet: bool,
 }

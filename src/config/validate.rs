@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::Method;
 
+use super::fleet::fleet_config;
 use super::json::{Key, Node, Pos, Value};
 use super::model::*;
 use super::{ConfigError, duration};
@@ -389,11 +390,11 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     }
     let mut router = RouterOptions::default();
     let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
-    let (mut cors, mut api_keys) = (None, None);
+    let (mut cors, mut api_keys, mut fleet) = (None, None, None);
     // Whether the service defines keys at all (even invalid ones, already reported).
     let mut api_keys_given = false;
     if let Some((n, p)) = obj.take("extra_config") {
-        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors, &mut api_keys);
+        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors, &mut api_keys, &mut fleet);
         api_keys_given = matches!(&n.value, Value::Object(m) if m.iter().any(|(k, _)| k.name == "gatelet/api-keys"));
     }
     let defaults = Defaults {
@@ -404,6 +405,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         hosts_given,
         router: &router,
         api_keys: api_keys_given,
+        fleet: fleet.is_some(),
         sensors: &sensors,
         sensor_names: &sensor_names,
     };
@@ -441,6 +443,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         cors,
         api_keys,
         jwt_reject_unsynced_clock,
+        fleet,
         #[cfg(feature = "tls")]
         tls,
     })
@@ -457,6 +460,8 @@ struct Defaults<'a> {
     router: &'a RouterOptions,
     /// The service defines `gatelet/api-keys`.
     api_keys: bool,
+    /// The service defines a valid `gatelet/fleet`.
+    fleet: bool,
     sensors: &'a [Sensor],
     sensor_names: &'a [String],
 }
@@ -630,6 +635,7 @@ fn service_extra(
     router: &mut RouterOptions,
     cors: &mut Option<Cors>,
     api_keys: &mut Option<ApiKeys>,
+    fleet: &mut Option<Fleet>,
 ) -> (Vec<Sensor>, Vec<String>) {
     let Some(mut obj) = c.object(node, path) else {
         return (Vec::new(), Vec::new());
@@ -639,6 +645,9 @@ fn service_extra(
     }
     if let Some((n, p)) = obj.take("gatelet/api-keys") {
         *api_keys = api_keys_config(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("gatelet/fleet") {
+        *fleet = fleet_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
@@ -918,6 +927,7 @@ fn endpoint(
                     hosts_given: defaults.hosts_given,
                     sensors: defaults.sensors,
                     sensor_names: defaults.sensor_names,
+                    fleet: defaults.fleet,
                 };
                 for (j, item) in items.iter().enumerate() {
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
@@ -974,6 +984,7 @@ struct BackendContext<'a> {
     hosts_given: bool,
     sensors: &'a [Sensor],
     sensor_names: &'a [String],
+    fleet: bool,
 }
 
 fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
@@ -1050,6 +1061,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
     let mut rate_limit = None;
     let mut breaker = None;
     let mut sensor = None;
+    let mut fleet = false;
     if let Some((n, p)) = obj.take("extra_config")
         && let Some(mut extra) = c.object(n, &p)
     {
@@ -1062,6 +1074,22 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
         }
         if let Some((n, p)) = extra.take("qos/circuit-breaker") {
             breaker = circuit_breaker(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("gatelet/fleet") {
+            if let Some(f) = c.object(n, &p) {
+                f.finish(c);
+            }
+            if !ctx.fleet {
+                c.error(n.pos, &p, "needs the service's extra_config.\"gatelet/fleet\" members");
+            }
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a fleet answer is merged JSON: it cannot be passed through \"no-op\"",
+                );
+            }
+            fleet = true;
         }
         if let Some((n, p)) = extra.take("gatelet/sensor") {
             sensor = Some(super::sensors::backend(
@@ -1112,9 +1140,19 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             rate_limit,
             breaker,
             sensor: Some(sensor),
+            fleet: false,
         });
     }
     let mut hosts = match obj.take("host") {
+        Some((n, _)) if fleet => {
+            c.error(
+                n.pos,
+                &join(path, "host"),
+                "has no effect: a fleet backend calls every member",
+            );
+            None
+        }
+        None if fleet => Some(Vec::new()),
         Some((n, p)) => hosts(c, n, &p),
         None => match ctx.hosts {
             Some(h) => Some(h.to_vec()),
@@ -1193,6 +1231,7 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
         rate_limit,
         breaker,
         sensor: None,
+        fleet,
         hosts: hosts?,
         url_pattern: url?,
         method: method?,

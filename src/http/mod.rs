@@ -200,6 +200,18 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
             _ => Err(Error::MethodNotAllowed("GET".into())),
         };
     }
+    if gw.fleet.is_some() && path == "/__fleet/health" {
+        return match parts.method {
+            Method::GET => {
+                let doc = crate::fleet::health(gw).await;
+                Ok(encode::json(
+                    StatusCode::OK,
+                    serde_json::to_vec(&doc).unwrap_or_default(),
+                ))
+            }
+            _ => Err(Error::MethodNotAllowed("GET".into())),
+        };
+    }
     if gw.debug && path.starts_with("/__debug/") {
         return Ok(encode::json(StatusCode::OK, &br#"{"message":"pong"}"#[..]));
     }

@@ -1,0 +1,211 @@
+//! The central office's view of the fleet: fan-out backends (one call per member, each answer
+//! shaped on its own and grouped under the member's id, failures under `_errors`) and the
+//! "health of healths" (`GET /__fleet/health`). Members are asked at most `max_in_flight` at a
+//! time; a round never outlasts the fleet `timeout` (or the endpoint deadline), however many
+//! members hang: those not answered by then are reported, not waited for.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value, json};
+
+use crate::config::{Backend, Fleet};
+use crate::endpoint::{self, Inbound, Outcome};
+use crate::gateway::{CompiledBackend, Gateway};
+use crate::merge::{self, Shape};
+use crate::proxy::pool::Pool;
+use crate::proxy::{self, ProxyError};
+use crate::runtime::{self, LocalFuture};
+
+/// One member, ready to call.
+pub struct CompiledMember {
+    /// Its id.
+    pub id: String,
+    /// Its connection pool.
+    pub pool: Rc<Pool>,
+    /// Its `Host` header value.
+    pub authority: HeaderValue,
+}
+
+/// The fleet, compiled once.
+pub struct CompiledFleet {
+    /// The settings.
+    pub config: Fleet,
+    /// The members, in config order.
+    pub members: Vec<CompiledMember>,
+}
+
+/// What a member's failure looks like in answers.
+fn describe(e: &ProxyError, timeout: Duration) -> String {
+    match e {
+        ProxyError::Timeout => format!("timeout after {}ms", timeout.as_millis()),
+        ProxyError::Connect(m) if m.contains("refused") => "connection refused".into(),
+        ProxyError::Status(s) => format!("status {s}"),
+        ProxyError::CircuitOpen => "circuit open".into(),
+        other => other.to_string(),
+    }
+}
+
+fn member_headers(fleet: &CompiledFleet, mut headers: HeaderMap) -> HeaderMap {
+    for (name, value) in &fleet.config.headers {
+        headers.insert::<HeaderName>(name.clone(), value.clone());
+    }
+    headers
+}
+
+/// Calls a fan-out backend on every member: `{"bus-17": {...}, ..., "_errors": {"bus-18":
+/// {"error": "..."}}}` (`_errors` only when some failed). Fails only when every member failed.
+pub async fn fan_out(
+    gw: &Gateway,
+    backend: &Backend,
+    compiled: &CompiledBackend,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Result<Map<String, Value>, ProxyError> {
+    let Some(fleet) = &gw.fleet else {
+        return Err(ProxyError::Http("no fleet configured".into()));
+    };
+    let timeout = fleet.config.timeout;
+    let deadline = deadline.min(Instant::now() + timeout);
+    let uri = endpoint::target(compiled, inbound);
+    // Per member: the shape without `group`, which applies to the whole answer.
+    let member_shape = Shape {
+        group: None,
+        ..backend.shape.clone()
+    };
+    let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, ProxyError>>> = fleet
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, member)| {
+            let (uri, shape) = (&uri, &member_shape);
+            Box::pin(async move {
+                let outcome = match compiled.member_breakers.get(i) {
+                    Some(breaker) => {
+                        breaker
+                            .borrow_mut()
+                            .allow(compiled.clock.now())
+                            .map_err(|_| ProxyError::CircuitOpen)?;
+                        Some(Outcome {
+                            breaker,
+                            log: compiled.breaker.as_ref().is_some_and(|b| b.1),
+                            name: &member.id,
+                            clock: compiled.clock,
+                            success: std::cell::Cell::new(false),
+                        })
+                    }
+                    None => None,
+                };
+                let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));
+                let build = || endpoint::request(backend, uri, &headers, &inbound.body);
+                let reply = proxy::fetch(&member.pool, &build, deadline).await?;
+                if let Some(o) = &outcome {
+                    o.success.set(true);
+                }
+                let data = merge::decode(backend.encoding, backend.shape.is_collection, &reply.body)
+                    .map_err(|e| ProxyError::Decode(e.0))?;
+                Ok(merge::shape(shape, data))
+            }) as LocalFuture<'_, _>
+        })
+        .collect();
+    let results = runtime::join_bounded(calls, fleet.config.max_in_flight, deadline).await;
+    let (mut data, mut errors) = (Map::new(), Map::new());
+    for (member, result) in fleet.members.iter().zip(results) {
+        match result {
+            Some(Ok(part)) => {
+                data.insert(member.id.clone(), Value::Object(part));
+            }
+            Some(Err(e)) => {
+                errors.insert(member.id.clone(), json!({"error": describe(&e, timeout)}));
+            }
+            None => {
+                errors.insert(
+                    member.id.clone(),
+                    json!({"error": describe(&ProxyError::Timeout, timeout)}),
+                );
+            }
+        }
+    }
+    if data.is_empty() && !errors.is_empty() {
+        return Err(ProxyError::Http(format!("all {} fleet members failed", errors.len())));
+    }
+    if !errors.is_empty() {
+        data.insert("_errors".into(), Value::Object(errors));
+    }
+    Ok(match &backend.shape.group {
+        Some(g) => Map::from_iter([(g.clone(), Value::Object(data))]),
+        None => data,
+    })
+}
+
+/// `GET /__fleet/health`: every member's own health, asked at once (bounded), within the fleet
+/// timeout.
+pub async fn health(gw: &Gateway) -> Value {
+    let Some(fleet) = &gw.fleet else {
+        return Value::Null;
+    };
+    let timeout = fleet.config.timeout;
+    let deadline = Instant::now() + timeout;
+    let path = &fleet.config.health_path;
+    let calls: Vec<LocalFuture<'_, (u64, Result<Value, ProxyError>)>> = fleet
+        .members
+        .iter()
+        .map(|member| {
+            Box::pin(async move {
+                let start = Instant::now();
+                let mut headers = member_headers(fleet, HeaderMap::new());
+                headers.insert(http::header::HOST, member.authority.clone());
+                headers.insert(
+                    http::header::USER_AGENT,
+                    HeaderValue::from_static(endpoint::USER_AGENT_STR),
+                );
+                let build = || {
+                    let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+                    *req.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/__health"));
+                    *req.headers_mut() = headers.clone();
+                    req
+                };
+                let result = proxy::fetch(&member.pool, &build, deadline)
+                    .await
+                    .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null));
+                (start.elapsed().as_millis() as u64, result)
+            }) as LocalFuture<'_, _>
+        })
+        .collect();
+    let results = runtime::join_bounded(calls, fleet.config.max_in_flight, deadline).await;
+    let mut members = Map::new();
+    let (mut ok, mut degraded, mut unreachable) = (0u64, 0u64, 0u64);
+    for (member, result) in fleet.members.iter().zip(results) {
+        let entry = match result {
+            Some((latency, Ok(health))) => {
+                let status = if health.get("status").and_then(Value::as_str) == Some("ok") {
+                    "ok"
+                } else {
+                    "degraded"
+                };
+                if status == "ok" {
+                    ok += 1
+                } else {
+                    degraded += 1
+                }
+                json!({"status": status, "latency_ms": latency, "health": health})
+            }
+            Some((latency, Err(ProxyError::Status(s)))) => {
+                degraded += 1;
+                json!({"status": "degraded", "latency_ms": latency, "error": format!("status {s}")})
+            }
+            Some((_, Err(e))) => {
+                unreachable += 1;
+                json!({"status": "unreachable", "error": describe(&e, timeout)})
+            }
+            None => {
+                unreachable += 1;
+                json!({"status": "unreachable", "error": describe(&ProxyError::Timeout, timeout)})
+            }
+        };
+        members.insert(member.id.clone(), entry);
+    }
+    let status = if degraded + unreachable == 0 { "ok" } else { "degraded" };
+    json!({"status": status, "counts": {"ok": ok, "degraded": degraded, "unreachable": unreachable}, "members": members})
+}
