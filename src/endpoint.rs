@@ -222,6 +222,68 @@ impl Drop for Outcome<'_> {
     }
 }
 
+/// `gatelet/retry`: a failed idempotent GET is tried once more after a full-jitter pause, if
+/// the pause still leaves time before `deadline`. Answers that are not transport failures or
+/// 5xx (a 404, a body too large) are not retried.
+async fn with_retry<F>(
+    backend: &Backend,
+    compiled: &CompiledBackend,
+    deadline: Instant,
+    fetch: impl Fn() -> F,
+) -> Result<proxy::Reply, ProxyError>
+where
+    F: std::future::Future<Output = Result<proxy::Reply, ProxyError>>,
+{
+    let Some((attempts, backoff)) = backend.retry else {
+        return fetch().await;
+    };
+    let mut attempt = 1;
+    loop {
+        let result = fetch().await;
+        let retryable = matches!(&result, Err(ProxyError::Connect(_) | ProxyError::Http(_)))
+            || matches!(&result, Err(ProxyError::Status(s)) if *s >= 500);
+        if !retryable || attempt >= attempts {
+            return result;
+        }
+        // Full jitter: uniform in [0, backoff], from a cheap per-call mix of the clock.
+        let mut x = compiled.clock.now() | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let pause = std::time::Duration::from_nanos(x % (backoff.as_nanos() as u64 + 1));
+        if Instant::now() + pause >= deadline {
+            return result;
+        }
+        async_io::Timer::after(pause).await;
+        attempt += 1;
+    }
+}
+
+/// A body from the backend's cache when fresh there, else fetched (and kept for its max-age).
+pub(crate) async fn cached_fetch<F>(
+    compiled: &CompiledBackend,
+    key: &str,
+    fetch: impl FnOnce() -> F,
+) -> Result<Bytes, ProxyError>
+where
+    F: std::future::Future<Output = Result<proxy::Reply, ProxyError>>,
+{
+    let Some(cache) = &compiled.cache else {
+        return fetch().await.map(|r| r.body);
+    };
+    if let Some(body) = cache.borrow().get(key, compiled.clock.now()) {
+        return Ok(body);
+    }
+    let reply = fetch().await?;
+    if let Some(age) = reply.max_age {
+        let ttl = age.saturating_mul(1_000_000_000);
+        cache
+            .borrow_mut()
+            .put(key.to_string(), reply.body.clone(), ttl, compiled.clock.now());
+    }
+    Ok(reply.body)
+}
+
 /// One call to one backend: fetch, decode, shape.
 async fn call(
     backend: &Backend,
@@ -259,12 +321,16 @@ async fn call(
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
     let build = || request(backend, &uri, &headers, &inbound.body);
-    let reply = proxy::fetch(pool, &build, deadline).await?;
+    let key = format!("{}{uri}", host.to_str().unwrap_or(""));
+    let body = cached_fetch(compiled, &key, || {
+        with_retry(backend, compiled, deadline, || proxy::fetch(pool, &build, deadline))
+    })
+    .await?;
     if let Some(probe) = &_probe {
         probe.success.set(true);
     }
-    let data = merge::decode(backend.encoding, backend.shape.is_collection, &reply.body)
-        .map_err(|e| ProxyError::Decode(e.0))?;
+    let data =
+        merge::decode(backend.encoding, backend.shape.is_collection, &body).map_err(|e| ProxyError::Decode(e.0))?;
     Ok(merge::shape(&backend.shape, data))
 }
 

@@ -99,11 +99,13 @@ pub async fn fan_out(
                 };
                 let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));
                 let build = || endpoint::request(backend, uri, &headers, &inbound.body);
-                let reply = proxy::fetch(&member.pool, &build, deadline).await?;
+                let key = format!("{}{uri}", member.authority.to_str().unwrap_or(""));
+                let body =
+                    endpoint::cached_fetch(compiled, &key, || proxy::fetch(&member.pool, &build, deadline)).await?;
                 if let Some(o) = &outcome {
                     o.success.set(true);
                 }
-                let data = merge::decode(backend.encoding, backend.shape.is_collection, &reply.body)
+                let data = merge::decode(backend.encoding, backend.shape.is_collection, &body)
                     .map_err(|e| ProxyError::Decode(e.0))?;
                 Ok(merge::shape(shape, data))
             }) as LocalFuture<'_, _>
@@ -176,7 +178,7 @@ pub async fn health(gw: &Gateway) -> Value {
     let results = runtime::join_bounded(calls, fleet.config.max_in_flight, deadline).await;
     let mut members = Map::new();
     let (mut ok, mut degraded, mut unreachable) = (0u64, 0u64, 0u64);
-    for (member, result) in fleet.members.iter().zip(results) {
+    for (i, (member, result)) in fleet.members.iter().zip(results).enumerate() {
         let entry = match result {
             Some((latency, Ok(health))) => {
                 let status = if health.get("status").and_then(Value::as_str) == Some("ok") {
@@ -204,6 +206,18 @@ pub async fn health(gw: &Gateway) -> Value {
                 json!({"status": "unreachable", "error": describe(&ProxyError::Timeout, timeout)})
             }
         };
+        let mut entry = entry;
+        // A member whose circuit (on any fan-out backend) is not closed says so.
+        let now = gw.clock.now();
+        let open = gw
+            .backends
+            .iter()
+            .flatten()
+            .filter_map(|b| b.member_breakers.get(i))
+            .any(|b| !matches!(b.borrow_mut().state(now), crate::breaker::State::Closed { .. }));
+        if open {
+            entry["circuit"] = Value::from("open");
+        }
         members.insert(member.id.clone(), entry);
     }
     let status = if degraded + unreachable == 0 { "ok" } else { "degraded" };

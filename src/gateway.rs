@@ -42,6 +42,8 @@ pub struct CompiledBackend {
     pub breaker: Option<(std::cell::RefCell<crate::breaker::Breaker>, bool, String)>,
     /// The gateway's clock (breaker outcomes are timed when they arrive).
     pub clock: Clock,
+    /// `qos/http-cache` (GET backends).
+    pub cache: Option<std::cell::RefCell<crate::cache::Cache>>,
     /// For a fleet backend with a circuit breaker: one breaker per member (same order).
     pub member_breakers: Vec<std::cell::RefCell<crate::breaker::Breaker>>,
     next: Cell<usize>,
@@ -69,6 +71,7 @@ impl CompiledBackend {
             sensor: None,
             breaker: None,
             clock: Clock::start(),
+            cache: None,
             member_breakers: Vec::new(),
             next: Cell::new(0),
         }
@@ -170,6 +173,10 @@ impl Gateway {
                             .collect(),
                         limit: b.rate_limit.map(|r| Shared::new(r, 0)),
                         sensor: b.sensor.map(|s| (sensors[s.sensor].clone(), s.reject_stale)),
+                        cache: b
+                            .cache
+                            .filter(|_| b.method == http::Method::GET)
+                            .map(|bounds| std::cell::RefCell::new(crate::cache::Cache::new(bounds))),
                         member_breakers: match (&b.breaker, &config.fleet) {
                             (Some((settings, _)), Some(fleet)) if b.fleet => fleet
                                 .members

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod endpoint;

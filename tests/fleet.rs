@@ -93,4 +93,7 @@ fn a_member_circuit_opens_on_its_own() {
     assert_eq!(r["good"]["fuel"], 1, "the other member's circuit is its own");
     assert_eq!(bad.seen().len(), 2);
     assert_eq!(good.seen().len(), 3);
+    let health = get(gw, "/__fleet/health").json();
+    assert_eq!(health["members"]["bad"]["circuit"], "open", "{health}");
+    assert!(health["members"]["good"].get("circuit").is_none());
 }

@@ -337,6 +337,10 @@ pub struct Backend {
     pub rate_limit: Option<Rate>,
     /// `extra_config."qos/circuit-breaker"`, with `log_status_change`.
     pub breaker: Option<(crate::breaker::Settings, bool)>,
+    /// `extra_config."qos/http-cache"`: keep successful GET answers for their `max-age`.
+    pub cache: Option<crate::cache::Bounds>,
+    /// `extra_config."gatelet/retry"`: `(attempts, backoff)` for idempotent GETs.
+    pub retry: Option<(u32, Duration)>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.

@@ -1060,6 +1060,8 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
     // `extra_config` first: a sensor backend has no host and no url_pattern.
     let mut rate_limit = None;
     let mut breaker = None;
+    let mut cache = None;
+    let mut retry = None;
     let mut sensor = None;
     let mut fleet = false;
     if let Some((n, p)) = obj.take("extra_config")
@@ -1074,6 +1076,18 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
         }
         if let Some((n, p)) = extra.take("qos/circuit-breaker") {
             breaker = circuit_breaker(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("qos/http-cache") {
+            if ctx.method != Method::GET {
+                c.error(n.pos, &p, "the cache keeps GET answers only");
+            }
+            cache = http_cache(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("gatelet/retry") {
+            if ctx.method != Method::GET {
+                c.error(n.pos, &p, "retries are for idempotent GETs only");
+            }
+            retry = retry_config(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/fleet") {
             if let Some(f) = c.object(n, &p) {
@@ -1139,6 +1153,8 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
             input_query_strings: None,
             rate_limit,
             breaker,
+            cache,
+            retry,
             sensor: Some(sensor),
             fleet: false,
         });
@@ -1230,6 +1246,8 @@ fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Op
     Some(Backend {
         rate_limit,
         breaker,
+        cache,
+        retry,
         sensor: None,
         fleet,
         hosts: hosts?,
@@ -1839,4 +1857,47 @@ fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<(crate::b
         },
         log?,
     ))
+}
+
+/// KrakenD's `qos/http-cache`: `shared` (all gatelet caches are shared), `max_items` and
+/// `max_size` (bytes), given together or not at all.
+fn http_cache(c: &mut Checker, node: &Node, path: &str) -> Option<crate::cache::Bounds> {
+    let mut obj = c.object(node, path)?;
+    if let Some((n, p)) = obj.take("shared") {
+        c.boolean(n, &p);
+    }
+    let items = obj
+        .take("max_items")
+        .map(|(n, p)| (c.integer(n, &p, 1, 100_000), n.pos, p));
+    let size = obj
+        .take("max_size")
+        .map(|(n, p)| (c.integer(n, &p, 1024, 256 << 20), n.pos, p));
+    obj.finish(c);
+    match (items, size) {
+        (None, None) => Some(crate::cache::DEFAULT_BOUNDS),
+        (Some((items, _, _)), Some((size, _, _))) => Some(crate::cache::Bounds {
+            max_items: items? as usize,
+            max_size: size? as usize,
+        }),
+        (Some((_, pos, p)), None) | (None, Some((_, pos, p))) => {
+            c.error(pos, &p, "max_items and max_size go together");
+            None
+        }
+    }
+}
+
+/// Our `gatelet/retry`: `attempts` (1 or 2, default 2), `backoff` (full jitter up to it,
+/// default 100ms).
+fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<(u32, Duration)> {
+    let mut obj = c.object(node, path)?;
+    let attempts = match obj.take("attempts") {
+        Some((n, p)) => c.integer(n, &p, 1, 2).map(|v| v as u32),
+        None => Some(2),
+    };
+    let backoff = match obj.take("backoff") {
+        Some((n, p)) => c.duration(n, &p),
+        None => Some(Duration::from_millis(100)),
+    };
+    obj.finish(c);
+    Some((attempts?, backoff?))
 }

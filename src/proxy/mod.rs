@@ -90,6 +90,8 @@ pub struct Reply {
     pub status: hyper::StatusCode,
     /// The whole body.
     pub body: Bytes,
+    /// `Cache-Control: max-age` in seconds, when the answer may be kept.
+    pub max_age: Option<u64>,
 }
 
 /// Races `work` against `deadline`.
@@ -142,6 +144,11 @@ pub async fn fetch(
     before(deadline, async {
         let (resp, lease) = exchange(pool, build, deadline).await?;
         let status = resp.status();
+        let max_age = resp
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::cache::max_age);
         let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
             .collect()
             .await
@@ -157,7 +164,7 @@ pub async fn fetch(
         if !status.is_success() {
             return Err(ProxyError::Status(status.as_u16()));
         }
-        Ok(Reply { status, body })
+        Ok(Reply { status, body, max_age })
     })
     .await
 }
