@@ -143,7 +143,20 @@ pub fn main(args: Args) -> ExitCode {
                 config.endpoints.len(),
                 config.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             );
-            match listener::run(listener, config, Options { debug: r.debug }, std::future::pending()) {
+            let signals = match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
+                Ok(s) => s,
+                Err(e) => {
+                    log::error!("cannot handle SIGTERM/SIGINT: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let stop = async move {
+                let mut signals = signals;
+                if let Some(Ok(signal)) = futures_lite::StreamExt::next(&mut signals).await {
+                    log::info!("{signal:?}: stopping");
+                }
+            };
+            match listener::run(listener, config, Options { debug: r.debug }, stop) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

@@ -98,6 +98,8 @@ pub struct Gateway {
     pub sensors: Vec<Rc<Sensor>>,
     /// The fleet, when this is a central gatelet.
     pub fleet: Option<crate::fleet::CompiledFleet>,
+    /// Fired when the process is asked to stop: connections finish what they serve and close.
+    pub shutdown: crate::runtime::Signal,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -210,6 +212,7 @@ impl Gateway {
         Gateway {
             limits,
             clock,
+            shutdown: crate::runtime::Signal::default(),
             sensors,
             fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {
                 config: f.clone(),

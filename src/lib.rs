@@ -24,6 +24,7 @@ pub mod http;
 pub mod limiter;
 pub mod listener;
 pub mod merge;
+pub mod notify;
 pub mod proxy;
 pub mod router;
 pub mod runtime;

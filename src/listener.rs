@@ -58,17 +58,57 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let listener = Async::new(listener)?;
     runtime::block_on(|executor| async move {
+        let grace = config.shutdown_grace;
         let gw = Rc::new(Gateway::new(config, options.debug, &executor));
-        future::or(accept(listener, gw, executor.clone()), async {
+        let slots = Rc::new(Slots::default());
+        // Bound, routes compiled, sensor tasks spawned: ready.
+        crate::notify::notify("READY=1");
+        if let Some(every) = crate::notify::watchdog_interval() {
+            executor.spawn(crate::notify::watchdog(every)).detach();
+        }
+        let accepting = accept(listener, gw.clone(), executor.clone(), slots.clone());
+        let result = future::or(accepting, async {
             shutdown.await;
             Ok(())
         })
-        .await
+        .await;
+        // Stop accepting (the listener is dropped with the accept loop), let in-flight requests
+        // finish within the grace period, close idle keep-alive connections now.
+        crate::notify::notify("STOPPING=1");
+        log::info!(
+            "shutting down: {} connection(s) open, waiting at most {grace:?}",
+            slots.open.get()
+        );
+        gw.shutdown.fire();
+        let drained = future::poll_fn(|cx| {
+            if slots.open.get() == 0 {
+                Poll::Ready(())
+            } else {
+                *slots.waiting.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        future::or(drained, Timer::after(grace).map_unit()).await;
+        result
     })
 }
 
-async fn accept(listener: Async<TcpListener>, gw: Rc<Gateway>, executor: Rc<LocalExecutor<'static>>) -> io::Result<()> {
-    let slots = Rc::new(Slots::default());
+trait MapUnit: Future + Sized {
+    fn map_unit(self) -> impl Future<Output = ()> {
+        async {
+            self.await;
+        }
+    }
+}
+
+impl<F: Future> MapUnit for F {}
+
+async fn accept(
+    listener: Async<TcpListener>,
+    gw: Rc<Gateway>,
+    executor: Rc<LocalExecutor<'static>>,
+    slots: Rc<Slots>,
+) -> io::Result<()> {
     loop {
         future::poll_fn(|cx| {
             if slots.open.get() < limits::DEFAULT_MAX_CONNECTIONS {

@@ -120,6 +120,40 @@ pub async fn join_bounded<'a, T>(
     out
 }
 
+/// A one-shot broadcast: [`Signal::fire`] once, and every [`Signal::wait`] (past or future)
+/// completes. Used for shutdown. Built on `event-listener`, so a waiter that is polled many
+/// times registers once (a hand-rolled waker list would grow with every poll).
+#[derive(Default)]
+pub struct Signal {
+    fired: std::cell::Cell<bool>,
+    event: event_listener::Event,
+}
+
+impl Signal {
+    /// Fires it (idempotent).
+    pub fn fire(&self) {
+        self.fired.set(true);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Whether it has fired.
+    pub fn fired(&self) -> bool {
+        self.fired.get()
+    }
+
+    /// Completes once it has fired.
+    pub async fn wait(&self) {
+        while !self.fired.get() {
+            let listener = self.event.listen();
+            // Fired between the check and the registration: the listener would miss it.
+            if self.fired.get() {
+                break;
+            }
+            listener.await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

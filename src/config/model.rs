@@ -52,6 +52,8 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
+    /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
+    pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
     pub fleet: Option<Fleet>,
     /// `tls`: the server config, built and checked at start-up (absent or `disabled`: plain).

@@ -363,6 +363,10 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         Some((n, p)) => c.positive_duration(n, &p),
         None => Some(DEFAULT_TIMEOUT),
     };
+    let shutdown_grace = match obj.take("max_shutdown_wait_time") {
+        Some((n, p)) => c.duration(n, &p),
+        None => Some(Duration::from_secs(5)),
+    };
     let cache_ttl = match obj.take("cache_ttl") {
         Some((n, p)) => cache_ttl(c, n, &p),
         None => Some(Duration::ZERO),
@@ -443,6 +447,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         cors,
         api_keys,
         jwt_reject_unsynced_clock,
+        shutdown_grace: shutdown_grace?,
         fleet,
         #[cfg(feature = "tls")]
         tls,

@@ -76,6 +76,8 @@ async fn serve_io<I>(gw: Rc<Gateway>, io: I, watch: Rc<Watch>, peer: SocketAddr,
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
+    let shutdown_gw = gw.clone();
+    let shutdown = &shutdown_gw.shutdown;
     let service = service_fn(move |req| {
         let (gw, watch) = (gw.clone(), watch.clone());
         async move { Ok::<_, Infallible>(handle(&gw, &watch, peer, req).await) }
@@ -85,7 +87,22 @@ where
         .max_header_size(limits::MAX_HEAD_BYTES)
         .max_headers(limits::MAX_HEADERS)
         .serve_connection(io, service);
-    if let Err(e) = conn.await {
+    // On shutdown hyper finishes the request in flight (answering with Connection: close) and
+    // closes an idle keep-alive connection at once.
+    let mut conn = std::pin::pin!(conn);
+    let ended = future::or(async { Some(conn.as_mut().await) }, async {
+        shutdown.wait().await;
+        None
+    })
+    .await;
+    let ended = match ended {
+        Some(result) => result,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         log::debug!("{peer}: connection ended: {e}");
     }
     if let Some(socket) = linger {

@@ -1,0 +1,112 @@
+//! The process as systemd runs it: `READY=1` once the port accepts, `WATCHDOG=1` from the event
+//! loop at half of `WATCHDOG_USEC`, and SIGTERM letting a slow in-flight request finish before
+//! a clean exit with `STOPPING=1`. Real process, real notify socket, real signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Run {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    notify: UnixDatagram,
+    dir: std::path::PathBuf,
+}
+
+fn start(name: &str, config: &str, watchdog_usec: Option<u64>) -> Run {
+    let dir = std::env::temp_dir().join(format!("gatelet-life-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&socket).unwrap();
+    notify.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    std::fs::write(dir.join("krakend.json"), config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelet"));
+    cmd.args(["run", "-c"])
+        .arg(dir.join("krakend.json"))
+        .env("NOTIFY_SOCKET", &socket)
+        .env("RUST_LOG", "info");
+    if let Some(usec) = watchdog_usec {
+        cmd.env("WATCHDOG_USEC", usec.to_string());
+    }
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .find_map(|l| l.ok()?.split("listening on ").nth(1)?.split(' ').next()?.parse().ok())
+        .expect("no 'listening on' line");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Run {
+        child,
+        addr,
+        notify,
+        dir,
+    }
+}
+
+fn message(notify: &UnixDatagram) -> (String, Instant) {
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("no notification in time");
+    (String::from_utf8_lossy(&buf[..n]).into_owned(), Instant::now())
+}
+
+fn config(extra: &str) -> String {
+    format!(r#"{{"version": 3, "listen_ip": "127.0.0.1", "port": 0 {extra}}}"#)
+}
+
+#[test]
+fn ready_then_watchdog_pings_at_half_the_interval() {
+    let mut run = start("watchdog", &config(r#", "endpoints": []"#), Some(200_000));
+    let (first, _) = message(&run.notify);
+    assert_eq!(first, "READY=1");
+    assert_eq!(get(run.addr, "/__health").status, 200, "READY means the port accepts");
+    let mut times = Vec::new();
+    while times.len() < 6 {
+        let (m, at) = message(&run.notify);
+        assert_eq!(m, "WATCHDOG=1");
+        times.push(at);
+    }
+    let mut gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        median >= Duration::from_millis(60) && median <= Duration::from_millis(250),
+        "WATCHDOG_USEC 200ms: pings every ~100ms, median gap {median:?}"
+    );
+    run.child.kill().ok();
+    run.child.wait().ok();
+    std::fs::remove_dir_all(&run.dir).ok();
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
+    let slow = Backend::start(|_| Reply::json(r#"{"late":true}"#).delay(Duration::from_millis(800)));
+    let mut run = start(
+        "sigterm",
+        &config(&format!(
+            r#", "max_shutdown_wait_time": "5s", "timeout": "3s",
+               "endpoints": [{{"endpoint": "/slow", "backend": [{{"host": ["{}"], "url_pattern": "/"}}]}}]"#,
+            slow.url()
+        )),
+        None,
+    );
+    assert_eq!(message(&run.notify).0, "READY=1");
+    let addr = run.addr;
+    let client = std::thread::spawn(move || get(addr, "/slow"));
+    poll_until(Duration::from_secs(5), || (!slow.seen().is_empty()).then_some(()))
+        .expect("request never reached the backend");
+    let pid = rustix::process::Pid::from_raw(run.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(message(&run.notify).0, "STOPPING=1");
+    let r = client.join().unwrap();
+    assert_eq!(r.status, 200, "the in-flight request was answered: {}", r.text());
+    assert_eq!(r.json()["late"], true);
+    let status = poll_until(Duration::from_secs(10), || run.child.try_wait().ok().flatten()).expect("did not exit");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
+    std::fs::remove_dir_all(&run.dir).ok();
+}
