@@ -125,6 +125,7 @@ pub fn main(args: Args) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            crate::logging::init(config.log_level);
             if let Some(port) = r.port {
                 config.port = port;
             }

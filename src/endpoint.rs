@@ -447,6 +447,7 @@ pub async fn aggregate(
             }
             Some(Err(ProxyError::Timeout)) | None => {
                 timed_out = true;
+                gw.metrics.backend_failed(index, i, true);
                 problems.push(format!("backend {i} ({}): timed out", backend.url_pattern));
             }
             Some(Err(e)) => {
@@ -456,6 +457,7 @@ pub async fn aggregate(
                     }
                     _ => other_failure = true,
                 }
+                gw.metrics.backend_failed(index, i, false);
                 problems.push(format!("backend {i} ({}): {e}", backend.url_pattern));
             }
         }

@@ -100,6 +100,8 @@ pub struct Gateway {
     pub fleet: Option<crate::fleet::CompiledFleet>,
     /// Fired when the process is asked to stop: connections finish what they serve and close.
     pub shutdown: crate::runtime::Signal,
+    /// Counters for `/__stats`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -137,6 +139,51 @@ fn compile_url(pattern: &str, params: &[&str]) -> Vec<Piece> {
 }
 
 impl Gateway {
+    /// The `/__stats` document (Prometheus text).
+    pub fn stats(&self) -> String {
+        let endpoints: Vec<String> = self
+            .config
+            .endpoints
+            .iter()
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        let backends: Vec<Vec<String>> = self
+            .config
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.backends
+                    .iter()
+                    .map(|b| format!("{} {} -> {}", e.method, e.path, b.url_pattern))
+                    .collect()
+            })
+            .collect();
+        let now = self.clock.now();
+        let circuits = self
+            .backends
+            .iter()
+            .flatten()
+            .filter_map(|b| b.breaker.as_ref())
+            .map(|(breaker, _, name)| {
+                let state = match breaker.borrow_mut().state(now) {
+                    crate::breaker::State::Closed { .. } => 0,
+                    crate::breaker::State::HalfOpen { .. } => 1,
+                    crate::breaker::State::Open { .. } => 2,
+                };
+                (name.clone(), state)
+            })
+            .collect();
+        let sensors = self.sensors.iter().map(|s| s.counts()).collect();
+        let live = crate::metrics::Live {
+            endpoints: &endpoints,
+            backends: &backends,
+            circuits,
+            sensors,
+            rss_bytes: crate::metrics::rss_bytes(),
+        };
+        crate::metrics::render(&self.metrics, &live)
+    }
+
     /// Compiles `config`; upstream connections will run as tasks on `executor`.
     pub fn new(config: Config, debug: bool, executor: &Rc<LocalExecutor<'static>>) -> Gateway {
         let addrs = config
@@ -213,6 +260,7 @@ impl Gateway {
             limits,
             clock,
             shutdown: crate::runtime::Signal::default(),
+            metrics: crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len())),
             sensors,
             fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {
                 config: f.clone(),

@@ -1,6 +1,6 @@
-//! `gatelet` binary: logging, arguments, then [`gatelet::cli::main`]. Nothing else.
+//! `gatelet` binary: arguments, then [`gatelet::cli::main`] (which sets up logging once the
+//! config, and so its log level, is known). Nothing else.
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     gatelet::cli::main(argh::from_env())
 }

@@ -110,3 +110,44 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
     assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
     std::fs::remove_dir_all(&run.dir).ok();
 }
+
+#[test]
+fn under_journald_lines_carry_priorities_and_the_access_log_is_opt_in() {
+    let dir = std::env::temp_dir().join(format!("gatelet-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("krakend.json");
+    std::fs::write(
+        &file,
+        config(
+            r#", "extra_config": {"telemetry/logging": {"level": "INFO"}, "gatelet/access-log": {}}, "endpoints": []"#,
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatelet"))
+        .args(["run", "-c"])
+        .arg(&file)
+        .env("JOURNAL_STREAM", "8:12345")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines.next().unwrap().unwrap();
+    assert!(listening.starts_with("<6>gatelet::cli: gatelet "), "{listening}");
+    let addr: std::net::SocketAddr = listening
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(get(addr, "/__health").status, 200);
+    let access = lines.next().unwrap().unwrap();
+    assert!(access.starts_with("<6>access: GET /__health 200 "), "{access}");
+    assert!(access.ends_with(" 127.0.0.1"), "{access}");
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -52,6 +52,12 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
+    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics`): serve `/__stats`.
+    pub metrics: bool,
+    /// KrakenD's `extra_config."telemetry/logging".level` (`RUST_LOG` wins when set).
+    pub log_level: Option<log::LevelFilter>,
+    /// `extra_config."gatelet/access-log"`: one line per request (off by default).
+    pub access_log: bool,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
@@ -218,6 +224,12 @@ pub struct RouterOptions {
     pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
     /// From `gatelet/jwt.unsynced_clock` (kept here while parsing; see `Config`).
     pub jwt_reject_unsynced_clock: bool,
+    /// From `gatelet/metrics` (kept here while parsing; see `Config`).
+    pub metrics: bool,
+    /// From `telemetry/logging` (kept here while parsing; see `Config`).
+    pub log_level: Option<log::LevelFilter>,
+    /// From `gatelet/access-log` (kept here while parsing; see `Config`).
+    pub access_log: bool,
 }
 
 impl Default for RouterOptions {
@@ -228,6 +240,9 @@ impl Default for RouterOptions {
             return_error_msg: false,
             trusted_proxies: Vec::new(),
             jwt_reject_unsynced_clock: true,
+            metrics: false,
+            log_level: None,
+            access_log: false,
         }
     }
 }

@@ -431,6 +431,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     if !c.errors.is_empty() {
         return None;
     }
+    let (log_level, access_log) = (router.log_level, router.access_log);
+    let metrics = router.metrics;
     let jwt_reject_unsynced_clock = router.jwt_reject_unsynced_clock;
     Some(Config {
         name,
@@ -448,6 +450,9 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         api_keys,
         jwt_reject_unsynced_clock,
         shutdown_grace: shutdown_grace?,
+        metrics,
+        log_level,
+        access_log,
         fleet,
         #[cfg(feature = "tls")]
         tls,
@@ -653,6 +658,44 @@ fn service_extra(
     }
     if let Some((n, p)) = obj.take("gatelet/fleet") {
         *fleet = fleet_config(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("telemetry/logging")
+        && let Some(mut l) = c.object(n, &p)
+    {
+        if let Some((n, p)) = l.take("level")
+            && let Some(level) = c.string(n, &p)
+        {
+            router.log_level = match level {
+                "DEBUG" => Some(log::LevelFilter::Debug),
+                "INFO" => Some(log::LevelFilter::Info),
+                "WARNING" => Some(log::LevelFilter::Warn),
+                "ERROR" | "CRITICAL" => Some(log::LevelFilter::Error),
+                other => {
+                    c.error(
+                        n.pos,
+                        &p,
+                        format!("unknown level \"{other}\" (DEBUG, INFO, WARNING, ERROR, CRITICAL)"),
+                    );
+                    None
+                }
+            };
+        }
+        l.finish(c);
+    }
+    if let Some((n, p)) = obj.take("gatelet/access-log")
+        && let Some(a) = c.object(n, &p)
+    {
+        a.finish(c);
+        router.access_log = true;
+    }
+    for namespace in ["gatelet/metrics", "telemetry/metrics"] {
+        if let Some((n, p)) = obj.take(namespace)
+            && let Some(m) = c.object(n, &p)
+        {
+            // No options: /__stats on the service's own port, always the same series.
+            m.finish(c);
+            router.metrics = true;
+        }
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)

@@ -78,6 +78,15 @@ where
 {
     let shutdown_gw = gw.clone();
     let shutdown = &shutdown_gw.shutdown;
+    struct Open<'g>(&'g std::cell::Cell<u64>);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.0.get().saturating_sub(1));
+        }
+    }
+    let counted = gw.clone();
+    counted.metrics.connections.set(counted.metrics.connections.get() + 1);
+    let _open = Open(&counted.metrics.connections);
     let service = service_fn(move |req| {
         let (gw, watch) = (gw.clone(), watch.clone());
         async move { Ok::<_, Infallible>(handle(&gw, &watch, peer, req).await) }
@@ -155,10 +164,12 @@ async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<
         };
         return response.map(|b| b.watched(watch.clone()));
     }
+    let started = Instant::now();
+    let matched = std::cell::Cell::new(None);
     let answer = match length_and_chunked {
         // hyper dropped the Content-Length before we could see it; the socket adapter did not.
         true => Err(Error::ContentLengthWithTransferEncoding),
-        false => respond(gw, peer, &parts, body).await,
+        false => respond(gw, peer, &parts, body, &matched).await,
     };
     let response = match answer {
         Ok(r) => r,
@@ -174,13 +185,25 @@ async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<
         }
     };
     let mut response = response;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    gw.metrics
+        .request(matched.get(), response.status().as_u16(), elapsed_ms);
+    if gw.config.access_log {
+        log::info!(target: "access", "{} {} {} {elapsed_ms}ms {}", parts.method, parts.uri.path(), response.status().as_u16(), peer.ip());
+    }
     if let Some(cors) = &gw.config.cors {
         cors::decorate(cors, &parts.headers, response.headers_mut());
     }
     response.map(|b| b.watched(watch.clone()))
 }
 
-async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) -> Result<Response<Body>, Error> {
+async fn respond(
+    gw: &Gateway,
+    peer: SocketAddr,
+    parts: &Parts,
+    body: Incoming,
+    matched: &std::cell::Cell<Option<usize>>,
+) -> Result<Response<Body>, Error> {
     framing::check(parts)?;
     // Bodies are read (bounded) before anything else so that a broken body is answered and
     // the connection closed, never left for hyper to misread as the next request.
@@ -217,6 +240,20 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
             _ => Err(Error::MethodNotAllowed("GET".into())),
         };
     }
+    if gw.config.metrics && path == "/__stats" {
+        return match parts.method {
+            Method::GET => {
+                let text = gw.stats();
+                let mut r = Response::new(Body::full(text));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                Ok(r)
+            }
+            _ => Err(Error::MethodNotAllowed("GET".into())),
+        };
+    }
     if gw.fleet.is_some() && path == "/__fleet/health" {
         return match parts.method {
             Method::GET => {
@@ -240,6 +277,7 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
         Match::MethodNotAllowed(allow) => return Err(Error::MethodNotAllowed(allow)),
         Match::NotFound => return Err(Error::NotFound),
     };
+    matched.set(Some(index));
     if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
         return Err(Error::BadPathParam((*p).to_string()));
     }
@@ -269,7 +307,9 @@ async fn respond(gw: &Gateway, peer: SocketAddr, parts: &Parts, body: Incoming) 
                 headers: &parts.headers,
                 params: &params,
             };
-            limit.check(&keys, gw.clock.now())?
+            limit
+                .check(&keys, gw.clock.now())
+                .inspect_err(|_| gw.metrics.rate_limited(index))?
         }
         None => None,
     };

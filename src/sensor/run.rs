@@ -251,6 +251,17 @@ impl Sensor {
         }
     }
 
+    /// `(name, frames_ok, frames_bad, reconnects)` for `/__stats`.
+    pub fn counts(&self) -> (String, u64, u64, u64) {
+        let c = self.counters.borrow();
+        (
+            self.config.name.clone(),
+            c.frames_ok,
+            c.frames_bad,
+            c.reconnects.saturating_sub(1),
+        )
+    }
+
     /// The `/__health` entry.
     pub fn health(&self, now: Nanos) -> Value {
         let status = match self.status(now) {
