@@ -157,7 +157,15 @@ pub fn main(args: Args) -> ExitCode {
                     log::info!("{signal:?}: stopping");
                 }
             };
-            match listener::run(listener, config, Options { debug: r.debug }, stop) {
+            match listener::run(
+                listener,
+                config,
+                Options {
+                    debug: r.debug,
+                    config_path: r.config.clone(),
+                },
+                stop,
+            ) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

@@ -99,7 +99,13 @@ pub struct Gateway {
     /// The fleet, when this is a central gatelet.
     pub fleet: Option<crate::fleet::CompiledFleet>,
     /// Fired when the process is asked to stop: connections finish what they serve and close.
-    pub shutdown: crate::runtime::Signal,
+    /// Shared by the gateways of successive reloads.
+    pub shutdown: Rc<crate::runtime::Signal>,
+    /// The sensors' tasks (same order as `sensors`): cancelled when the last gateway using
+    /// them is gone.
+    pub sensor_tasks: Vec<Rc<async_executor::Task<()>>>,
+    /// Why the last reload (SIGHUP) was refused, for `/__health`.
+    pub reload_error: std::cell::RefCell<Option<Vec<String>>>,
     /// Counters for `/__stats`.
     pub metrics: crate::metrics::Metrics,
 }
@@ -186,6 +192,18 @@ impl Gateway {
 
     /// Compiles `config`; upstream connections will run as tasks on `executor`.
     pub fn new(config: Config, debug: bool, executor: &Rc<LocalExecutor<'static>>) -> Gateway {
+        Gateway::replacing(config, debug, executor, None)
+    }
+
+    /// Compiles `config` to replace `previous` (a reload): sensors whose configuration did not
+    /// change keep running (same task, same readings), the clock and the shutdown signal carry
+    /// over; everything else is built afresh.
+    pub fn replacing(
+        config: Config,
+        debug: bool,
+        executor: &Rc<LocalExecutor<'static>>,
+        previous: Option<&Gateway>,
+    ) -> Gateway {
         let addrs = config
             .endpoints
             .iter()
@@ -194,12 +212,21 @@ impl Gateway {
             .map(|h| h.addr);
         let member_addrs = config.fleet.iter().flat_map(|f| &f.members).map(|m| m.host.addr);
         let upstreams = Upstreams::new(addrs.chain(member_addrs), executor);
-        let clock = Clock::start();
-        let sensors: Vec<Rc<Sensor>> = config.sensors.iter().map(|s| Rc::new(Sensor::new(s.clone()))).collect();
-        for sensor in &sensors {
-            executor
-                .spawn(sensor_run::run(sensor.clone(), clock, executor.clone()))
-                .detach();
+        let clock = previous.map_or_else(Clock::start, |p| p.clock);
+        let mut sensors: Vec<Rc<Sensor>> = Vec::new();
+        let mut sensor_tasks = Vec::new();
+        for cfg in &config.sensors {
+            let kept = previous.and_then(|p| {
+                let i = p.sensors.iter().position(|s| s.config == *cfg)?;
+                Some((p.sensors[i].clone(), p.sensor_tasks[i].clone()))
+            });
+            let (sensor, task) = kept.unwrap_or_else(|| {
+                let sensor = Rc::new(Sensor::new(cfg.clone()));
+                let task = executor.spawn(sensor_run::run(sensor.clone(), clock, executor.clone()));
+                (sensor, Rc::new(task))
+            });
+            sensors.push(sensor);
+            sensor_tasks.push(task);
         }
         let backends = config
             .endpoints
@@ -259,7 +286,9 @@ impl Gateway {
         Gateway {
             limits,
             clock,
-            shutdown: crate::runtime::Signal::default(),
+            shutdown: previous.map_or_else(Default::default, |p| p.shutdown.clone()),
+            sensor_tasks,
+            reload_error: std::cell::RefCell::new(None),
             metrics: crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len())),
             sensors,
             fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {

@@ -27,6 +27,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub struct Options {
     /// Serve `/__debug/` (`run -d`).
     pub debug: bool,
+    /// The config file, re-read on SIGHUP (none for the embedded config).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// Open connections and the accept loop waiting for one to close.
@@ -60,13 +62,19 @@ pub fn run(
     runtime::block_on(|executor| async move {
         let grace = config.shutdown_grace;
         let gw = Rc::new(Gateway::new(config, options.debug, &executor));
+        let current = Rc::new(RefCell::new(gw.clone()));
+        if let Some(path) = options.config_path.clone() {
+            executor
+                .spawn(reload_on_sighup(path, options.debug, current.clone(), executor.clone()))
+                .detach();
+        }
         let slots = Rc::new(Slots::default());
         // Bound, routes compiled, sensor tasks spawned: ready.
         crate::notify::notify("READY=1");
         if let Some(every) = crate::notify::watchdog_interval() {
             executor.spawn(crate::notify::watchdog(every)).detach();
         }
-        let accepting = accept(listener, gw.clone(), executor.clone(), slots.clone());
+        let accepting = accept(listener, current.clone(), executor.clone(), slots.clone());
         let result = future::or(accepting, async {
             shutdown.await;
             Ok(())
@@ -103,9 +111,49 @@ trait MapUnit: Future + Sized {
 
 impl<F: Future> MapUnit for F {}
 
+/// SIGHUP: read and validate the config file again; if valid, new connections get a gateway
+/// built from it (open connections keep theirs; unchanged sensors keep running); if not, the
+/// old one stays, every error is logged, and `/__health` says the reload failed.
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    debug: bool,
+    current: Rc<RefCell<Rc<Gateway>>>,
+    executor: Rc<LocalExecutor<'static>>,
+) {
+    use futures_lite::StreamExt;
+    let Ok(mut hangups) = async_signal::Signals::new([async_signal::Signal::Hup]) else {
+        log::warn!("SIGHUP cannot be handled: no config reload");
+        return;
+    };
+    while let Some(Ok(_)) = hangups.next().await {
+        crate::notify::notify("RELOADING=1");
+        let old = current.borrow().clone();
+        match crate::config::load(&path) {
+            Ok(mut config) => {
+                // The listening socket stays: a new port or address needs a restart.
+                if (config.listen_ip, config.port) != (old.config.listen_ip, old.config.port) {
+                    log::warn!("reload: listen_ip/port changes take effect at the next restart");
+                    (config.listen_ip, config.port) = (old.config.listen_ip, old.config.port);
+                }
+                let endpoints = config.endpoints.len();
+                let new = Gateway::replacing(config, debug, &executor, Some(&old));
+                *current.borrow_mut() = Rc::new(new);
+                log::info!("reloaded {}: {endpoints} endpoint(s)", path.display());
+            }
+            Err(errors) => {
+                for e in &errors {
+                    log::error!("reload refused: {e}");
+                }
+                *old.reload_error.borrow_mut() = Some(errors.iter().map(|e| e.to_string()).collect());
+            }
+        }
+        crate::notify::notify("READY=1");
+    }
+}
+
 async fn accept(
     listener: Async<TcpListener>,
-    gw: Rc<Gateway>,
+    current: Rc<RefCell<Rc<Gateway>>>,
     executor: Rc<LocalExecutor<'static>>,
     slots: Rc<Slots>,
 ) -> io::Result<()> {
@@ -125,7 +173,7 @@ async fn accept(
                 let _ = stream.get_ref().set_nodelay(true);
                 slots.open.set(slots.open.get() + 1);
                 let guard = SlotGuard(slots.clone());
-                let gw = gw.clone();
+                let gw = current.borrow().clone();
                 executor
                     .spawn(async move {
                         let _guard = guard;

@@ -263,7 +263,10 @@ fn upstream_connections_are_capped_and_reused() {
 fn health_debug_echo_404_and_405() {
     let gw = gateway_with(
         r#"{"version": 3, "echo_endpoint": true, "endpoints": []}"#,
-        gatelet::Options { debug: true },
+        gatelet::Options {
+            debug: true,
+            ..Default::default()
+        },
     );
     let h = get(gw, "/__health");
     assert_eq!(h.status, 200);

@@ -151,3 +151,50 @@ fn under_journald_lines_carry_priorities_and_the_access_log_is_opt_in() {
     child.wait().ok();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_errors() {
+    let backend = Backend::start(|seen| Reply::json(&format!(r#"{{"path":"{}"}}"#, seen.target)));
+    let endpoint = |path: &str| {
+        config(&format!(
+            r#", "endpoints": [{{"endpoint": "{path}", "backend": [{{"host": ["{}"], "url_pattern": "{path}"}}]}}]"#,
+            backend.url()
+        ))
+    };
+    let run = start("reload", &endpoint("/a"), None);
+    let mut run = run;
+    assert_eq!(message(&run.notify).0, "READY=1");
+    // A keep-alive connection opened before the reload.
+    let mut old = connect(run.addr);
+    let ask = |s: &mut std::net::TcpStream, path: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+        pipeline(s, std::iter::once(req), 1).remove(0).status
+    };
+    assert_eq!(ask(&mut old, "/a"), 200);
+
+    std::fs::write(run.dir.join("krakend.json"), endpoint("/b")).unwrap();
+    let pid = rustix::process::Pid::from_raw(run.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    assert_eq!(message(&run.notify).0, "RELOADING=1");
+    assert_eq!(message(&run.notify).0, "READY=1");
+    assert_eq!(get(run.addr, "/b").status, 200, "new connections get the new config");
+    assert_eq!(get(run.addr, "/a").status, 404);
+    assert_eq!(ask(&mut old, "/a"), 200, "the old keep-alive connection keeps working");
+
+    // A broken config: refused, the running one stays, /__health says so.
+    std::fs::write(run.dir.join("krakend.json"), r#"{"version": 2}"#).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    assert_eq!(message(&run.notify).0, "RELOADING=1");
+    assert_eq!(message(&run.notify).0, "READY=1");
+    assert_eq!(get(run.addr, "/b").status, 200, "still serving the last good config");
+    let health = get(run.addr, "/__health").json();
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["reload"]["status"], "failed");
+    assert!(
+        health["reload"]["errors"][0].as_str().unwrap().contains("version"),
+        "{health}"
+    );
+    run.child.kill().ok();
+    run.child.wait().ok();
+    std::fs::remove_dir_all(&run.dir).ok();
+}

@@ -127,10 +127,15 @@ pub fn health(
     agents: Map<String, Value>,
     circuits: Map<String, Value>,
     clock: Value,
+    reload_errors: Option<&[String]>,
 ) -> Response<Body> {
-    let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty();
-    let doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
+    let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty() || reload_errors.is_some();
+    let mut doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
                      "circuits": circuits, "clock": clock});
+    if let Some(errors) = reload_errors {
+        // The last SIGHUP was refused; the config from before it keeps serving.
+        doc["reload"] = json!({"status": "failed", "errors": errors});
+    }
     json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
 }
 

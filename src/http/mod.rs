@@ -230,11 +230,13 @@ async fn respond(
                     };
                     circuits.insert(name.clone(), serde_json::Value::from(state));
                 }
+                let reload = gw.reload_error.borrow();
                 Ok(encode::health(
                     wall,
                     agents,
                     circuits,
                     encode::clock_status(wall, synced),
+                    reload.as_deref(),
                 ))
             }
             _ => Err(Error::MethodNotAllowed("GET".into())),
