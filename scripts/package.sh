@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
 cargo deb --quiet "$@"
 shopt -s nullglob
-debs=(target/debian/*.deb target/*/debian/*.deb)
+out=${CARGO_TARGET_DIR:-target}
+debs=("$out"/debian/*.deb "$out"/*/debian/*.deb)
 deb=$(ls -t "${debs[@]}" | head -1)
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/gatelet ./lib/systemd/system/gatelet.service ./etc/gatelet/krakend.json ./usr/share/doc/gatelet/examples/bus.json; do
