@@ -202,11 +202,34 @@ fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
 /// Reports a call's outcome to its circuit breaker when dropped: a success only if marked so,
 /// so an error, a timeout or a cancelled call (the endpoint deadline) all count as failures.
 pub(crate) struct Outcome<'b> {
-    pub(crate) breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
-    pub(crate) log: bool,
-    pub(crate) name: &'b str,
-    pub(crate) clock: crate::limiter::Clock,
+    breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
+    log: bool,
+    name: &'b str,
+    clock: crate::limiter::Clock,
+    /// Set by the caller once the call has succeeded.
     pub(crate) success: std::cell::Cell<bool>,
+}
+
+impl<'b> Outcome<'b> {
+    /// Asks `breaker` for a call now: the guard that reports its outcome, or `CircuitOpen`.
+    pub(crate) fn admit(
+        breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
+        log: bool,
+        name: &'b str,
+        clock: crate::limiter::Clock,
+    ) -> Result<Outcome<'b>, ProxyError> {
+        breaker
+            .borrow_mut()
+            .allow(clock.now())
+            .map_err(|_| ProxyError::CircuitOpen)?;
+        Ok(Outcome {
+            breaker,
+            log,
+            name,
+            clock,
+            success: std::cell::Cell::new(false),
+        })
+    }
 }
 
 impl Drop for Outcome<'_> {
@@ -302,19 +325,7 @@ async fn call(
         return Ok(merge::shape(&backend.shape, doc));
     }
     let _probe = match &compiled.breaker {
-        Some((breaker, log, name)) => {
-            breaker
-                .borrow_mut()
-                .allow(compiled.clock.now())
-                .map_err(|_| ProxyError::CircuitOpen)?;
-            Some(Outcome {
-                breaker,
-                log: *log,
-                name,
-                clock: compiled.clock,
-                success: std::cell::Cell::new(false),
-            })
-        }
+        Some((breaker, log, name)) => Some(Outcome::admit(breaker, *log, name, compiled.clock)?),
         None => None,
     };
     let (pool, host) = compiled.pick();

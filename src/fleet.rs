@@ -81,20 +81,9 @@ pub async fn fan_out(
         .map(|(i, member)| {
             let (uri, shape) = (&uri, &member_shape);
             Box::pin(async move {
+                let log = compiled.breaker.as_ref().is_some_and(|b| b.1);
                 let outcome = match compiled.member_breakers.get(i) {
-                    Some(breaker) => {
-                        breaker
-                            .borrow_mut()
-                            .allow(compiled.clock.now())
-                            .map_err(|_| ProxyError::CircuitOpen)?;
-                        Some(Outcome {
-                            breaker,
-                            log: compiled.breaker.as_ref().is_some_and(|b| b.1),
-                            name: &member.id,
-                            clock: compiled.clock,
-                            success: std::cell::Cell::new(false),
-                        })
-                    }
+                    Some(breaker) => Some(Outcome::admit(breaker, log, &member.id, compiled.clock)?),
                     None => None,
                 };
                 let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));

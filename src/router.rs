@@ -49,6 +49,20 @@ pub fn param_names(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| is_param(s)).map(|s| &s[1..s.len() - 1])
 }
 
+/// An endpoint path's segments after the leading `/`.
+fn segments(path: &str) -> Vec<Segment> {
+    path.split('/')
+        .skip(1)
+        .map(|s| {
+            if is_param(s) {
+                Segment::Param
+            } else {
+                Segment::Literal(s.to_string())
+            }
+        })
+        .collect()
+}
+
 impl Router {
     /// Compiles the endpoints (already validated: unique shapes, well-formed params).
     pub fn new(endpoints: &[Endpoint]) -> Router {
@@ -57,18 +71,7 @@ impl Router {
             .enumerate()
             .map(|(i, e)| Route {
                 method: e.method.clone(),
-                segments: e
-                    .path
-                    .split('/')
-                    .skip(1)
-                    .map(|s| {
-                        if is_param(s) {
-                            Segment::Param
-                        } else {
-                            Segment::Literal(s.to_string())
-                        }
-                    })
-                    .collect(),
+                segments: segments(&e.path),
                 endpoint: i,
             })
             .collect();
@@ -147,17 +150,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, (m, p))| Route {
                     method: m.parse().unwrap(),
-                    segments: p
-                        .split('/')
-                        .skip(1)
-                        .map(|s| {
-                            if is_param(s) {
-                                Segment::Param
-                            } else {
-                                Segment::Literal(s.into())
-                            }
-                        })
-                        .collect(),
+                    segments: segments(p),
                     endpoint: i,
                 })
                 .collect(),
