@@ -222,14 +222,6 @@ pub struct RouterOptions {
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
     pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
-    /// From `gatelet/jwt.unsynced_clock` (kept here while parsing; see `Config`).
-    pub jwt_reject_unsynced_clock: bool,
-    /// From `gatelet/metrics` (kept here while parsing; see `Config`).
-    pub metrics: bool,
-    /// From `telemetry/logging` (kept here while parsing; see `Config`).
-    pub log_level: Option<log::LevelFilter>,
-    /// From `gatelet/access-log` (kept here while parsing; see `Config`).
-    pub access_log: bool,
 }
 
 impl Default for RouterOptions {
@@ -239,10 +231,6 @@ impl Default for RouterOptions {
             disable_health: false,
             return_error_msg: false,
             trusted_proxies: Vec::new(),
-            jwt_reject_unsynced_clock: true,
-            metrics: false,
-            log_level: None,
-            access_log: false,
         }
     }
 }

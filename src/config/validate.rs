@@ -291,6 +291,14 @@ impl<'n> Obj<'n> {
         found
     }
 
+    /// An optional array of strings under `key`; `default` when absent, `None` after an error.
+    pub fn string_list(&mut self, c: &mut Checker, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        match self.take(key) {
+            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
+            None => Some(default.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
     /// The keys not taken yet, with their values, marking them as known.
     pub fn rest(&mut self) -> Vec<(&'n Key, &'n Node)> {
         let mut out = Vec::new();
@@ -392,26 +400,21 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     if let Some((n, p)) = obj.take("tls") {
         c.error(n.pos, &p, "this gatelet was built without TLS (cargo feature \"tls\")");
     }
-    let mut router = RouterOptions::default();
-    let (mut sensors, mut sensor_names) = (Vec::new(), Vec::new());
-    let (mut cors, mut api_keys, mut fleet) = (None, None, None);
-    // Whether the service defines keys at all (even invalid ones, already reported).
-    let mut api_keys_given = false;
-    if let Some((n, p)) = obj.take("extra_config") {
-        (sensors, sensor_names) = service_extra(c, n, &p, &mut router, &mut cors, &mut api_keys, &mut fleet);
-        api_keys_given = matches!(&n.value, Value::Object(m) if m.iter().any(|(k, _)| k.name == "gatelet/api-keys"));
-    }
+    let extras = match obj.take("extra_config") {
+        Some((n, p)) => service_extra(c, n, &p),
+        None => ServiceExtras::default(),
+    };
     let defaults = Defaults {
         timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         cache_ttl: cache_ttl.unwrap_or_default(),
         output_encoding: output_encoding.unwrap_or(OutputEncoding::Json),
         hosts: hosts.as_deref(),
         hosts_given,
-        router: &router,
-        api_keys: api_keys_given,
-        fleet: fleet.is_some(),
-        sensors: &sensors,
-        sensor_names: &sensor_names,
+        router: &extras.router,
+        api_keys: extras.api_keys_given,
+        fleet: extras.fleet.is_some(),
+        sensors: &extras.sensors,
+        sensor_names: &extras.sensor_names,
     };
     let mut endpoints = Vec::new();
     if let Some((n, p)) = obj.take("endpoints") {
@@ -431,9 +434,6 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     if !c.errors.is_empty() {
         return None;
     }
-    let (log_level, access_log) = (router.log_level, router.access_log);
-    let metrics = router.metrics;
-    let jwt_reject_unsynced_clock = router.jwt_reject_unsynced_clock;
     Some(Config {
         name,
         listen_ip: listen_ip?,
@@ -443,17 +443,17 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         output_encoding: output_encoding?,
         debug_endpoint,
         echo_endpoint,
-        router,
+        router: extras.router,
         endpoints,
-        sensors,
-        cors,
-        api_keys,
-        jwt_reject_unsynced_clock,
+        sensors: extras.sensors,
+        cors: extras.cors,
+        api_keys: extras.api_keys,
+        jwt_reject_unsynced_clock: extras.jwt_reject_unsynced_clock,
         shutdown_grace: shutdown_grace?,
-        metrics,
-        log_level,
-        access_log,
-        fleet,
+        metrics: extras.metrics,
+        log_level: extras.log_level,
+        access_log: extras.access_log,
+        fleet: extras.fleet,
         #[cfg(feature = "tls")]
         tls,
     })
@@ -638,26 +638,55 @@ pub fn host(s: &str) -> Result<Host, String> {
     Ok(Host { authority, addr })
 }
 
-fn service_extra(
-    c: &mut Checker,
-    node: &Node,
-    path: &str,
-    router: &mut RouterOptions,
-    cors: &mut Option<Cors>,
-    api_keys: &mut Option<ApiKeys>,
-    fleet: &mut Option<Fleet>,
-) -> (Vec<Sensor>, Vec<String>) {
+/// What the service's `extra_config` holds, once checked.
+struct ServiceExtras {
+    router: RouterOptions,
+    /// Valid sensors, and every sensor name defined (valid or not).
+    sensors: Vec<Sensor>,
+    sensor_names: Vec<String>,
+    cors: Option<Cors>,
+    api_keys: Option<ApiKeys>,
+    /// `gatelet/api-keys` is there (even if invalid, already reported).
+    api_keys_given: bool,
+    fleet: Option<Fleet>,
+    jwt_reject_unsynced_clock: bool,
+    metrics: bool,
+    log_level: Option<log::LevelFilter>,
+    access_log: bool,
+}
+
+impl Default for ServiceExtras {
+    fn default() -> Self {
+        ServiceExtras {
+            router: RouterOptions::default(),
+            sensors: Vec::new(),
+            sensor_names: Vec::new(),
+            cors: None,
+            api_keys: None,
+            api_keys_given: false,
+            fleet: None,
+            jwt_reject_unsynced_clock: true,
+            metrics: false,
+            log_level: None,
+            access_log: false,
+        }
+    }
+}
+
+fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
+    let mut x = ServiceExtras::default();
     let Some(mut obj) = c.object(node, path) else {
-        return (Vec::new(), Vec::new());
+        return x;
     };
     if let Some((n, p)) = obj.take("security/cors") {
-        *cors = cors_config(c, n, &p);
+        x.cors = cors_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/api-keys") {
-        *api_keys = api_keys_config(c, n, &p);
+        x.api_keys_given = true;
+        x.api_keys = api_keys_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/fleet") {
-        *fleet = fleet_config(c, n, &p);
+        x.fleet = fleet_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("telemetry/logging")
         && let Some(mut l) = c.object(n, &p)
@@ -665,7 +694,7 @@ fn service_extra(
         if let Some((n, p)) = l.take("level")
             && let Some(level) = c.string(n, &p)
         {
-            router.log_level = match level {
+            x.log_level = match level {
                 "DEBUG" => Some(log::LevelFilter::Debug),
                 "INFO" => Some(log::LevelFilter::Info),
                 "WARNING" => Some(log::LevelFilter::Warn),
@@ -686,7 +715,7 @@ fn service_extra(
         && let Some(a) = c.object(n, &p)
     {
         a.finish(c);
-        router.access_log = true;
+        x.access_log = true;
     }
     for namespace in ["gatelet/metrics", "telemetry/metrics"] {
         if let Some((n, p)) = obj.take(namespace)
@@ -694,7 +723,7 @@ fn service_extra(
         {
             // No options: /__stats on the service's own port, always the same series.
             m.finish(c);
-            router.metrics = true;
+            x.metrics = true;
         }
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
@@ -702,8 +731,8 @@ fn service_extra(
     {
         if let Some((n, p)) = j.take("unsynced_clock") {
             match c.string(n, &p) {
-                Some("reject") => router.jwt_reject_unsynced_clock = true,
-                Some("accept") => router.jwt_reject_unsynced_clock = false,
+                Some("reject") => x.jwt_reject_unsynced_clock = true,
+                Some("accept") => x.jwt_reject_unsynced_clock = false,
                 Some(other) => c.error(
                     n.pos,
                     &p,
@@ -714,10 +743,9 @@ fn service_extra(
         }
         j.finish(c);
     }
-    let sensors = match obj.take("gatelet/sensors") {
-        Some((n, p)) => super::sensors::sensors(c, n, &p),
-        None => (Vec::new(), Vec::new()),
-    };
+    if let Some((n, p)) = obj.take("gatelet/sensors") {
+        (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);
+    }
     if let Some((n, p)) = obj.take("router")
         && let Some(mut r) = c.object(n, &p)
     {
@@ -727,20 +755,20 @@ fn service_extra(
             if !s.starts_with('/') || s.contains(['?', '#', ' ']) || s.len() < 2 {
                 c.error(n.pos, &p, format!("\"{s}\" must be a path such as \"/__health\""));
             } else {
-                router.health_path = s.to_string();
+                x.router.health_path = s.to_string();
             }
         }
         if let Some((n, p)) = r.take("disable_health")
             && let Some(b) = c.boolean(n, &p)
         {
-            router.disable_health = b;
+            x.router.disable_health = b;
         }
         if let Some((n, p)) = r.take("trusted_proxies")
             && let Some(list) = c.strings(n, &p)
         {
             for (entry, pos, ep) in list {
                 match crate::http::client_ip::Cidr::parse(entry) {
-                    Some(cidr) => router.trusted_proxies.push(cidr),
+                    Some(cidr) => x.router.trusted_proxies.push(cidr),
                     None => c.error(
                         pos,
                         &ep,
@@ -752,12 +780,12 @@ fn service_extra(
         if let Some((n, p)) = r.take("return_error_msg")
             && let Some(b) = c.boolean(n, &p)
         {
-            router.return_error_msg = b;
+            x.router.return_error_msg = b;
         }
         r.finish(c);
     }
     unsupported_namespaces(c, &mut obj);
-    sensors
+    x
 }
 
 /// Reports every namespace left in an `extra_config` object.
@@ -915,7 +943,7 @@ fn endpoint(
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
         {
-            let roles = roles(c, &mut k);
+            let roles = k.string_list(c, "roles", &[]);
             k.finish(c);
             if !defaults.api_keys {
                 c.error(
@@ -1568,13 +1596,7 @@ fn shape(c: &mut Checker, obj: &mut Obj, encoding: Encoding) -> Shape {
 /// KrakenD's `security/cors`, with its defaults.
 fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Cors> {
     let mut obj = c.object(node, path)?;
-    let list = |c: &mut Checker, obj: &mut Obj, key: &str, default: &[&str]| -> Option<Vec<String>> {
-        match obj.take(key) {
-            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
-            None => Some(default.iter().map(|s| s.to_string()).collect()),
-        }
-    };
-    let origins = list(c, &mut obj, "allow_origins", &["*"]);
+    let origins = obj.string_list(c, "allow_origins", &["*"]);
     let methods = match obj.take("allow_methods") {
         Some((n, p)) => c.strings(n, &p).and_then(|items| {
             let mut out = Vec::new();
@@ -1598,7 +1620,7 @@ fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Cors> {
         }),
         None => Some(vec!["origin".into(), "authorization".into(), "content-type".into()]),
     };
-    let expose = list(c, &mut obj, "expose_headers", &["Content-Length", "Content-Type"]);
+    let expose = obj.string_list(c, "expose_headers", &["Content-Length", "Content-Type"]);
     let max_age = match obj.take("max_age") {
         Some((n, p)) => c.duration(n, &p),
         None => Some(Duration::from_secs(12 * 3600)),
@@ -1655,7 +1677,7 @@ fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Option<ApiKeys> 
                         }
                         d
                     });
-                    let roles = roles(c, &mut k);
+                    let roles = k.string_list(c, "roles", &[]);
                     k.finish(c);
                     if let (Some(name), Some(digest), Some(roles)) = (name, digest, roles) {
                         if keys.iter().any(|k: &apikey::Key| k.digest == digest) {
@@ -1679,16 +1701,6 @@ fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Option<ApiKeys> 
         header,
         keys,
     })
-}
-
-/// An optional `roles` list of strings (empty when absent).
-fn roles(c: &mut Checker, obj: &mut Obj) -> Option<Vec<String>> {
-    match obj.take("roles") {
-        Some((n, p)) => c
-            .strings(n, &p)
-            .map(|r| r.into_iter().map(|(s, _, _)| s.to_string()).collect()),
-        None => Some(Vec::new()),
-    }
 }
 
 /// KrakenD's `auth/validator` (local JWK sets only).
@@ -1741,24 +1753,18 @@ fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth
             }
         }
     });
-    let list = |c: &mut Checker, obj: &mut Obj, key: &str| -> Option<Vec<String>> {
-        match obj.take(key) {
-            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
-            None => Some(Vec::new()),
-        }
-    };
     let text = |c: &mut Checker, obj: &mut Obj, key: &str, default: &str| -> Option<String> {
         match obj.take(key) {
             Some((n, p)) => c.nonempty(n, &p).map(str::to_string),
             None => Some(default.to_string()),
         }
     };
-    let audience = list(c, &mut obj, "audience");
+    let audience = obj.string_list(c, "audience", &[]);
     let issuer = obj.take("issuer").map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
-    let roles = list(c, &mut obj, "roles");
+    let roles = obj.string_list(c, "roles", &[]);
     let roles_key = text(c, &mut obj, "roles_key", "roles");
     let nested = obj.take("roles_key_is_nested").map(|(n, p)| c.boolean(n, &p));
-    let scopes = list(c, &mut obj, "scopes");
+    let scopes = obj.string_list(c, "scopes", &[]);
     let scopes_key = text(c, &mut obj, "scopes_key", "scope");
     let matcher = text(c, &mut obj, "scopes_matcher", "any");
     if let Some(m) = matcher.as_deref()
