@@ -4,7 +4,6 @@
 //! past the deadline: it is cancelled and the answer is marked incomplete.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use http_body_util::Full;
 use serde_json::{Map, Value};
 
 use crate::config::{Backend, Endpoint, Forward};
-use crate::gateway::{CompiledBackend, Gateway, Piece};
+use crate::gateway::{CompiledBackend, Gateway, HeaderForward, Piece};
 use crate::limiter::bucket::Nanos;
 use crate::merge;
 use crate::proxy::{self, ProxyError, Streaming};
@@ -54,8 +53,8 @@ pub struct Inbound<'r> {
     pub headers: &'r HeaderMap,
     /// The client's body (empty for none).
     pub body: Bytes,
-    /// The client's address, sent as `X-Forwarded-For`.
-    pub client_ip: IpAddr,
+    /// The client's address as sent in `X-Forwarded-For` (formatted once per request).
+    pub forwarded_for: HeaderValue,
     /// The limiters' clock when the request arrived.
     pub now: Nanos,
     /// Headers added for every backend (`propagate_claims`).
@@ -73,7 +72,7 @@ pub struct Answer {
 
 /// Hop-by-hop and framing headers: never forwarded whatever `input_headers` says, because they
 /// describe this connection, not the request (RFC 9110 §7.6.1), or are set by gatelet.
-fn never_forwarded(name: &HeaderName) -> bool {
+pub(crate) fn never_forwarded(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"
@@ -123,22 +122,17 @@ pub(crate) fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String
 pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(8);
     match &backend.headers {
-        Forward::All => {
+        HeaderForward::All => {
             for (name, value) in inbound.headers {
                 if !never_forwarded(name) && name != header::USER_AGENT {
                     out.append(name, value.clone());
                 }
             }
         }
-        Forward::Only(names) => {
+        HeaderForward::Only(names) => {
             for name in names {
-                if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                    if never_forwarded(&name) {
-                        continue;
-                    }
-                    for value in inbound.headers.get_all(&name) {
-                        out.append(name.clone(), value.clone());
-                    }
+                for value in inbound.headers.get_all(name) {
+                    out.append(name.clone(), value.clone());
                 }
             }
         }
@@ -147,9 +141,7 @@ pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &I
     if !out.contains_key(header::USER_AGENT) {
         out.insert(header::USER_AGENT, USER_AGENT);
     }
-    if let Ok(ip) = HeaderValue::from_str(&inbound.client_ip.to_string()) {
-        out.insert("x-forwarded-for", ip);
-    }
+    out.insert("x-forwarded-for", inbound.forwarded_for.clone());
     if let Some(h) = inbound.headers.get(header::HOST) {
         out.insert("x-forwarded-host", h.clone());
     }
@@ -285,7 +277,7 @@ where
 /// A body from the backend's cache when fresh there, else fetched (and kept for its max-age).
 pub(crate) async fn cached_fetch<F>(
     compiled: &CompiledBackend,
-    key: &str,
+    key: impl FnOnce() -> String,
     fetch: impl FnOnce() -> F,
 ) -> Result<Bytes, ProxyError>
 where
@@ -294,7 +286,9 @@ where
     let Some(cache) = &compiled.cache else {
         return fetch().await.map(|r| r.body);
     };
-    if let Some(body) = cache.borrow().get(key, compiled.clock.now()) {
+    // The key is only built for cached backends: no allocation on the plain path.
+    let key = key();
+    if let Some(body) = cache.borrow().get(&key, compiled.clock.now()) {
         return Ok(body);
     }
     let reply = fetch().await?;
@@ -332,8 +326,8 @@ async fn call(
     let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
     let build = || request(backend, &uri, &headers, &inbound.body);
-    let key = format!("{}{uri}", host.to_str().unwrap_or(""));
-    let body = cached_fetch(compiled, &key, || {
+    let key = || format!("{}{uri}", host.to_str().unwrap_or(""));
+    let body = cached_fetch(compiled, key, || {
         with_retry(backend, compiled, deadline, || proxy::fetch(pool, &build, deadline))
     })
     .await?;
@@ -560,7 +554,7 @@ mod tests {
             query,
             headers,
             body: Bytes::new(),
-            client_ip: "192.0.2.7".parse().unwrap(),
+            forwarded_for: HeaderValue::from_static("192.0.2.7"),
             now: 0,
             propagated: Vec::new(),
         }

@@ -88,9 +88,9 @@ pub async fn fan_out(
                 };
                 let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));
                 let build = || endpoint::request(backend, uri, &headers, &inbound.body);
-                let key = format!("{}{uri}", member.authority.to_str().unwrap_or(""));
+                let key = || format!("{}{uri}", member.authority.to_str().unwrap_or(""));
                 let body =
-                    endpoint::cached_fetch(compiled, &key, || proxy::fetch(&member.pool, &build, deadline)).await?;
+                    endpoint::cached_fetch(compiled, key, || proxy::fetch(&member.pool, &build, deadline)).await?;
                 if let Some(o) = &outcome {
                     o.success.set(true);
                 }

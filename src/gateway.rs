@@ -24,12 +24,38 @@ pub enum Piece {
     Param(usize),
 }
 
+/// Which client headers a backend receives, parsed once: names are `HeaderName`s, and the
+/// ones that are never forwarded (hop-by-hop, framing, `Host`...) are already left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderForward {
+    /// Every client header but the never-forwarded ones.
+    All,
+    /// These.
+    Only(Vec<http::HeaderName>),
+}
+
+impl HeaderForward {
+    /// Compiles a `Forward` list of (already validated, lower-case) header names.
+    pub fn compile(forward: &Forward) -> HeaderForward {
+        match forward {
+            Forward::All => HeaderForward::All,
+            Forward::Only(names) => HeaderForward::Only(
+                names
+                    .iter()
+                    .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+                    .filter(|n| !crate::endpoint::never_forwarded(n))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// A backend ready to call.
 pub struct CompiledBackend {
     /// `url_pattern` split into literals and parameter slots.
     pub url: Vec<Piece>,
     /// The headers this backend receives: endpoint's list narrowed by the backend's.
-    pub headers: Forward,
+    pub headers: HeaderForward,
     /// The query parameters this backend receives, likewise.
     pub query: Forward,
     /// Each host's pool and `Host` header value, in config order (round-robin).
@@ -64,7 +90,7 @@ impl CompiledBackend {
     pub fn for_tests(url: Vec<Piece>, headers: Forward, query: Forward) -> CompiledBackend {
         CompiledBackend {
             url,
-            headers,
+            headers: HeaderForward::compile(&headers),
             query,
             hosts: Vec::new(),
             limit: None,
@@ -108,6 +134,8 @@ pub struct Gateway {
     pub reload_error: std::cell::RefCell<Option<Vec<String>>>,
     /// Counters for `/__stats`.
     pub metrics: crate::metrics::Metrics,
+    /// systemd-timesyncd's flag, and when it was last looked at (see [`Gateway::timesync_flag`]).
+    timesync: Cell<Option<(crate::limiter::bucket::Nanos, bool)>>,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -144,7 +172,27 @@ fn compile_url(pattern: &str, params: &[&str]) -> Vec<Piece> {
     pieces
 }
 
+/// systemd-timesyncd's "synchronised" flag file.
+const TIMESYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
+
+/// How long a look at [`TIMESYNC_FLAG`] is trusted.
+const TIMESYNC_RECHECK: crate::limiter::bucket::Nanos = 10_000_000_000;
+
 impl Gateway {
+    /// Whether systemd-timesyncd says the clock is synchronised, for `/__health` and the JWT
+    /// clock policy. The file is looked at most every 10 s, not on every token checked.
+    pub fn timesync_flag(&self) -> bool {
+        let now = self.clock.now();
+        match self.timesync.get() {
+            Some((at, flag)) if now.saturating_sub(at) < TIMESYNC_RECHECK => flag,
+            _ => {
+                let flag = std::path::Path::new(TIMESYNC_FLAG).exists();
+                self.timesync.set(Some((now, flag)));
+                flag
+            }
+        }
+    }
+
     /// The `/__stats` document (Prometheus text).
     pub fn stats(&self) -> String {
         let endpoints: Vec<String> = self
@@ -237,7 +285,7 @@ impl Gateway {
                     .iter()
                     .map(|b| CompiledBackend {
                         url: compile_url(&b.url_pattern, &params),
-                        headers: narrow(&e.input_headers, b.input_headers.as_ref()),
+                        headers: HeaderForward::compile(&narrow(&e.input_headers, b.input_headers.as_ref())),
                         query: narrow(&e.input_query_strings, b.input_query_strings.as_ref()),
                         hosts: b
                             .hosts
@@ -289,6 +337,7 @@ impl Gateway {
             shutdown: previous.map_or_else(Default::default, |p| p.shutdown.clone()),
             sensor_tasks,
             reload_error: std::cell::RefCell::new(None),
+            timesync: Cell::new(None),
             metrics: crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len())),
             sensors,
             fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {

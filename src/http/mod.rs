@@ -220,7 +220,7 @@ async fn respond(
                     .map(|s| (s.config.name.clone(), s.health(now)))
                     .collect();
                 let wall = SystemTime::now();
-                let synced = std::path::Path::new("/run/systemd/timesync/synchronized").exists();
+                let synced = gw.timesync_flag();
                 let mut circuits = serde_json::Map::new();
                 for (breaker, _, name) in gw.backends.iter().flatten().filter_map(|b| b.breaker.as_ref()) {
                     let state = match breaker.borrow_mut().state(gw.clock.now()) {
@@ -291,7 +291,7 @@ async fn respond(
     let propagated = match &gw.config.endpoints[index].jwt {
         Some(validator) => {
             let wall = SystemTime::now();
-            let synced = std::path::Path::new("/run/systemd/timesync/synchronized").exists();
+            let synced = gw.timesync_flag();
             if gw.config.jwt_reject_unsynced_clock && encode::clock_status(wall, synced)["synchronized"] == false {
                 return Err(Error::ClockUnsynced);
             }
@@ -339,7 +339,8 @@ async fn call_endpoint(
         query: parts.uri.query(),
         headers: &parts.headers,
         body,
-        client_ip: peer.ip(),
+        forwarded_for: http::HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(http::HeaderValue::from_static("unknown")),
         now: gw.clock.now(),
         propagated,
     };
