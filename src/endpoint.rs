@@ -391,11 +391,7 @@ pub async fn write_sensor(
     framed.push(b'\n');
     let retry = sensor.retry_in().as_secs().max(1);
     let what = format!("sensor {}", sensor.config.name);
-    let written = futures_lite::future::or(async { Some(sensor.write(&framed).await) }, async {
-        async_io::Timer::at(deadline).await;
-        None
-    })
-    .await;
+    let written = runtime::until(deadline, sensor.write(&framed)).await;
     Ok(match written {
         Some(Ok(n)) => Ok(n),
         Some(Err(WriteError::Down(e))) => Err(EndpointError::Unavailable(vec![format!("{what}: {e}")], retry)),

@@ -96,20 +96,10 @@ pub fn run(
                 Poll::Pending
             }
         });
-        future::or(drained, Timer::after(grace).map_unit()).await;
+        runtime::within(grace, drained).await;
         result
     })
 }
-
-trait MapUnit: Future + Sized {
-    fn map_unit(self) -> impl Future<Output = ()> {
-        async {
-            self.await;
-        }
-    }
-}
-
-impl<F: Future> MapUnit for F {}
 
 /// SIGHUP: read and validate the config file again; if valid, new connections get a gateway
 /// built from it (open connections keep theirs; unchanged sensors keep running); if not, the

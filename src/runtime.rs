@@ -23,6 +23,21 @@ pub fn block_on<T, F: Future<Output = T>>(main: impl FnOnce(Rc<LocalExecutor<'st
     async_io::block_on(executor.run(fut))
 }
 
+/// `work`'s output, or `None` when `deadline` passes first (`work` is then dropped). The one
+/// way gatelet bounds a wait in time.
+pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        Timer::at(deadline).await;
+        None
+    })
+    .await
+}
+
+/// Like [`until`], with a duration from now.
+pub async fn within<T>(limit: std::time::Duration, work: impl Future<Output = T>) -> Option<T> {
+    until(Instant::now() + limit, work).await
+}
+
 /// Polls all `futures` concurrently until each has finished or `deadline` passes; slot `i` is
 /// `None` when future `i` had not finished by then (it is dropped, i.e. cancelled).
 pub async fn join_until<'a, T>(mut futures: Vec<LocalFuture<'a, T>>, deadline: Instant) -> Vec<Option<T>> {

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_io::Timer;
 use futures_lite::{AsyncRead, AsyncWrite};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use rustls::ServerConfig;
@@ -54,11 +53,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handshake = futures_rustls::TlsAcceptor::from(config.clone()).accept(stream);
-    futures_lite::future::or(handshake, async {
-        Timer::after(limits::HEAD_TIMEOUT).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
-    })
-    .await
+    crate::runtime::within(limits::HEAD_TIMEOUT, handshake)
+        .await
+        .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")))
 }
 
 /// A TLS stream as hyper IO, under the connection's [`Watch`].

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use async_io::{Async, Timer};
+use async_io::Async;
 use bytes::{Bytes, BytesMut};
 use futures_lite::future;
 use http::request::Parts;
@@ -34,6 +34,7 @@ use crate::endpoint::{self, Inbound};
 use crate::gateway::Gateway;
 use crate::limiter::ClientKeys;
 use crate::router::Match;
+use crate::runtime;
 use body::Body;
 use error::Error;
 use io::{Io, Watch};
@@ -135,10 +136,7 @@ async fn linger_close(socket: TcpStream) {
             }
         }
     };
-    future::or(drain, async {
-        Timer::after(limits::LINGER_TIMEOUT).await;
-    })
-    .await;
+    runtime::within(limits::LINGER_TIMEOUT, drain).await;
 }
 
 /// Answers one request; never fails (errors become error responses).
@@ -396,11 +394,7 @@ async fn read_body(mut body: Incoming) -> Result<Bytes, Error> {
     let mut buf = BytesMut::new();
     loop {
         let until = total.min(Instant::now() + limits::BODY_INACTIVITY_TIMEOUT);
-        let frame = future::or(async { Some(body.frame().await) }, async {
-            Timer::at(until).await;
-            None
-        })
-        .await;
+        let frame = runtime::until(until, body.frame()).await;
         match frame {
             None => return Err(Error::BodyTimeout),
             Some(None) => return Ok(buf.freeze()),

@@ -16,9 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_executor::LocalExecutor;
-use async_io::Timer;
 use bytes::Bytes;
-use futures_lite::future;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
@@ -96,11 +94,9 @@ pub struct Reply {
 
 /// Races `work` against `deadline`.
 async fn before<T>(deadline: Instant, work: impl Future<Output = Result<T, ProxyError>>) -> Result<T, ProxyError> {
-    future::or(work, async {
-        Timer::at(deadline).await;
-        Err(ProxyError::Timeout)
-    })
-    .await
+    crate::runtime::until(deadline, work)
+        .await
+        .unwrap_or(Err(ProxyError::Timeout))
 }
 
 /// Sends the request `build` makes and returns the response head with its lease. A GET that

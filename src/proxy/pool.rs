@@ -13,7 +13,7 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
+use async_io::Async;
 use bytes::Bytes;
 use futures_lite::future;
 use http_body_util::Full;
@@ -103,11 +103,9 @@ impl Pool {
     /// Lends a connection: a live idle one, else a new one if under the cap, else waits for
     /// one to come back. Fails at `deadline`.
     pub async fn acquire(self: &Rc<Self>, deadline: Instant) -> Result<Lease, ProxyError> {
-        let lease = future::or(self.acquire_inner(), async {
-            Timer::at(deadline).await;
-            Err(ProxyError::Timeout)
-        });
-        lease.await
+        crate::runtime::until(deadline, self.acquire_inner())
+            .await
+            .unwrap_or(Err(ProxyError::Timeout))
     }
 
     async fn acquire_inner(self: &Rc<Self>) -> Result<Lease, ProxyError> {
@@ -151,18 +149,10 @@ impl Pool {
 
     async fn connect(self: &Rc<Self>) -> Result<Sender, ProxyError> {
         let addr = self.addr;
-        let stream = future::or(
-            async {
-                Async::<TcpStream>::connect(addr)
-                    .await
-                    .map_err(|e| ProxyError::Connect(e.to_string()))
-            },
-            async {
-                Timer::after(limits::CONNECT_TIMEOUT).await;
-                Err(ProxyError::Connect("connect timed out".into()))
-            },
-        )
-        .await?;
+        let stream = crate::runtime::within(limits::CONNECT_TIMEOUT, Async::<TcpStream>::connect(addr))
+            .await
+            .ok_or_else(|| ProxyError::Connect("connect timed out".into()))?
+            .map_err(|e| ProxyError::Connect(e.to_string()))?;
         // Small request/response exchanges: no Nagle delay.
         let _ = stream.get_ref().set_nodelay(true);
         let (sender, conn) = http1::Builder::new()

@@ -481,11 +481,9 @@ where
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 async fn with_timeout<T>(f: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
-    futures_lite::future::or(f, async {
-        Timer::after(CONNECT_TIMEOUT).await;
-        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
-    })
-    .await
+    crate::runtime::within(CONNECT_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")))
 }
 
 /// Jittered exponential backoff: each wait is uniformly drawn from [d/2, d], where d doubles
@@ -562,16 +560,10 @@ where
     // is dropped and reconnected.
     let silence = sensor.config.max_age.map(|a| a * 2);
     loop {
-        let read = async { Some(stream.read(&mut buf).await) };
+        let read = stream.read(&mut buf);
         let n = match silence {
-            Some(limit) => {
-                futures_lite::future::or(read, async {
-                    Timer::after(limit).await;
-                    None
-                })
-                .await
-            }
-            None => read.await,
+            Some(limit) => crate::runtime::within(limit, read).await,
+            None => Some(read.await),
         };
         match n {
             None => return Err("silent for twice max_age: reconnecting".into()),
