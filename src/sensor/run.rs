@@ -217,6 +217,15 @@ impl Sensor {
         }
     }
 
+    /// Splits `bytes` into lines with `lines` and ingests each; over-long lines are counted.
+    fn feed(&self, lines: &mut Lines, bytes: &[u8], clock: Clock) {
+        let (now, wall) = (clock.now(), SystemTime::now());
+        lines.push(bytes, |frame| match frame {
+            Ok(frame) => self.ingest(frame, now, wall),
+            Err(_) => self.frame_too_long(),
+        });
+    }
+
     fn frame_too_long(&self) {
         let mut c = self.counters.borrow_mut();
         c.frames_bad += 1;
@@ -442,8 +451,8 @@ async fn accept_pushers(
         executor
             .spawn(async move {
                 let _ = match pusher {
-                    Pusher::Tcp(s) => read_lines(&sensor, s, clock).await,
-                    Pusher::Unix(s) => read_lines(&sensor, s, clock).await,
+                    Pusher::Tcp(mut s) => read_lines(&sensor, &mut s, clock, None, || {}).await,
+                    Pusher::Unix(mut s) => read_lines(&sensor, &mut s, clock, None, || {}).await,
                 };
                 active.set(active.get() - 1);
             })
@@ -457,7 +466,15 @@ enum Pusher {
 }
 
 /// Reads lines from one pusher until it disconnects.
-async fn read_lines<S>(sensor: &Sensor, mut stream: Async<S>, clock: Clock) -> std::io::Result<()>
+/// Reads lines from a stream until the peer closes it (`Ok`), it fails, or — with `silence` —
+/// nothing arrives for that long (`Err`). `on_data` runs whenever bytes arrive.
+async fn read_lines<S>(
+    sensor: &Sensor,
+    stream: &mut Async<S>,
+    clock: Clock,
+    silence: Option<Duration>,
+    mut on_data: impl FnMut(),
+) -> Result<(), String>
 where
     Async<S>: futures_lite::AsyncRead + Unpin,
 {
@@ -465,15 +482,20 @@ where
     let mut lines = Lines::new(sensor.config.max_frame);
     let mut buf = [0u8; 4096];
     loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+        let read = stream.read(&mut buf);
+        let n = match silence {
+            Some(limit) => crate::runtime::within(limit, read).await,
+            None => Some(read.await),
+        };
+        match n {
+            None => return Err("silent for twice max_age: reconnecting".into()),
+            Some(Ok(0)) => return Ok(()),
+            Some(Ok(n)) => {
+                on_data();
+                sensor.feed(&mut lines, &buf[..n], clock);
+            }
+            Some(Err(e)) => return Err(e.to_string()),
         }
-        let (now, wall) = (clock.now(), SystemTime::now());
-        lines.push(&buf[..n], |frame| match frame {
-            Ok(frame) => sensor.ingest(frame, now, wall),
-            Err(_) => sensor.frame_too_long(),
-        });
     }
 }
 
@@ -533,7 +555,7 @@ where
     S: std::os::fd::AsFd,
     Async<S>: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
 {
-    use futures_lite::{AsyncReadExt, AsyncWriteExt};
+    use futures_lite::AsyncWriteExt;
     if let Some(greeting) = send {
         with_timeout(stream.write_all(greeting.as_bytes()))
             .await
@@ -554,31 +576,11 @@ where
         }
     }
     let _unset = Unset(sensor);
-    let mut lines = Lines::new(sensor.config.max_frame);
-    let mut buf = [0u8; 4096];
     // A peer that has gone silent for twice max_age (a half-open connection looks like this)
     // is dropped and reconnected.
     let silence = sensor.config.max_age.map(|a| a * 2);
-    loop {
-        let read = stream.read(&mut buf);
-        let n = match silence {
-            Some(limit) => crate::runtime::within(limit, read).await,
-            None => Some(read.await),
-        };
-        match n {
-            None => return Err("silent for twice max_age: reconnecting".into()),
-            Some(Ok(0)) => return Err("connection closed by the peer".into()),
-            Some(Ok(n)) => {
-                backoff.reset();
-                let (now, wall) = (clock.now(), SystemTime::now());
-                lines.push(&buf[..n], |frame| match frame {
-                    Ok(frame) => sensor.ingest(frame, now, wall),
-                    Err(_) => sensor.frame_too_long(),
-                });
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-        }
-    }
+    read_lines(sensor, &mut stream, clock, silence, || backoff.reset()).await?;
+    Err("connection closed by the peer".into())
 }
 
 /// Bytes read from a followed file per tick, so a huge append never monopolises the loop; the
@@ -655,11 +657,7 @@ impl Follow {
                 Ok(n) => {
                     self.offset += n as u64;
                     budget = budget.saturating_sub(n as u64);
-                    let (now, wall) = (clock.now(), SystemTime::now());
-                    self.lines.push(&buf[..n], |frame| match frame {
-                        Ok(frame) => sensor.ingest(frame, now, wall),
-                        Err(_) => sensor.frame_too_long(),
-                    });
+                    sensor.feed(&mut self.lines, &buf[..n], clock);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return sensor.source_down(e.to_string()),
@@ -691,9 +689,7 @@ fn read_file(sensor: &Sensor, path: &std::path::Path, clock: Clock) {
     sensor.source_up();
     let (now, wall) = (clock.now(), SystemTime::now());
     if bytes.len() > max {
-        let mut c = sensor.counters.borrow_mut();
-        c.frames_bad += 1;
-        c.last_error = Some(format!("frame larger than max_frame ({max} bytes) dropped"));
+        sensor.frame_too_long();
         return;
     }
     match sensor.config.decode {
