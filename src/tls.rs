@@ -2,7 +2,7 @@
 //! from KrakenD's service `tls` object (PEM files, `min_version`), the handshake bounded by the
 //! head timeout, and a hyper IO adapter over the TLS stream that keeps the connection's
 //! deadlines ([`Watch`]): idle keep-alive, whole-head, write stall. rustls runs on the `ring`
-//! provider: pure Rust plus assembly that builds for 32-bit ARM.
+//! provider (Rust, C and assembly; builds for 32-bit ARM with a plain C cross compiler).
 
 use std::io;
 use std::pin::Pin;
