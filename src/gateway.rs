@@ -193,6 +193,39 @@ impl Gateway {
         }
     }
 
+    /// Every backend circuit breaker (not the per-member ones of fan-outs) and its state at `now`.
+    pub fn circuits(&self, now: crate::limiter::bucket::Nanos) -> impl Iterator<Item = (&str, crate::breaker::State)> {
+        self.backends
+            .iter()
+            .flatten()
+            .filter_map(|b| b.breaker.as_ref())
+            .map(move |(breaker, _, name)| (name.as_str(), breaker.borrow_mut().state(now)))
+    }
+
+    /// The `/__health` answer: sensors, circuits that are not closed, the clock, a refused
+    /// reload.
+    pub fn health(&self) -> http::Response<crate::http::body::Body> {
+        use crate::http::encode;
+        let now = self.clock.now();
+        let agents = self
+            .sensors
+            .iter()
+            .map(|s| (s.config.name.clone(), s.health(now)))
+            .collect();
+        let mut circuits = serde_json::Map::new();
+        for (name, state) in self.circuits(now) {
+            let label = match state {
+                crate::breaker::State::Closed { .. } => continue,
+                crate::breaker::State::Open { .. } => "open",
+                crate::breaker::State::HalfOpen { .. } => "half-open",
+            };
+            circuits.insert(name.to_string(), serde_json::Value::from(label));
+        }
+        let wall = std::time::SystemTime::now();
+        let clock = encode::clock_status(wall, self.timesync_flag());
+        encode::health(wall, agents, circuits, clock, self.reload_error.borrow().as_deref())
+    }
+
     /// The `/__stats` document (Prometheus text).
     pub fn stats(&self) -> String {
         let endpoints: Vec<String> = self
@@ -214,17 +247,14 @@ impl Gateway {
             .collect();
         let now = self.clock.now();
         let circuits = self
-            .backends
-            .iter()
-            .flatten()
-            .filter_map(|b| b.breaker.as_ref())
-            .map(|(breaker, _, name)| {
-                let state = match breaker.borrow_mut().state(now) {
+            .circuits(now)
+            .map(|(name, state)| {
+                let code = match state {
                     crate::breaker::State::Closed { .. } => 0,
                     crate::breaker::State::HalfOpen { .. } => 1,
                     crate::breaker::State::Open { .. } => 2,
                 };
-                (name.clone(), state)
+                (name.to_string(), code)
             })
             .collect();
         let sensors = self.sensors.iter().map(|s| s.counts()).collect();

@@ -209,62 +209,25 @@ async fn respond(
     let path = parts.uri.path();
     let router = &gw.config.router;
     if !router.disable_health && path == router.health_path {
-        return match parts.method {
-            Method::GET => {
-                let now = gw.clock.now();
-                let agents = gw
-                    .sensors
-                    .iter()
-                    .map(|s| (s.config.name.clone(), s.health(now)))
-                    .collect();
-                let wall = SystemTime::now();
-                let synced = gw.timesync_flag();
-                let mut circuits = serde_json::Map::new();
-                for (breaker, _, name) in gw.backends.iter().flatten().filter_map(|b| b.breaker.as_ref()) {
-                    let state = match breaker.borrow_mut().state(gw.clock.now()) {
-                        crate::breaker::State::Closed { .. } => continue,
-                        crate::breaker::State::Open { .. } => "open",
-                        crate::breaker::State::HalfOpen { .. } => "half-open",
-                    };
-                    circuits.insert(name.clone(), serde_json::Value::from(state));
-                }
-                let reload = gw.reload_error.borrow();
-                Ok(encode::health(
-                    wall,
-                    agents,
-                    circuits,
-                    encode::clock_status(wall, synced),
-                    reload.as_deref(),
-                ))
-            }
-            _ => Err(Error::MethodNotAllowed("GET".into())),
-        };
+        return get_only(parts, || gw.health());
     }
     if gw.config.metrics && path == "/__stats" {
-        return match parts.method {
-            Method::GET => {
-                let text = gw.stats();
-                let mut r = Response::new(Body::full(text));
-                r.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
-                Ok(r)
-            }
-            _ => Err(Error::MethodNotAllowed("GET".into())),
-        };
+        return get_only(parts, || {
+            let mut r = Response::new(Body::full(gw.stats()));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        });
     }
     if gw.fleet.is_some() && path == "/__fleet/health" {
-        return match parts.method {
-            Method::GET => {
-                let doc = crate::fleet::health(gw).await;
-                Ok(encode::json(
-                    StatusCode::OK,
-                    serde_json::to_vec(&doc).unwrap_or_default(),
-                ))
-            }
-            _ => Err(Error::MethodNotAllowed("GET".into())),
-        };
+        get_only(parts, || ())?;
+        let doc = crate::fleet::health(gw).await;
+        return Ok(encode::json(
+            StatusCode::OK,
+            serde_json::to_vec(&doc).unwrap_or_default(),
+        ));
     }
     if gw.debug && path.starts_with("/__debug/") {
         return Ok(encode::json(StatusCode::OK, &br#"{"message":"pong"}"#[..]));
@@ -361,6 +324,14 @@ async fn call_endpoint(
     }
     let answer = endpoint::aggregate(gw, index, &inbound, deadline).await?;
     Ok(encode::answer(endpoint, &answer))
+}
+
+/// A built-in that answers GET only (405 with `Allow: GET` otherwise).
+fn get_only<T>(parts: &Parts, answer: impl FnOnce() -> T) -> Result<T, Error> {
+    match parts.method {
+        Method::GET => Ok(answer()),
+        _ => Err(Error::MethodNotAllowed("GET".into())),
+    }
 }
 
 /// `propagate_claims`: claim values (strings, numbers, booleans) as backend request headers.
