@@ -255,8 +255,10 @@ where
     let mut attempt = 1;
     loop {
         let result = fetch().await;
-        let retryable = matches!(&result, Err(ProxyError::Connect(_) | ProxyError::Http(_)))
-            || matches!(&result, Err(ProxyError::Status(s)) if *s >= 500);
+        let retryable = matches!(
+            &result,
+            Err(ProxyError::Connect(_) | ProxyError::Refused | ProxyError::Http(_))
+        ) || matches!(&result, Err(ProxyError::Status(s)) if *s >= 500);
         if !retryable || attempt >= attempts {
             return result;
         }

@@ -31,6 +31,8 @@ pub enum ProxyError {
     Timeout,
     /// Could not connect (refused, unreachable, connect timeout).
     Connect(String),
+    /// Nothing listens at the backend's address (connection refused).
+    Refused,
     /// The exchange broke (connection reset, malformed response).
     Http(String),
     /// The backend answered with a non-2xx status.
@@ -55,6 +57,7 @@ impl fmt::Display for ProxyError {
             ProxyError::Sensor(e, _) => f.write_str(e),
             ProxyError::CircuitOpen => f.write_str("circuit open"),
             ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
+            ProxyError::Refused => f.write_str("connection refused"),
             ProxyError::Http(e) => write!(f, "request failed: {e}"),
             ProxyError::Status(s) => write!(f, "status {s}"),
             ProxyError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),

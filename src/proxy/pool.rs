@@ -152,7 +152,10 @@ impl Pool {
         let stream = crate::runtime::within(limits::CONNECT_TIMEOUT, Async::<TcpStream>::connect(addr))
             .await
             .ok_or_else(|| ProxyError::Connect("connect timed out".into()))?
-            .map_err(|e| ProxyError::Connect(e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => ProxyError::Refused,
+                _ => ProxyError::Connect(e.to_string()),
+            })?;
         // Small request/response exchanges: no Nagle delay.
         let _ = stream.get_ref().set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
