@@ -110,16 +110,19 @@ impl Cache {
     }
 
     /// Entries held (for tests and stats).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether nothing is held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Body bytes held.
+    #[cfg(test)]
     pub fn size(&self) -> usize {
         self.size
     }

@@ -151,11 +151,6 @@ impl Signal {
         self.event.notify(usize::MAX);
     }
 
-    /// Whether it has fired.
-    pub fn fired(&self) -> bool {
-        self.fired.get()
-    }
-
     /// Completes once it has fired.
     pub async fn wait(&self) {
         while !self.fired.get() {

@@ -200,12 +200,6 @@ impl EndpointLimit {
         Ok(advertised)
     }
 
-    /// Clients tracked (for tests and stats).
-    pub fn clients(&self) -> usize {
-        self.client
-            .as_ref()
-            .map_or(0, |c| c.by_ip.borrow().len() + c.by_text.borrow().len())
-    }
 }
 
 #[cfg(test)]

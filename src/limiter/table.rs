@@ -135,7 +135,8 @@ impl<K: Hash + Eq + Clone> Table<K> {
         self.newest = i;
     }
 
-    /// Keys from most to least recently seen (for tests and stats).
+    /// Keys from most to least recently seen (for tests).
+    #[cfg(test)]
     pub fn keys_by_recency(&self) -> impl Iterator<Item = &K> {
         let mut at = self.newest;
         std::iter::from_fn(move || {

@@ -89,11 +89,6 @@ impl Pool {
         })
     }
 
-    /// Open sockets to this host (for tests and stats).
-    pub fn open_connections(&self) -> usize {
-        self.open.get()
-    }
-
     fn wake_one(&self) {
         if let Some(w) = self.waiters.borrow_mut().pop_front() {
             w.wake();

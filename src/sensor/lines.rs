@@ -70,7 +70,8 @@ impl Lines {
         self.discarding = true;
     }
 
-    /// Bytes of the unfinished line held.
+    /// Bytes of the unfinished line held (for tests).
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.buf.len()
     }
