@@ -79,7 +79,12 @@ fn main() {
     let peers: Vec<IpAddr> = (0..64).map(|k| IpAddr::from([10, 0, 0, k as u8])).collect();
 
     let by_ip = EndpointLimit::new(Some(rate), Some((rate, Strategy::Ip(None))), 10_000, 0);
-    let by_header = EndpointLimit::new(Some(rate), Some((rate, Strategy::Header("x-bus".into()))), 10_000, 0);
+    let by_header = EndpointLimit::new(
+        Some(rate),
+        Some((rate, Strategy::Header(http::HeaderName::from_static("x-bus")))),
+        10_000,
+        0,
+    );
     // Fill both tables to 10 000 clients so lookups run in a full table.
     let empty = http::HeaderMap::new();
     for k in 0..10_000u32 {

@@ -127,7 +127,7 @@ fn rate_limits_are_read_exactly() {
         events.client,
         Some((
             Rate::new(5, 5, s).unwrap(),
-            Strategy::Ip(Some("x-forwarded-for".into()))
+            Strategy::Ip(Some(http::HeaderName::from_static("x-forwarded-for")))
         )),
         "client_capacity defaults to client_max_rate, not KrakenD's 1"
     );

@@ -52,7 +52,12 @@ const CALLS: u64 = 1_000_000;
 fn a_million_try_acquires_allocate_nothing() {
     let rate = Rate::new(1000, 1000, 1_000_000_000).unwrap();
     let by_ip = EndpointLimit::new(Some(rate), Some((rate, Strategy::Ip(None))), 10_000, 0);
-    let by_header = EndpointLimit::new(None, Some((rate, Strategy::Header("x-key".into()))), 10_000, 0);
+    let by_header = EndpointLimit::new(
+        None,
+        Some((rate, Strategy::Header(http::HeaderName::from_static("x-key")))),
+        10_000,
+        0,
+    );
     let mut headers = http::HeaderMap::new();
     headers.insert("x-key", "bus-42".parse().unwrap());
     let peers: Vec<std::net::IpAddr> = (2..6).map(|i| format!("127.0.0.{i}").parse().unwrap()).collect();

@@ -1512,7 +1512,7 @@ fn strategy(c: &mut Checker, q: &mut Obj, params: &[String]) -> (Option<Strategy
         None => None,
     };
     let header = |c: &mut Checker, (k, pos, p): (&str, Pos, &str)| match http::HeaderName::from_bytes(k.as_bytes()) {
-        Ok(h) => Some(h.as_str().to_string()),
+        Ok(h) => Some(h),
         Err(_) => {
             c.error(pos, p, format!("\"{k}\" is not a valid header name"));
             None

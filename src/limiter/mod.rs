@@ -36,9 +36,9 @@ impl Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strategy {
     /// The socket peer's address; or, when `Some`, the first address in that header.
-    Ip(Option<String>),
-    /// The value of this header (lower-case name). Missing header: 429.
-    Header(String),
+    Ip(Option<http::HeaderName>),
+    /// The value of this header. Missing header: 429.
+    Header(http::HeaderName),
     /// The value of the endpoint path parameter at this index.
     Param(usize),
 }
@@ -160,7 +160,7 @@ impl EndpointLimit {
             let r = match &c.strategy {
                 Strategy::Ip(None) => c.by_ip.borrow_mut().try_acquire(&keys.peer, &c.rate, now),
                 Strategy::Ip(Some(h)) | Strategy::Header(h) => {
-                    let value = keys.headers.get(h.as_str()).and_then(|v| v.to_str().ok());
+                    let value = keys.headers.get(h).and_then(|v| v.to_str().ok());
                     let value = match &c.strategy {
                         // The first address of an X-Forwarded-For-style list.
                         Strategy::Ip(_) => value.and_then(|v| v.split(',').next()).map(str::trim),
@@ -199,7 +199,6 @@ impl EndpointLimit {
         }
         Ok(advertised)
     }
-
 }
 
 #[cfg(test)]
@@ -245,7 +244,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         let l = EndpointLimit::new(
             None,
-            Some((Rate::new(1, 1, S).unwrap(), Strategy::Header("x-key".into()))),
+            Some((
+                Rate::new(1, 1, S).unwrap(),
+                Strategy::Header(http::HeaderName::from_static("x-key")),
+            )),
             10,
             0,
         );
@@ -278,7 +280,7 @@ mod tests {
             None,
             Some((
                 Rate::new(1, 1, S).unwrap(),
-                Strategy::Ip(Some("x-forwarded-for".into())),
+                Strategy::Ip(Some(http::HeaderName::from_static("x-forwarded-for"))),
             )),
             10,
             0,
