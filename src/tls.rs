@@ -83,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Read for TlsIo<S> {
         let want = scratch.len().min(buf.remaining());
         match Pin::new(&mut this.inner).poll_read(cx, &mut scratch[..want]) {
             Poll::Ready(Ok(n)) => {
-                this.watch.on_plaintext(&scratch[..n], Instant::now());
+                this.watch.received(&scratch[..n], Instant::now());
                 buf.put_slice(&scratch[..n]);
                 Poll::Ready(Ok(()))
             }

@@ -130,32 +130,22 @@ impl Watch {
         self.scan.set(HeadScan::fresh());
     }
 
-    /// The current read deadline, if any (for IO adapters other than [`Io`]).
-    pub fn read_deadline(&self) -> Option<Instant> {
-        self.read_deadline.get()
-    }
-
-    /// Plaintext read by an adapter other than [`Io`] (TLS): scanned and timed like a read.
-    pub fn on_plaintext(&self, bytes: &[u8], now: Instant) {
-        self.on_bytes(bytes);
-        self.on_read(bytes.len(), now);
-    }
-
-    /// Bytes read from the socket: scanned while they belong to a head.
-    fn on_bytes(&self, bytes: &[u8]) {
-        if self.phase.get() != Phase::Busy {
-            let mut scan = self.scan.get();
-            scan.feed(bytes);
-            self.scan.set(scan);
-        }
-    }
-
-    fn on_read(&self, n: usize, now: Instant) {
-        if n > 0 && self.phase.get() == Phase::Idle {
-            // Not extended by later bytes: a client sending one byte a second still has to
-            // finish its head in time.
-            self.phase.set(Phase::Head);
-            self.read_deadline.set(Some(now + limits::HEAD_TIMEOUT));
+    /// Bytes a connection adapter (plain [`Io`] or TLS) just read: scanned while they belong to
+    /// a head, and the first byte after an idle spell starts the whole-head deadline.
+    pub fn received(&self, bytes: &[u8], now: Instant) {
+        match self.phase.get() {
+            Phase::Busy => {}
+            phase => {
+                let mut scan = self.scan.get();
+                scan.feed(bytes);
+                self.scan.set(scan);
+                if phase == Phase::Idle && !bytes.is_empty() {
+                    // Not extended by later bytes: a client sending one byte a second still has
+                    // to finish its head in time.
+                    self.phase.set(Phase::Head);
+                    self.read_deadline.set(Some(now + limits::HEAD_TIMEOUT));
+                }
+            }
         }
     }
 }
@@ -296,8 +286,7 @@ impl<S: Socket> Read for Io<S> {
                 Ok((filled, _)) => {
                     let n = filled.len();
                     if let Some(w) = &this.watch {
-                        w.on_bytes(filled);
-                        w.on_read(n, Instant::now());
+                        w.received(filled, Instant::now());
                     }
                     // SAFETY: the first `n` bytes were initialised by the read above.
                     unsafe { buf.advance(n) };
