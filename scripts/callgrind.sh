@@ -37,7 +37,7 @@ measure() {
  "endpoints": [{"endpoint": "/vehicle/{id}", "input_headers": ["X-Request-Id", "Authorization"],
    "backend": [{"host": ["http://127.0.0.1:$bport"], "url_pattern": "/status/{id}", "allow": ["fuel", "tyres.fl"]}]}]}
 JSON
-    RUST_LOG=error valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" target/release/gatelet run -c "$work/krakend.json" 2>/dev/null &
+    RUST_LOG=error valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" "${CARGO_TARGET_DIR:-target}"/release/gatelet run -c "$work/krakend.json" 2>/dev/null &
     local vpid=$!
     python3 - "$port" "$n" <<'PY'
 import socket, sys, time
