@@ -138,6 +138,7 @@ pub fn main(args: Args) -> ExitCode {
                 }
             };
             let bound = listener.local_addr().unwrap_or(addr);
+            raise_fd_limit(config.max_connections);
             log::info!(
                 "gatelet {} listening on {bound} with {} endpoint(s){}",
                 env!("CARGO_PKG_VERSION"),
@@ -173,5 +174,26 @@ pub fn main(args: Args) -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (as Go's runtime and nginx's
+/// `worker_rlimit_nofile` do): each client connection holds two descriptors, and the usual soft
+/// limit of 1024 would refuse accepts long before `max_connections`. Warns when even the hard
+/// limit is too low.
+fn raise_fd_limit(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            log::debug!("cannot raise the descriptor limit: {e}");
+        }
+    }
+    let have = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    // Two per client connection, plus upstream connections, sensors and the listener.
+    let need = 2 * max_connections as u64 + 256;
+    if have < need {
+        log::warn!("descriptor limit {have} is below the {need} that max_connections {max_connections} needs");
     }
 }

@@ -16,7 +16,7 @@ use futures_lite::future;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::http::{self, limits};
+use crate::http;
 use crate::runtime;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) instead of spinning on it.
@@ -149,7 +149,7 @@ async fn accept(
 ) -> io::Result<()> {
     loop {
         future::poll_fn(|cx| {
-            if slots.open.get() < limits::DEFAULT_MAX_CONNECTIONS {
+            if slots.open.get() < current.borrow().config.max_connections {
                 Poll::Ready(())
             } else {
                 *slots.waiting.borrow_mut() = Some(cx.waker().clone());

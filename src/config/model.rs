@@ -58,6 +58,9 @@ pub struct Config {
     pub log_level: Option<log::LevelFilter>,
     /// `extra_config."gatelet/access-log"`: one line per request (off by default).
     pub access_log: bool,
+    /// `extra_config."gatelet/server".max_connections`: open client connections; beyond it new
+    /// ones wait in the kernel's backlog (default 512).
+    pub max_connections: usize,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.

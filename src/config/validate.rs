@@ -453,6 +453,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         metrics: extras.metrics,
         log_level: extras.log_level,
         access_log: extras.access_log,
+        max_connections: extras.max_connections,
         fleet: extras.fleet,
         #[cfg(feature = "tls")]
         tls,
@@ -653,6 +654,7 @@ struct ServiceExtras {
     metrics: bool,
     log_level: Option<log::LevelFilter>,
     access_log: bool,
+    max_connections: usize,
 }
 
 impl Default for ServiceExtras {
@@ -669,6 +671,7 @@ impl Default for ServiceExtras {
             metrics: false,
             log_level: None,
             access_log: false,
+            max_connections: crate::http::limits::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -742,6 +745,16 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             }
         }
         j.finish(c);
+    }
+    if let Some((n, p)) = obj.take("gatelet/server")
+        && let Some(mut srv) = c.object(n, &p)
+    {
+        if let Some((n, p)) = srv.take("max_connections")
+            && let Some(max) = c.integer(n, &p, 1, crate::http::limits::MAX_MAX_CONNECTIONS as i64)
+        {
+            x.max_connections = max as usize;
+        }
+        srv.finish(c);
     }
     if let Some((n, p)) = obj.take("gatelet/sensors") {
         (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);

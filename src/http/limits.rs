@@ -26,6 +26,9 @@ pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Open client connections when the config sets none: the fd and RSS budget of a Pi.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The most `gatelet/server.max_connections` may say: each connection holds two descriptors
+/// (one kept for the lingering close), and 65 536 is far beyond a Pi's RSS budget anyway.
+pub const MAX_MAX_CONNECTIONS: usize = 65_536;
 /// A backend answer buffered for merging. Bigger ones fail that backend (use `no-op` to stream).
 pub const MAX_BACKEND_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Open upstream connections per backend host; excess calls wait within the endpoint deadline.
