@@ -260,6 +260,27 @@ fn upstream_connections_are_capped_and_reused() {
 }
 
 #[test]
+fn no_op_answers_give_their_upstream_connection_back() {
+    // hyper's server stops polling a Content-Length body once it is complete, so the lease must
+    // be released on `is_end_stream`, not only on the final `None` (was: one connection per answer).
+    let b = Backend::start(|_| Reply::json(r#"{"ok":1}"#));
+    let gw = gateway(&config(&format!(
+        r#"{{"endpoint": "/n", "output_encoding": "no-op",
+            "backend": [{{"host": ["{}"], "url_pattern": "/", "encoding": "no-op"}}]}}"#,
+        b.url()
+    )));
+    for _ in 0..20 {
+        let r = get(gw, "/n");
+        assert_eq!((r.status, r.text()), (200, r#"{"ok":1}"#.to_string()));
+    }
+    let total = b.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        total, 1,
+        "20 sequential pass-through answers opened {total} upstream connections"
+    );
+}
+
+#[test]
 fn health_debug_echo_404_and_405() {
     let gw = gateway_with(
         r#"{"version": 3, "echo_endpoint": true, "endpoints": []}"#,

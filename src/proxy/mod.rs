@@ -196,9 +196,15 @@ impl Body for Streaming {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(lease) = this.lease.take()
-        {
+        // hyper's server stops polling a body once `is_end_stream` says it is complete (a
+        // Content-Length body never yields the final `None`): release on either signal, or the
+        // connection is dropped with the body and every answer costs a new upstream connection.
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.body.is_end_stream(),
+            _ => false,
+        };
+        if ended && let Some(lease) = this.lease.take() {
             lease.release();
         }
         polled

@@ -109,8 +109,9 @@ impl Pool {
             let mut idle = self.idle.borrow_mut();
             while let Some((sender, since)) = idle.pop() {
                 // Dropping a stale sender here ends its connection task, which frees its slot.
-                if !sender.is_closed() && sender.is_ready() && now.duration_since(since) < limits::UPSTREAM_IDLE_TIMEOUT
-                {
+                // One released a moment ago may not be ready yet (its connection task has not
+                // run since the body ended): the caller awaits `ready()` rather than reconnect.
+                if !sender.is_closed() && now.duration_since(since) < limits::UPSTREAM_IDLE_TIMEOUT {
                     return Poll::Ready(Some(sender));
                 }
             }
