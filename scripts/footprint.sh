@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Measures gatelet's footprint: release binary size, idle RSS, and peak RSS while N client
-# connections (default 500, under the 512-connection cap) each hold a keep-alive connection and proxy one request to a
+# connections (default 1000; the config raises max_connections above it) each hold a keep-alive connection and proxy one request to a
 # local backend. Loopback only; bounded in count and time. Usage: scripts/footprint.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-500}
+N=${1:-1000}
 cargo build --release --quiet
 BIN=target/release/gatelet
 work=$(mktemp -d)
@@ -33,6 +33,7 @@ for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
 bport=$(cat "$work/backend.port")
 cat > "$work/krakend.json" <<JSON
 {"version": 3, "listen_ip": "127.0.0.1", "port": 0, "timeout": "10s",
+ "extra_config": {"gatelet/server": {"max_connections": 4096}},
  "endpoints": [{"endpoint": "/status", "backend": [{"host": ["http://127.0.0.1:$bport"], "url_pattern": "/"}]}]}
 JSON
 clients() {

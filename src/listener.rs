@@ -164,13 +164,21 @@ async fn accept(
                 slots.open.set(slots.open.get() + 1);
                 let guard = SlotGuard(slots.clone());
                 let gw = current.borrow().clone();
+                // One task per connection, sized for its own kind: the TLS state (rustls'
+                // buffers, handshake) is never part of a plain connection's task.
+                #[cfg(feature = "tls")]
+                if let Some(tls) = gw.config.tls.clone() {
+                    executor
+                        .spawn(async move {
+                            let _guard = guard;
+                            http::serve_tls(gw, tls, stream, peer).await;
+                        })
+                        .detach();
+                    continue;
+                }
                 executor
                     .spawn(async move {
                         let _guard = guard;
-                        #[cfg(feature = "tls")]
-                        if let Some(tls) = gw.config.tls.clone() {
-                            return http::serve_tls(gw, tls, stream, peer).await;
-                        }
                         http::serve(gw, stream, peer).await;
                     })
                     .detach();

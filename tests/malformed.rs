@@ -227,6 +227,28 @@ fn oversized_heads_targets_and_bodies_get_their_status() {
             ),
             431,
         ),
+        // The limit is exact: 65 fields are one too many, 64 are served; past hyper's own 100 too.
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..64).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+            ),
+            431,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..120).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+            ),
+            431,
+        ),
+        (
+            format!(
+                "GET /__health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}\r\n",
+                (0..62).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
+            ),
+            200,
+        ),
         (
             format!(
                 "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",

@@ -26,6 +26,8 @@ pub enum Error {
     UnsupportedTransferCoding(String),
     /// Request target longer than [`super::limits::MAX_TARGET_BYTES`] (its length).
     TargetTooLong(usize),
+    /// More header fields than [`super::limits::MAX_HEADERS`] (their count).
+    TooManyHeaders(usize),
     /// Request body over [`super::limits::MAX_BODY_BYTES`].
     BodyTooLarge,
     /// Request body did not arrive in time.
@@ -92,6 +94,7 @@ impl Error {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::ClockUnsynced => StatusCode::SERVICE_UNAVAILABLE,
             Error::TargetTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::TooManyHeaders(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::NotFound => StatusCode::NOT_FOUND,
@@ -150,6 +153,9 @@ impl Error {
             Error::DuplicateTransferEncoding => "more than one Transfer-Encoding header".into(),
             Error::ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding".into(),
             Error::UnsupportedTransferCoding(v) => format!("unsupported transfer coding {v:?}: only chunked"),
+            Error::TooManyHeaders(n) => {
+                format!("{n} header fields; at most {} are accepted", super::limits::MAX_HEADERS)
+            }
             Error::TargetTooLong(n) => format!(
                 "request target of {n} bytes is over the {} limit",
                 super::limits::MAX_TARGET_BYTES

@@ -133,7 +133,9 @@ impl Pool {
             });
         }
         let slot = Slot::take(self);
-        let sender = self.connect().await?;
+        // Boxed: the connect-and-handshake state is ~9 KiB and only this rare path needs it;
+        // inline it would sit in every in-flight request's future.
+        let sender = Box::pin(self.connect()).await?;
         // The connection task now owns the slot and frees it when the connection ends.
         slot.hand_over();
         Ok(Lease {
