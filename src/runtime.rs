@@ -25,17 +25,47 @@ pub fn block_on<T, F: Future<Output = T>>(main: impl FnOnce(Rc<LocalExecutor<'st
 
 /// `work`'s output, or `None` when `deadline` passes first (`work` is then dropped). The one
 /// way gatelet bounds a wait in time.
-pub async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
-    future::or(async { Some(work.await) }, async {
-        Timer::at(deadline).await;
-        None
-    })
-    .await
+pub fn until<F: Future>(deadline: Instant, work: F) -> Until<F> {
+    Until {
+        work,
+        deadline,
+        timer: None,
+    }
 }
 
 /// Like [`until`], with a duration from now.
-pub async fn within<T>(limit: std::time::Duration, work: impl Future<Output = T>) -> Option<T> {
-    until(Instant::now() + limit, work).await
+pub fn within<F: Future>(limit: std::time::Duration, work: F) -> Until<F> {
+    until(Instant::now() + limit, work)
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`until`]. A named type rather than an `async fn`: an async wrapper holds
+    /// its argument and its own copy of the awaited future, doubling the size of everything it
+    /// wraps (and copying it); the timer is only created (and registered with the reactor) if
+    /// `work` is not ready at its first poll.
+    pub struct Until<F> {
+        #[pin]
+        work: F,
+        deadline: Instant,
+        timer: Option<Timer>,
+    }
+}
+
+impl<F: Future> Future for Until<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.work.poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        let deadline = *this.deadline;
+        let timer = this.timer.get_or_insert_with(|| Timer::at(deadline));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Polls all `futures` concurrently until each has finished or `deadline` passes; slot `i` is

@@ -70,27 +70,45 @@ impl HeadScan {
         s
     }
 
-    fn feed(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if self.done {
-                return;
+    /// Feeds bytes of the head. Only the first [`TE`]`.len()` bytes of a line can start a
+    /// framing header, so the rest of a line is skipped to its `\n` in one search (byte by
+    /// byte this scan was ~2 000 instructions per request).
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while !self.done && !bytes.is_empty() {
+            let newline = bytes.iter().position(|&b| b == b'\n');
+            let line = &bytes[..newline.unwrap_or(bytes.len())];
+            let checked = TE.len().saturating_sub(usize::from(self.line)).min(line.len());
+            for &b in &line[..checked] {
+                self.byte(b);
             }
-            if b == b'\n' {
-                if self.only_cr && self.line <= 1 {
-                    self.done = true;
-                }
-                self.new_line();
-                continue;
+            let rest = &line[checked..];
+            if !rest.is_empty() {
+                // Past the longest name: neither header can start here any more.
+                self.maybe_cl = false;
+                self.maybe_te = false;
+                self.only_cr &= rest.iter().all(|&b| b == b'\r');
+                let len = u8::try_from(rest.len()).unwrap_or(u8::MAX);
+                self.line = self.line.saturating_add(len);
             }
-            let i = usize::from(self.line);
-            let lower = b.to_ascii_lowercase();
-            self.maybe_cl &= CL.get(i) == Some(&lower);
-            self.maybe_te &= TE.get(i) == Some(&lower);
-            self.seen_cl |= self.maybe_cl && i + 1 == CL.len();
-            self.seen_te |= self.maybe_te && i + 1 == TE.len();
-            self.only_cr &= b == b'\r';
-            self.line = self.line.saturating_add(1);
+            let Some(at) = newline else { return };
+            if self.only_cr && self.line <= 1 {
+                self.done = true;
+            }
+            self.new_line();
+            bytes = &bytes[at + 1..];
         }
+    }
+
+    /// One byte of a line, before its `\n`, at position `self.line`.
+    fn byte(&mut self, b: u8) {
+        let i = usize::from(self.line);
+        let lower = b.to_ascii_lowercase();
+        self.maybe_cl &= CL.get(i) == Some(&lower);
+        self.maybe_te &= TE.get(i) == Some(&lower);
+        self.seen_cl |= self.maybe_cl && i + 1 == CL.len();
+        self.seen_te |= self.maybe_te && i + 1 == TE.len();
+        self.only_cr &= b == b'\r';
+        self.line = self.line.saturating_add(1);
     }
 }
 
@@ -191,15 +209,30 @@ impl Default for Deadlines {
 
 impl Deadlines {
     /// Polls `watch`'s read deadline, if any: `true` when it has passed.
+    ///
+    /// The deadline moves with every request (head, then idle), and re-arming the timer each
+    /// time costs a reactor registration per request. So the timer is left armed when it would
+    /// fire no later than the new deadline; firing early, it is re-armed for the real one.
     pub fn read_expired(&mut self, watch: Option<&Watch>, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = watch.and_then(|w| w.read_deadline.get()) else {
             return false;
         };
-        if self.read_timer_at != Some(deadline) {
+        if self.read_timer_at.is_none_or(|at| at > deadline) {
             self.read_timer.set_at(deadline);
             self.read_timer_at = Some(deadline);
         }
-        Pin::new(&mut self.read_timer).poll(cx).is_ready()
+        loop {
+            if Pin::new(&mut self.read_timer).poll(cx).is_pending() {
+                return false;
+            }
+            // A fired timer stays fired: the next call arms it afresh.
+            self.read_timer_at = None;
+            if Instant::now() >= deadline {
+                return true;
+            }
+            self.read_timer.set_at(deadline);
+            self.read_timer_at = Some(deadline);
+        }
     }
 
     /// Polls the write-stall deadline: `true` when a write has waited too long.
@@ -367,6 +400,50 @@ mod tests {
             scan(&[b"GET / HTTP/1.1\nX-Content-Length: 1\ncontent-lengthx: 2\n\n"]),
             (false, false, true)
         );
+    }
+
+    /// The scan before it skipped line tails: one byte at a time.
+    fn scan_bytewise(bytes: &[u8]) -> (bool, bool, bool) {
+        let mut s = HeadScan::fresh();
+        for &b in bytes {
+            if s.done {
+                break;
+            }
+            if b == b'\n' {
+                if s.only_cr && s.line <= 1 {
+                    s.done = true;
+                }
+                s.new_line();
+            } else {
+                s.byte(b);
+            }
+        }
+        (s.seen_cl, s.seen_te, s.done)
+    }
+
+    #[test]
+    fn head_scan_skipping_line_tails_agrees_with_the_bytewise_scan_at_every_split() {
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(300));
+        let heads: Vec<Vec<u8>> = vec![
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nX-Content-Length: 1\r\ncontent-lengthx: 2\r\n\r\nContent-Length: 1\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\n\r\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\nTransfer-Encodin: x\ntransfer-encoding:chunked\n\n".to_vec(),
+            [long.as_bytes(), b"content-length: 1\r\n\r\n"].concat(),
+            [long.as_bytes(), b"X: ", "y".repeat(400).as_bytes(), b"\r\n\r\n"].concat(),
+        ];
+        for head in &heads {
+            let want = scan_bytewise(head);
+            for split in 0..=head.len() {
+                assert_eq!(
+                    scan(&[&head[..split], &head[split..]]),
+                    want,
+                    "{head:?} split at {split}"
+                );
+            }
+            let bytes: Vec<&[u8]> = head.chunks(1).collect();
+            assert_eq!(scan(&bytes), want);
+        }
     }
 
     #[test]

@@ -302,8 +302,7 @@ async fn call_endpoint(
         query: parts.uri.query(),
         headers: &parts.headers,
         body,
-        forwarded_for: http::HeaderValue::from_str(&peer.ip().to_string())
-            .unwrap_or(http::HeaderValue::from_static("unknown")),
+        forwarded_for: client_ip::header_value(peer.ip()),
         now: gw.clock.now(),
         propagated,
     };
