@@ -619,7 +619,7 @@ def chart(report):
     t = summary(report)
     dat = os.path.join(WORK, "bench.dat")
     with open(dat, "w") as f:
-        f.write("contender " + " ".join(f"rps{c} p99_{c}" for c in report["connections"]) + "\n")
+        f.write("# contender " + " ".join(f"rps{c} p99_{c}" for c in report["connections"]) + "\n")
         for name in ("gatelet", "nginx", "haproxy"):
             f.write(name + " " + " ".join(
                 f"{t[('1', name, c)]['rps']:.0f} {t[('1', name, c)]['p99'] or 0:.3f}"
@@ -639,7 +639,9 @@ set key top left
 set yrange [0:*]
 set title 'requests/s (higher is better)'
 plot {plot_rps}
-set title 'p99 latency, ms (lower is better)'
+set title 'p99 latency, ms, log scale (lower is better)'
+set logscale y
+set yrange [*:*]
 plot {plot_p99}
 unset multiplot
 """
