@@ -18,7 +18,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::http::io::{Deadlines, Watch};
-use crate::http::limits;
 
 /// Builds the server config: the certificate chain and key from PEM files; TLS 1.2 and 1.3, or
 /// 1.3 only; ALPN `http/1.1`. The message says what is wrong, for the config error.
@@ -48,12 +47,16 @@ pub fn server_config(public_key: &str, private_key: &str, tls13_only: bool) -> R
 
 /// Completes a server handshake within the head timeout (a client that connects and says
 /// nothing holds a slot no longer than a slow plain-text head would).
-pub async fn accept<S>(config: &Arc<ServerConfig>, stream: S) -> io::Result<futures_rustls::server::TlsStream<S>>
+pub async fn accept<S>(
+    config: &Arc<ServerConfig>,
+    stream: S,
+    timeout: std::time::Duration,
+) -> io::Result<futures_rustls::server::TlsStream<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let handshake = futures_rustls::TlsAcceptor::from(config.clone()).accept(stream);
-    crate::runtime::within(limits::HEAD_TIMEOUT, handshake)
+    crate::runtime::within(timeout, handshake)
         .await
         .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")))
 }
@@ -105,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Write for TlsIo<S> {
                 this.deadlines.wrote();
                 Poll::Ready(r)
             }
-            Poll::Pending if this.deadlines.write_expired(cx) => {
+            Poll::Pending if this.deadlines.write_expired(this.watch.timeouts.write_stall, cx) => {
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled")))
             }
             Poll::Pending => Poll::Pending,

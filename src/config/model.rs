@@ -61,6 +61,10 @@ pub struct Config {
     /// `extra_config."gatelet/server".max_connections`: open client connections; beyond it new
     /// ones wait in the kernel's backlog (default 512).
     pub max_connections: usize,
+    /// The client connection time limits: `read_header_timeout`, `idle_timeout`,
+    /// `read_timeout` (the body), `write_timeout` (a stalled write) and
+    /// `gatelet/server.body_idle_timeout`; RELIABILITY.md's defaults where absent.
+    pub timeouts: crate::http::limits::Timeouts,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.

@@ -19,22 +19,6 @@ use crate::router;
 /// more useful message than a typo would.
 const KRAKEND_KEYS: &[(&str, &str)] = &[
     (
-        "read_timeout",
-        "gatelet's server limits are fixed; see README \"Limits\"",
-    ),
-    (
-        "write_timeout",
-        "gatelet's server limits are fixed; see README \"Limits\"",
-    ),
-    (
-        "idle_timeout",
-        "gatelet's server limits are fixed; see README \"Limits\"",
-    ),
-    (
-        "read_header_timeout",
-        "gatelet's server limits are fixed; see README \"Limits\"",
-    ),
-    (
         "max_header_bytes",
         "gatelet's server limits are fixed; see README \"Limits\"",
     ),
@@ -375,6 +359,19 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         Some((n, p)) => c.duration(n, &p),
         None => Some(Duration::from_secs(5)),
     };
+    let mut timeouts = crate::http::limits::Timeouts::default();
+    for (key, slot) in [
+        ("read_header_timeout", &mut timeouts.head),
+        ("idle_timeout", &mut timeouts.idle),
+        ("read_timeout", &mut timeouts.body_total),
+        ("write_timeout", &mut timeouts.write_stall),
+    ] {
+        if let Some((n, p)) = obj.take(key)
+            && let Some(d) = server_timeout(c, n, &p)
+        {
+            *slot = d;
+        }
+    }
     let cache_ttl = match obj.take("cache_ttl") {
         Some((n, p)) => cache_ttl(c, n, &p),
         None => Some(Duration::ZERO),
@@ -454,6 +451,10 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         log_level: extras.log_level,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
+        timeouts: crate::http::limits::Timeouts {
+            body_idle: extras.body_idle_timeout.unwrap_or(timeouts.body_idle),
+            ..timeouts
+        },
         fleet: extras.fleet,
         #[cfg(feature = "tls")]
         tls,
@@ -639,6 +640,33 @@ pub fn host(s: &str) -> Result<Host, String> {
     Ok(Host { authority, addr })
 }
 
+/// A client connection time limit: more than zero (KrakenD's `0` means "no limit", which an
+/// Internet-facing Pi cannot afford) and at most [`crate::http::limits::MAX_TIMEOUT`].
+fn server_timeout(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
+    let d = c.duration(node, path)?;
+    let max = crate::http::limits::MAX_TIMEOUT;
+    if d.is_zero() {
+        c.error(
+            node.pos,
+            path,
+            "gatelet always bounds this; give a duration such as \"10s\" (KrakenD's 0 means no limit)",
+        );
+        None
+    } else if d > max {
+        c.error(
+            node.pos,
+            path,
+            format!(
+                "at most {}s: a connection slot is too scarce to hold longer",
+                max.as_secs()
+            ),
+        );
+        None
+    } else {
+        Some(d)
+    }
+}
+
 /// What the service's `extra_config` holds, once checked.
 struct ServiceExtras {
     router: RouterOptions,
@@ -655,6 +683,7 @@ struct ServiceExtras {
     log_level: Option<log::LevelFilter>,
     access_log: bool,
     max_connections: usize,
+    body_idle_timeout: Option<Duration>,
 }
 
 impl Default for ServiceExtras {
@@ -672,6 +701,7 @@ impl Default for ServiceExtras {
             log_level: None,
             access_log: false,
             max_connections: crate::http::limits::DEFAULT_MAX_CONNECTIONS,
+            body_idle_timeout: None,
         }
     }
 }
@@ -753,6 +783,9 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             && let Some(max) = c.integer(n, &p, 1, crate::http::limits::MAX_MAX_CONNECTIONS as i64)
         {
             x.max_connections = max as usize;
+        }
+        if let Some((n, p)) = srv.take("body_idle_timeout") {
+            x.body_idle_timeout = server_timeout(c, n, &p);
         }
         srv.finish(c);
     }

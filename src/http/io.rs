@@ -13,7 +13,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -113,22 +113,40 @@ impl HeadScan {
 }
 
 /// The clock of one server connection, shared by its socket adapter and its request handler.
-#[derive(Debug)]
 pub struct Watch {
     phase: Cell<Phase>,
     /// When reading must have made the progress the phase asks for; `None` = no deadline.
     read_deadline: Cell<Option<Instant>>,
     /// The head being read (see [`HeadScan`]).
     scan: Cell<HeadScan>,
+    /// This connection's limits (from the config it was accepted under).
+    pub timeouts: limits::Timeouts,
+    /// When the reader's deadline timer is armed for, and the reader's waker from then: a
+    /// deadline moved earlier from outside the read path ([`Watch::idle`]) must wake it.
+    timer_at: Cell<Option<Instant>>,
+    reader: Cell<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("phase", &self.phase.get())
+            .field("read_deadline", &self.read_deadline.get())
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Watch {
-    /// A fresh connection: the first head must start within [`limits::HEAD_TIMEOUT`].
-    pub fn new(now: Instant) -> Watch {
+    /// A fresh connection: the first head must start within the head timeout.
+    pub fn new(now: Instant, timeouts: limits::Timeouts) -> Watch {
         Watch {
             phase: Cell::new(Phase::Idle),
-            read_deadline: Cell::new(Some(now + limits::HEAD_TIMEOUT)),
+            read_deadline: Cell::new(Some(now + timeouts.head)),
             scan: Cell::new(HeadScan::fresh()),
+            timeouts,
+            timer_at: Cell::new(None),
+            reader: Cell::new(None),
         }
     }
 
@@ -144,7 +162,15 @@ impl Watch {
     /// The response has been handed to hyper: the keep-alive idle timer starts.
     pub fn idle(&self, now: Instant) {
         self.phase.set(Phase::Idle);
-        self.read_deadline.set(Some(now + limits::IDLE_TIMEOUT));
+        let deadline = now + self.timeouts.idle;
+        self.read_deadline.set(Some(deadline));
+        // hyper may already be waiting on a read whose timer is armed for a later deadline
+        // (the head's, when idle_timeout is the shorter): wake it to re-arm for this one.
+        if self.timer_at.get().is_some_and(|at| at > deadline)
+            && let Some(reader) = self.reader.take()
+        {
+            reader.wake();
+        }
         self.scan.set(HeadScan::fresh());
     }
 
@@ -161,7 +187,7 @@ impl Watch {
                     // Not extended by later bytes: a client sending one byte a second still has
                     // to finish its head in time.
                     self.phase.set(Phase::Head);
-                    self.read_deadline.set(Some(now + limits::HEAD_TIMEOUT));
+                    self.read_deadline.set(Some(now + self.timeouts.head));
                 }
             }
         }
@@ -214,12 +240,15 @@ impl Deadlines {
     /// time costs a reactor registration per request. So the timer is left armed when it would
     /// fire no later than the new deadline; firing early, it is re-armed for the real one.
     pub fn read_expired(&mut self, watch: Option<&Watch>, cx: &mut Context<'_>) -> bool {
-        let Some(deadline) = watch.and_then(|w| w.read_deadline.get()) else {
+        let Some(watch) = watch else { return false };
+        let Some(deadline) = watch.read_deadline.get() else {
             return false;
         };
         if self.read_timer_at.is_none_or(|at| at > deadline) {
             self.read_timer.set_at(deadline);
             self.read_timer_at = Some(deadline);
+            watch.timer_at.set(Some(deadline));
+            watch.reader.set(Some(cx.waker().clone()));
         }
         loop {
             if Pin::new(&mut self.read_timer).poll(cx).is_pending() {
@@ -232,13 +261,15 @@ impl Deadlines {
             }
             self.read_timer.set_at(deadline);
             self.read_timer_at = Some(deadline);
+            watch.timer_at.set(Some(deadline));
+            watch.reader.set(Some(cx.waker().clone()));
         }
     }
 
     /// Polls the write-stall deadline: `true` when a write has waited too long.
-    pub fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
+    pub fn write_expired(&mut self, stall: Duration, cx: &mut Context<'_>) -> bool {
         if self.write_stalled_until.is_none() {
-            let until = Instant::now() + limits::WRITE_STALL_TIMEOUT;
+            let until = Instant::now() + stall;
             self.write_stalled_until = Some(until);
             self.write_timer.set_at(until);
         }
@@ -274,7 +305,10 @@ impl<S: Socket> Io<S> {
 
     /// Write stalls are only timed on server connections.
     fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.watch.is_some() && self.deadlines.write_expired(cx)
+        match &self.watch {
+            Some(w) => self.deadlines.write_expired(w.timeouts.write_stall, cx),
+            None => false,
+        }
     }
 
     fn poll_write_with(

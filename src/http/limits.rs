@@ -24,6 +24,38 @@ pub const BODY_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BODY_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A response write may stall this long (slow-read attack). Then: close.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connection's time limits: the constants above unless the config says otherwise
+/// (KrakenD's service keys `read_header_timeout`, `idle_timeout`, `read_timeout`,
+/// `write_timeout`, and `gatelet/server.body_idle_timeout`). Copied into each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// [`HEAD_TIMEOUT`] (`read_header_timeout`).
+    pub head: Duration,
+    /// [`IDLE_TIMEOUT`] (`idle_timeout`).
+    pub idle: Duration,
+    /// [`BODY_INACTIVITY_TIMEOUT`] (`gatelet/server.body_idle_timeout`).
+    pub body_idle: Duration,
+    /// [`BODY_TOTAL_TIMEOUT`] (`read_timeout`).
+    pub body_total: Duration,
+    /// [`WRITE_STALL_TIMEOUT`] (`write_timeout`).
+    pub write_stall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            head: HEAD_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            body_idle: BODY_INACTIVITY_TIMEOUT,
+            body_total: BODY_TOTAL_TIMEOUT,
+            write_stall: WRITE_STALL_TIMEOUT,
+        }
+    }
+}
+
+/// The longest any of [`Timeouts`] may be configured: a connection slot is a Pi's scarce
+/// resource, and an hour is already far past any sane client.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Open client connections when the config sets none: the fd and RSS budget of a Pi.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// The most `gatelet/server.max_connections` may say: each connection holds two descriptors

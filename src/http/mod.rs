@@ -43,7 +43,7 @@ use io::{Io, Watch};
 pub async fn serve(gw: Rc<Gateway>, stream: Async<TcpStream>, peer: SocketAddr) {
     // A second descriptor of the same socket outlives hyper's, for the lingering close.
     let linger = stream.get_ref().try_clone().ok();
-    let watch = Rc::new(Watch::new(Instant::now()));
+    let watch = Rc::new(Watch::new(Instant::now(), gw.config.timeouts));
     let io = Io::new(stream, Some(watch.clone()));
     serve_io(gw, io, watch, peer, linger).await;
 }
@@ -57,8 +57,8 @@ pub async fn serve_tls(
     peer: SocketAddr,
 ) {
     let linger = stream.get_ref().try_clone().ok();
-    let watch = Rc::new(Watch::new(Instant::now()));
-    match crate::tls::accept(&config, stream).await {
+    let watch = Rc::new(Watch::new(Instant::now(), gw.config.timeouts));
+    match crate::tls::accept(&config, stream, gw.config.timeouts.head).await {
         Ok(tls) => {
             let io = crate::tls::TlsIo::new(tls, watch.clone());
             serve_io(gw, io, watch, peer, linger).await;
@@ -207,7 +207,7 @@ async fn respond(
     framing::check(parts)?;
     // Bodies are read (bounded) before anything else so that a broken body is answered and
     // the connection closed, never left for hyper to misread as the next request.
-    let body = read_body(body).await?;
+    let body = read_body(body, &gw.config.timeouts).await?;
     let path = parts.uri.path();
     let router = &gw.config.router;
     if !router.disable_health && path == router.health_path {
@@ -354,18 +354,18 @@ fn propagate(
 }
 
 /// Reads a request body whole, within [`limits::MAX_BODY_BYTES`], making progress at least
-/// every [`limits::BODY_INACTIVITY_TIMEOUT`] and finishing within [`limits::BODY_TOTAL_TIMEOUT`].
-async fn read_body(mut body: Incoming) -> Result<Bytes, Error> {
+/// every `body_idle` and finishing within `body_total` of the connection's [`limits::Timeouts`].
+async fn read_body(mut body: Incoming, timeouts: &limits::Timeouts) -> Result<Bytes, Error> {
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
     if body.size_hint().lower() > limits::MAX_BODY_BYTES as u64 {
         return Err(Error::BodyTooLarge);
     }
-    let total = Instant::now() + limits::BODY_TOTAL_TIMEOUT;
+    let total = Instant::now() + timeouts.body_total;
     let mut buf = BytesMut::new();
     loop {
-        let until = total.min(Instant::now() + limits::BODY_INACTIVITY_TIMEOUT);
+        let until = total.min(Instant::now() + timeouts.body_idle);
         let frame = runtime::until(until, body.frame()).await;
         match frame {
             None => return Err(Error::BodyTimeout),
