@@ -497,7 +497,7 @@ pub async fn aggregate(
 }
 
 /// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers
-/// aside). Only the response head is bounded by the deadline.
+/// aside). The head must arrive by the deadline, and the body too or the stream is cut there.
 pub async fn pass_through(
     gw: &Gateway,
     index: usize,

@@ -168,8 +168,8 @@ pub async fn fetch(
     .await
 }
 
-/// Calls a backend and returns its response with the body still streaming (`no-op`). Only
-/// the head is bounded by `deadline`.
+/// Calls a backend and returns its response with the body still streaming (`no-op`). The head
+/// must arrive by `deadline`; so must the rest of the body, or the stream ends with an error.
 pub async fn open(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
@@ -179,23 +179,49 @@ pub async fn open(
     Ok(resp.map(|body| Streaming {
         body,
         lease: Some(lease),
+        deadline,
+        timer: None,
     }))
 }
 
-/// A backend body passed through as it arrives; the connection returns to its pool when the
-/// body has been read to the end.
+/// The error type of streamed bodies (what hyper's server accepts from a body).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A backend body passed through as it arrives, until the endpoint deadline: a backend that
+/// stalls mid-body (a 4G link gone quiet after the head) would otherwise hold the client
+/// connection and one of the host's upstream connections for ever. Past the deadline the
+/// stream fails, hyper closes the client connection (the client sees a short body, never a
+/// complete-looking one) and the upstream connection is discarded. The connection returns to
+/// its pool when the body has been read to the end.
 pub struct Streaming {
     body: Incoming,
     lease: Option<Lease>,
+    deadline: Instant,
+    /// Created the first time the body is not ready: most answers arrive with their head.
+    timer: Option<async_io::Timer>,
 }
 
 impl Body for Streaming {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if polled.is_pending() {
+            let deadline = this.deadline;
+            let timer = this.timer.get_or_insert_with(|| async_io::Timer::at(deadline));
+            if Pin::new(timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Dropped unreleased: the connection, mid-body, is closed rather than reused.
+            this.lease = None;
+            let late = std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the backend body did not finish by the endpoint deadline",
+            );
+            return Poll::Ready(Some(Err(late.into())));
+        }
         // hyper's server stops polling a body once `is_end_stream` says it is complete (a
         // Content-Length body never yields the final `None`): release on either signal, or the
         // connection is dropped with the body and every answer costs a new upstream connection.
@@ -207,7 +233,7 @@ impl Body for Streaming {
         if ended && let Some(lease) = this.lease.take() {
             lease.release();
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -607,8 +607,13 @@ impl Follow {
         use std::os::unix::fs::MetadataExt;
         let meta = match std::fs::metadata(path) {
             Ok(m) if m.is_file() => m,
-            Ok(_) => return sensor.source_down("not a regular file".into()),
-            Err(e) => return sensor.source_down(e.to_string()),
+            gone => {
+                // The name is gone (deleted, or renamed away with no new file yet): finish what
+                // the open file still holds now, not when a new file appears (that may be never,
+                // and an event sensor's last alarm would wait for it).
+                self.drain(sensor, clock);
+                return sensor.source_down(gone.map_or_else(|e| e.to_string(), |_| "not a regular file".into()));
+            }
         };
         let id = (meta.dev(), meta.ino());
         if self.file.as_ref().map(|(_, old)| *old) != Some(id) {

@@ -2,6 +2,8 @@
 //! gateway started on its own thread on 127.0.0.1:0, and a raw-socket client. No mocks.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
