@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use hyper::rt::{Read, ReadBufCursor, Write};
 
-use super::limits;
+use super::{limits, scan};
 
 /// Where a server connection is in its request cycle; decides which read deadline applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,93 +32,15 @@ enum Phase {
     Busy,
 }
 
-/// Looks at the raw bytes of a request head for the one framing fact hyper hides from its
-/// caller: `Content-Length` together with `Transfer-Encoding` (hyper drops the length, decodes
-/// chunked and closes afterwards; RELIABILITY.md asks for a 400). Fed the bytes read between
-/// requests, byte by byte, so a head split over any number of reads is seen whole; stops at
-/// the blank line ending the head. A head pipelined behind a body is read while the previous
-/// request is busy and is not scanned: hyper's safe fallback (chunked wins, close) applies.
-#[derive(Debug, Clone, Copy, Default)]
-struct HeadScan {
-    /// Bytes in the current line so far (saturating).
-    line: u8,
-    /// The current line is still a prefix of `content-length:` / `transfer-encoding:`.
-    maybe_cl: bool,
-    maybe_te: bool,
-    /// The current line holds nothing but `\r` so far.
-    only_cr: bool,
-    seen_cl: bool,
-    seen_te: bool,
-    /// The blank line ending the head was seen.
-    done: bool,
-}
-
-const CL: &[u8] = b"content-length:";
-const TE: &[u8] = b"transfer-encoding:";
-
-impl HeadScan {
-    fn new_line(&mut self) {
-        self.line = 0;
-        self.maybe_cl = true;
-        self.maybe_te = true;
-        self.only_cr = true;
-    }
-
-    fn fresh() -> HeadScan {
-        let mut s = HeadScan::default();
-        s.new_line();
-        s
-    }
-
-    /// Feeds bytes of the head. Only the first [`TE`]`.len()` bytes of a line can start a
-    /// framing header, so the rest of a line is skipped to its `\n` in one search (byte by
-    /// byte this scan was ~2 000 instructions per request).
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while !self.done && !bytes.is_empty() {
-            let newline = bytes.iter().position(|&b| b == b'\n');
-            let line = &bytes[..newline.unwrap_or(bytes.len())];
-            let checked = TE.len().saturating_sub(usize::from(self.line)).min(line.len());
-            for &b in &line[..checked] {
-                self.byte(b);
-            }
-            let rest = &line[checked..];
-            if !rest.is_empty() {
-                // Past the longest name: neither header can start here any more.
-                self.maybe_cl = false;
-                self.maybe_te = false;
-                self.only_cr &= rest.iter().all(|&b| b == b'\r');
-                let len = u8::try_from(rest.len()).unwrap_or(u8::MAX);
-                self.line = self.line.saturating_add(len);
-            }
-            let Some(at) = newline else { return };
-            if self.only_cr && self.line <= 1 {
-                self.done = true;
-            }
-            self.new_line();
-            bytes = &bytes[at + 1..];
-        }
-    }
-
-    /// One byte of a line, before its `\n`, at position `self.line`.
-    fn byte(&mut self, b: u8) {
-        let i = usize::from(self.line);
-        let lower = b.to_ascii_lowercase();
-        self.maybe_cl &= CL.get(i) == Some(&lower);
-        self.maybe_te &= TE.get(i) == Some(&lower);
-        self.seen_cl |= self.maybe_cl && i + 1 == CL.len();
-        self.seen_te |= self.maybe_te && i + 1 == TE.len();
-        self.only_cr &= b == b'\r';
-        self.line = self.line.saturating_add(1);
-    }
-}
-
 /// The clock of one server connection, shared by its socket adapter and its request handler.
 pub struct Watch {
     phase: Cell<Phase>,
     /// When reading must have made the progress the phase asks for; `None` = no deadline.
     read_deadline: Cell<Option<Instant>>,
-    /// The head being read (see [`HeadScan`]).
-    scan: Cell<HeadScan>,
+    /// The request stream as read so far (see [`scan::Stream`]), and how many requests have
+    /// been handed to the handler.
+    scan: Cell<scan::Stream>,
+    served: Cell<u32>,
     /// This connection's limits (from the config it was accepted under).
     pub timeouts: limits::Timeouts,
     /// When the reader's deadline timer is armed for, and the reader's waker from then: a
@@ -143,7 +65,8 @@ impl Watch {
         Watch {
             phase: Cell::new(Phase::Idle),
             read_deadline: Cell::new(Some(now + timeouts.head)),
-            scan: Cell::new(HeadScan::fresh()),
+            scan: Cell::new(scan::Stream::default()),
+            served: Cell::new(0),
             timeouts,
             timer_at: Cell::new(None),
             reader: Cell::new(None),
@@ -151,12 +74,13 @@ impl Watch {
     }
 
     /// The handler has the request: the head deadline no longer applies. Returns whether its
-    /// head carried both `Content-Length` and `Transfer-Encoding` (see [`HeadScan`]).
+    /// head carried both `Content-Length` and `Transfer-Encoding` (see [`scan::Stream`]).
     pub fn busy(&self) -> bool {
         self.phase.set(Phase::Busy);
         self.read_deadline.set(None);
-        let scan = self.scan.get();
-        scan.seen_cl && scan.seen_te
+        let index = self.served.get();
+        self.served.set(index.saturating_add(1));
+        self.scan.get().both(index)
     }
 
     /// The response has been handed to hyper: the keep-alive idle timer starts.
@@ -171,25 +95,19 @@ impl Watch {
         {
             reader.wake();
         }
-        self.scan.set(HeadScan::fresh());
     }
 
-    /// Bytes a connection adapter (plain [`Io`] or TLS) just read: scanned while they belong to
-    /// a head, and the first byte after an idle spell starts the whole-head deadline.
+    /// Bytes a connection adapter (plain [`Io`] or TLS) just read: all of them are scanned,
+    /// and the first byte after an idle spell starts the whole-head deadline.
     pub fn received(&self, bytes: &[u8], now: Instant) {
-        match self.phase.get() {
-            Phase::Busy => {}
-            phase => {
-                let mut scan = self.scan.get();
-                scan.feed(bytes);
-                self.scan.set(scan);
-                if phase == Phase::Idle && !bytes.is_empty() {
-                    // Not extended by later bytes: a client sending one byte a second still has
-                    // to finish its head in time.
-                    self.phase.set(Phase::Head);
-                    self.read_deadline.set(Some(now + self.timeouts.head));
-                }
-            }
+        let mut scan = self.scan.get();
+        scan.feed(bytes);
+        self.scan.set(scan);
+        if self.phase.get() == Phase::Idle && !bytes.is_empty() {
+            // Not extended by later bytes: a client sending one byte a second still has to
+            // finish its head in time.
+            self.phase.set(Phase::Head);
+            self.read_deadline.set(Some(now + self.timeouts.head));
         }
     }
 }
@@ -410,79 +328,4 @@ impl<S: Socket> Write for Io<S> {
 /// Time left until `deadline`, zero if it has passed.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scan(chunks: &[&[u8]]) -> (bool, bool, bool) {
-        let mut s = HeadScan::fresh();
-        for c in chunks {
-            s.feed(c);
-        }
-        (s.seen_cl, s.seen_te, s.done)
-    }
-
-    #[test]
-    fn head_scan_sees_both_framing_headers_across_any_split() {
-        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTRANSFER-ENCODING: chunked\r\n\r\n";
-        assert_eq!(scan(&[head]), (true, true, true));
-        let bytes: Vec<&[u8]> = head.chunks(1).collect();
-        assert_eq!(scan(&bytes), (true, true, true));
-        assert_eq!(
-            scan(&[b"GET / HTTP/1.1\nX-Content-Length: 1\ncontent-lengthx: 2\n\n"]),
-            (false, false, true)
-        );
-    }
-
-    /// The scan before it skipped line tails: one byte at a time.
-    fn scan_bytewise(bytes: &[u8]) -> (bool, bool, bool) {
-        let mut s = HeadScan::fresh();
-        for &b in bytes {
-            if s.done {
-                break;
-            }
-            if b == b'\n' {
-                if s.only_cr && s.line <= 1 {
-                    s.done = true;
-                }
-                s.new_line();
-            } else {
-                s.byte(b);
-            }
-        }
-        (s.seen_cl, s.seen_te, s.done)
-    }
-
-    #[test]
-    fn head_scan_skipping_line_tails_agrees_with_the_bytewise_scan_at_every_split() {
-        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(300));
-        let heads: Vec<Vec<u8>> = vec![
-            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
-            b"GET / HTTP/1.1\r\nX-Content-Length: 1\r\ncontent-lengthx: 2\r\n\r\nContent-Length: 1\r\n".to_vec(),
-            b"GET / HTTP/1.1\r\n\r\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
-            b"GET / HTTP/1.1\nTransfer-Encodin: x\ntransfer-encoding:chunked\n\n".to_vec(),
-            [long.as_bytes(), b"content-length: 1\r\n\r\n"].concat(),
-            [long.as_bytes(), b"X: ", "y".repeat(400).as_bytes(), b"\r\n\r\n"].concat(),
-        ];
-        for head in &heads {
-            let want = scan_bytewise(head);
-            for split in 0..=head.len() {
-                assert_eq!(
-                    scan(&[&head[..split], &head[split..]]),
-                    want,
-                    "{head:?} split at {split}"
-                );
-            }
-            let bytes: Vec<&[u8]> = head.chunks(1).collect();
-            assert_eq!(scan(&bytes), want);
-        }
-    }
-
-    #[test]
-    fn head_scan_stops_at_the_blank_line() {
-        let r = scan(&[b"POST / HTTP/1.1\r\nContent-Length: 30\r\n\r\n\r\nTransfer-Encoding: chunked\r\n"]);
-        assert_eq!(r, (true, false, true), "body bytes are not headers");
-    }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod framing;
 pub mod io;
 pub mod limits;
+pub mod scan;
 
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpStream};
