@@ -84,6 +84,11 @@ fn hundreds_of_trickling_heads_are_cut_at_the_deadline_and_probes_stay_fast() {
     latencies.sort();
     let median = latencies[latencies.len() / 2];
     let worst = *latencies.last().unwrap();
+    let latest = slow.iter().filter_map(|(_, _, c)| *c).max().unwrap();
+    println!(
+        "{SLOW} trickling heads cut after {earliest:?}..{latest:?}; {} probes meanwhile, median {median:?}, worst {worst:?}",
+        latencies.len()
+    );
     assert!(latencies.len() >= 20, "only {} probes ran", latencies.len());
     assert!(
         median < Duration::from_millis(50),
