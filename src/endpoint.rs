@@ -96,7 +96,17 @@ pub(crate) fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String
     for piece in &backend.url {
         match piece {
             Piece::Literal(l) => uri.push_str(l),
-            Piece::Param(i) => uri.push_str(inbound.params.get(*i).copied().unwrap_or_default()),
+            Piece::Param(i) => {
+                // A client path segment is a valid path, but hyper's URI parser (like RFC 3986)
+                // refuses a raw '"' in a query, where `url_pattern` may put a parameter: sent
+                // raw there, `request` would fall back to "/". Encoded everywhere, for one rule.
+                let value = inbound.params.get(*i).copied().unwrap_or_default();
+                if value.contains('"') {
+                    uri.push_str(&value.replace('"', "%22"));
+                } else {
+                    uri.push_str(value);
+                }
+            }
         }
     }
     let Some(query) = inbound.query.filter(|q| !q.is_empty()) else {

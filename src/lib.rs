@@ -19,6 +19,9 @@ pub mod cli;
 pub mod config;
 pub mod endpoint;
 pub mod fleet;
+/// Entry points for `fuzz/` and its regression tests; not gatelet's API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod limiter;

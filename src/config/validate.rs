@@ -1123,6 +1123,17 @@ fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> O
         );
         return None;
     }
+    // Sent as the backend request's target with parameters filled in (client path segments,
+    // themselves valid there): one the URI parser refuses (`<`, `>`, `` ` ``) would silently
+    // become "/" in `endpoint::request`.
+    if s.parse::<http::uri::PathAndQuery>().is_err() {
+        c.error(
+            node.pos,
+            path,
+            format!("\"{s}\" is not a valid request target (percent-encode what it needs)"),
+        );
+        return None;
+    }
     let mut rest = s;
     while let Some(open) = rest.find(['{', '}']) {
         if rest.as_bytes()[open] == b'}' {
