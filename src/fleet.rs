@@ -4,8 +4,9 @@
 //! time; a round never outlasts the fleet `timeout` (or the endpoint deadline), however many
 //! members hang: those not answered by then are reported, not waited for.
 
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
@@ -26,6 +27,9 @@ pub struct CompiledMember {
     pub pool: Rc<Pool>,
     /// Its `Host` header value.
     pub authority: HeaderValue,
+    /// When it last answered a health check (any status): what the dashboard shows as "last
+    /// seen". Since this gateway was built (a reload starts over).
+    pub last_seen: Cell<Option<SystemTime>>,
 }
 
 /// The fleet, compiled once.
@@ -163,6 +167,7 @@ pub async fn health(gw: &Gateway) -> Value {
         })
         .collect();
     let results = runtime::join_bounded(calls, fleet.config.max_in_flight, deadline).await;
+    let wall = SystemTime::now();
     let mut members = Map::new();
     let (mut ok, mut degraded, mut unreachable) = (0u64, 0u64, 0u64);
     for (i, (member, result)) in fleet.members.iter().zip(results).enumerate() {
@@ -194,6 +199,12 @@ pub async fn health(gw: &Gateway) -> Value {
             }
         };
         let mut entry = entry;
+        if result_seen(&entry) {
+            member.last_seen.set(Some(wall));
+        }
+        if let Some(seen) = member.last_seen.get() {
+            entry["last_seen"] = Value::from(crate::http::encode::rfc3339(seen));
+        }
         // A member whose circuit (on any fan-out backend) is not closed says so.
         let now = gw.clock.now();
         let open = gw
@@ -208,5 +219,11 @@ pub async fn health(gw: &Gateway) -> Value {
         members.insert(member.id.clone(), entry);
     }
     let status = if degraded + unreachable == 0 { "ok" } else { "degraded" };
-    json!({"status": status, "counts": {"ok": ok, "degraded": degraded, "unreachable": unreachable}, "members": members})
+    json!({"status": status, "now": crate::http::encode::rfc3339(wall),
+           "counts": {"ok": ok, "degraded": degraded, "unreachable": unreachable}, "members": members})
+}
+
+/// Whether a health entry means the member answered (whatever it said).
+fn result_seen(entry: &Value) -> bool {
+    entry["status"] != "unreachable"
 }

@@ -124,6 +124,8 @@ pub struct Gateway {
     pub sensors: Vec<Rc<Sensor>>,
     /// The fleet, when this is a central gatelet.
     pub fleet: Option<crate::fleet::CompiledFleet>,
+    /// The fleet dashboard, rendered once.
+    pub dashboard: Option<crate::dashboard::Page>,
     /// Fired when the process is asked to stop: connections finish what they serve and close.
     /// Shared by the gateways of successive reloads.
     pub shutdown: Rc<crate::runtime::Signal>,
@@ -380,10 +382,15 @@ impl Gateway {
                             id: m.id.clone(),
                             pool: upstreams.pool(&m.host.addr)?.clone(),
                             authority: HeaderValue::from_str(&m.host.authority).ok()?,
+                            last_seen: Cell::new(None),
                         })
                     })
                     .collect(),
             }),
+            dashboard: config
+                .dashboard
+                .as_ref()
+                .map(|d| crate::dashboard::Page::render(d, config.name.as_deref())),
             router: Router::new(&config.endpoints),
             debug: debug || config.debug_endpoint,
             config,

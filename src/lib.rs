@@ -10,6 +10,7 @@
 //! - [`merge`]: decode -> target -> allow/deny -> mapping -> group -> merge.
 //! - [`config`]: `krakend.json` -> validated typed [`config::Config`].
 //! - [`gateway`]: what is compiled once from the config and shared by every connection.
+//! - [`fleet`]: fan-out to the buses and the health of healths; [`dashboard`]: the page that shows it.
 //! - [`cli`]: `run`, `check`, `--version`.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod breaker;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod endpoint;
 pub mod fleet;
 /// Entry points for `fuzz/` and its regression tests; not gatelet's API.

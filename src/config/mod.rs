@@ -2,6 +2,7 @@
 //! runtime [`Config`]. Every error carries `file:line:col: json.path: message`; all errors are
 //! reported at once; nothing is clamped. This is the only place that looks at config JSON.
 
+mod dashboard;
 mod duration;
 mod fleet;
 pub mod json;

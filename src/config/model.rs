@@ -69,6 +69,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
     pub fleet: Option<Fleet>,
+    /// `extra_config."gatelet/dashboard"`: the fleet dashboard page (needs `fleet`).
+    pub dashboard: Option<Dashboard>,
     /// `tls`: the server config, built and checked at start-up (absent or `disabled`: plain).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -87,6 +89,19 @@ pub struct Fleet {
     pub max_in_flight: usize,
     /// `health_path` of the members (default `/__health`).
     pub health_path: String,
+}
+
+/// The fleet dashboard (`gatelet/dashboard`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    /// `path` of the page (default `/__dashboard`).
+    pub path: String,
+    /// `title` (default: the service's `name`, else "gatelet fleet").
+    pub title: Option<String>,
+    /// `refresh`: how often the page polls (default 2s).
+    pub refresh: Duration,
+    /// `position_endpoint`: a GET endpoint of this config answering `{member id: {lat, lon}}`.
+    pub position_endpoint: Option<String>,
 }
 
 /// One bus.

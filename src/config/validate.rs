@@ -414,9 +414,11 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         sensor_names: &extras.sensor_names,
     };
     let mut endpoints = Vec::new();
+    let mut endpoints_given = 0;
     if let Some((n, p)) = obj.take("endpoints") {
         match &n.value {
             Value::Array(items) => {
+                endpoints_given = items.len();
                 let mut shapes: HashMap<(Method, String), (usize, Pos)> = HashMap::new();
                 for (i, item) in items.iter().enumerate() {
                     if let Some(e) = endpoint(c, item, &format!("{p}[{i}]"), &defaults, &mut shapes, i) {
@@ -427,6 +429,11 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             _ => c.expected(n, &p, "an array of endpoints"),
         }
     }
+    let dashboard = extras.dashboard.and_then(|(d, pending)| {
+        let complete = endpoints.len() == endpoints_given;
+        let fleet = extras.fleet.is_some();
+        super::dashboard::check_against(c, &pending, &endpoints, fleet, complete).then_some(d)?
+    });
     obj.finish(c);
     if !c.errors.is_empty() {
         return None;
@@ -456,6 +463,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             ..timeouts
         },
         fleet: extras.fleet,
+        dashboard,
         #[cfg(feature = "tls")]
         tls,
     })
@@ -678,6 +686,7 @@ struct ServiceExtras {
     /// `gatelet/api-keys` is there (even if invalid, already reported).
     api_keys_given: bool,
     fleet: Option<Fleet>,
+    dashboard: Option<(Option<Dashboard>, super::dashboard::Pending)>,
     jwt_reject_unsynced_clock: bool,
     metrics: bool,
     log_level: Option<log::LevelFilter>,
@@ -696,6 +705,7 @@ impl Default for ServiceExtras {
             api_keys: None,
             api_keys_given: false,
             fleet: None,
+            dashboard: None,
             jwt_reject_unsynced_clock: true,
             metrics: false,
             log_level: None,
@@ -829,6 +839,10 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             x.router.return_error_msg = b;
         }
         r.finish(c);
+    }
+    // After `router`: the page may not take the health path.
+    if let Some((n, p)) = obj.take("gatelet/dashboard") {
+        x.dashboard = Some(super::dashboard::dashboard_config(c, n, &p, &x.router.health_path));
     }
     unsupported_namespaces(c, &mut obj);
     x

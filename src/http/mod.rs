@@ -1,6 +1,6 @@
 //! The client-facing HTTP/1.1 server: hyper's http1 connection over our socket adapter, with
 //! the limits of `limits`, the framing checks of `framing`, bounded request bodies, the
-//! built-in routes (health, debug, echo) and the dispatch of everything else to `endpoint`.
+//! built-in routes (health, fleet health, dashboard, debug, echo) and the dispatch of everything else to `endpoint`.
 //!
 //! Bad network input becomes an error response (and a closed connection when the framing is
 //! in doubt), never a panic; every failure maps to its status in `error`.
@@ -231,6 +231,11 @@ async fn respond(
             StatusCode::OK,
             serde_json::to_vec(&doc).unwrap_or_default(),
         ));
+    }
+    if let Some(page) = &gw.dashboard
+        && path == page.path
+    {
+        return get_only(parts, || page.respond(&parts.headers));
     }
     if gw.debug && path.starts_with("/__debug/") {
         return Ok(encode::json(StatusCode::OK, &br#"{"message":"pong"}"#[..]));

@@ -1,0 +1,197 @@
+//! The fleet dashboard (`extra_config."gatelet/dashboard"`): one self-contained HTML page
+//! (`dashboard/page.html`: markup, CSS and plain JavaScript, embedded in the binary) that polls
+//! `/__fleet/health` and the configured position endpoint and draws the fleet for a wall screen.
+//!
+//! This module owns rendering the page once at start-up (title and settings filled in, the
+//! Content-Security-Policy hashes of its one script and one style computed) and answering it
+//! with its headers. It never loads anything from outside (no fonts, tiles, CDNs: buses and
+//! offices may have no Internet) and never reads config or files on the request path.
+
+use base64_std::encode as base64;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use crate::config::Dashboard;
+use crate::http::body::Body;
+
+/// The page's template: `{{title}}`, `{{refresh_ms}}`, `{{positions}}` are filled in once.
+pub const TEMPLATE: &str = include_str!("dashboard/page.html");
+
+/// The most the rendered page may weigh: a wall screen on a bus depot's link, and a phone.
+/// `tests/dashboard.rs` holds the page to it.
+pub const MAX_PAGE_BYTES: usize = 32 * 1024;
+
+/// The page, rendered once, with its response headers.
+pub struct Page {
+    /// Where it is served.
+    pub path: String,
+    body: Bytes,
+    csp: HeaderValue,
+    etag: HeaderValue,
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The contents of every `<tag>...</tag>` in `page` (the template's own, no attributes).
+fn blocks<'p>(page: &'p str, tag: &str) -> Vec<&'p str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(&close) else { break };
+        out.push(&body[..end]);
+        rest = &body[end + close.len()..];
+    }
+    out
+}
+
+/// `'sha256-...'` sources for CSP, one per block.
+fn hashes(blocks: &[&str]) -> String {
+    let sources: Vec<String> = blocks
+        .iter()
+        .map(|b| format!("'sha256-{}'", base64(&Sha256::digest(b.as_bytes()))))
+        .collect();
+    sources.join(" ")
+}
+
+impl Page {
+    /// Renders the page for `d`; `name` is the service's `name` (the default title).
+    pub fn render(d: &Dashboard, name: Option<&str>) -> Page {
+        let title = d.title.as_deref().or(name).unwrap_or("gatelet fleet");
+        let html = TEMPLATE
+            .replace("{{title}}", &escape(title))
+            .replace("{{refresh_ms}}", &d.refresh.as_millis().to_string())
+            .replace("{{positions}}", &escape(d.position_endpoint.as_deref().unwrap_or("")));
+        // Only the page's own inline script and style may run; it talks to this gatelet only.
+        // `img-src data:` is for the empty favicon, which spares a 404 on every load.
+        let csp = format!(
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src data:; \
+             base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hashes(&blocks(&html, "script")),
+            hashes(&blocks(&html, "style"))
+        );
+        let digest = Sha256::digest(html.as_bytes());
+        let etag = format!("\"{}\"", base64(&digest[..12]));
+        Page {
+            path: d.path.clone(),
+            body: Bytes::from(html),
+            csp: HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'")),
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
+        }
+    }
+
+    /// The rendered page's size in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the page is empty (never: for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The answer to `GET path`: the page, or 304 when the client's copy is current. Browsers
+    /// revalidate every load (`no-cache`), so a reloaded config shows at once.
+    pub fn respond(&self, request: &HeaderMap) -> Response<Body> {
+        let current = request.get(header::IF_NONE_MATCH).is_some_and(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii() == self.etag.as_bytes())
+        });
+        let mut r = match current {
+            true => Response::new(Body::full(Bytes::new())),
+            false => Response::new(Body::full(self.body.clone())),
+        };
+        if current {
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+        }
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        h.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        r
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as CSP hash sources want it.
+mod base64_std {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    /// Encodes `bytes`.
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn titles_are_escaped_and_the_csp_hashes_the_inline_blocks() {
+        let d = Dashboard {
+            path: "/__dashboard".into(),
+            title: Some("<b>Depot \"North\"</b>".into()),
+            refresh: std::time::Duration::from_secs(2),
+            position_endpoint: None,
+        };
+        let page = Page::render(&d, None);
+        let html = std::str::from_utf8(&page.body).unwrap();
+        assert!(html.contains("&lt;b&gt;Depot &quot;North&quot;&lt;/b&gt;"));
+        assert!(!html.contains("{{"), "every placeholder is filled");
+        let script = blocks(html, "script");
+        assert_eq!(script.len(), 1);
+        let expected = format!("'sha256-{}'", base64(&Sha256::digest(script[0].as_bytes())));
+        assert!(page.csp.to_str().unwrap().contains(&expected));
+    }
+}
