@@ -29,7 +29,7 @@ if [ -z "$SERVE" ]; then
     fi
 fi
 cargo build --quiet
-BIN=target/debug/gatelet
+BIN=${CARGO_TARGET_DIR:-target}/debug/gatelet
 
 work=$(mktemp -d)
 pids=()
