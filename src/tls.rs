@@ -22,14 +22,17 @@ use crate::http::io::{Deadlines, Watch};
 /// Builds the server config: the certificate chain and key from PEM files; TLS 1.2 and 1.3, or
 /// 1.3 only; ALPN `http/1.1`. The message says what is wrong, for the config error.
 pub fn server_config(public_key: &str, private_key: &str, tls13_only: bool) -> Result<Arc<ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(public_key)
-        .map_err(|e| format!("cannot read certificates from \"{public_key}\": {e}"))?
+    // Read bounded, from regular files only (a path to /dev/zero or a FIFO is an error).
+    let pem = crate::config::read_named_file(public_key)
+        .map_err(|e| format!("cannot read certificates from \"{public_key}\": {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("\"{public_key}\": {e}"))?;
     if certs.is_empty() {
         return Err(format!("\"{public_key}\" holds no certificate"));
     }
-    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| format!("\"{private_key}\": {e}"))?;
+    let pem = crate::config::read_named_file(private_key).map_err(|e| format!("\"{private_key}\": {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("\"{private_key}\": {e}"))?;
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
         &[&rustls::version::TLS13]
     } else {

@@ -62,6 +62,14 @@ fn check_prints_every_error_with_position_and_exits_1() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn a_config_path_to_an_endless_device_is_refused_not_read_forever() {
+    let out = gatelet().args(["check", "-c", "/dev/zero"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than"), "{err}");
+}
+
 fn threads(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status

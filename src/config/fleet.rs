@@ -88,8 +88,8 @@ pub fn fleet_config(c: &mut Checker, node: &Node, path: &str) -> Option<Fleet> {
     if let Some((n, p)) = obj.take("members_file")
         && let Some(file) = c.nonempty(n, &p)
     {
-        match std::fs::read_to_string(file) {
-            Err(e) => c.error(n.pos, &p, format!("cannot read \"{file}\": {e}")),
+        match super::read_named_file(file) {
+            Err(e) => c.error(n.pos, &p, format!("\"{file}\": {e}")),
             Ok(text) => match json::parse(&text) {
                 // Errors inside the file point into the file.
                 Ok(doc) => {

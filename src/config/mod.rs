@@ -79,12 +79,33 @@ pub fn load(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
             message,
         }])
     };
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > MAX_CONFIG_BYTES => return fail(format!("larger than {MAX_CONFIG_BYTES} bytes")),
-        _ => {}
-    }
-    match std::fs::read_to_string(path) {
+    match read_bounded(path) {
         Ok(text) => parse(&name, &text),
-        Err(e) => fail(format!("cannot read: {e}")),
+        Err(e) => fail(e),
+    }
+}
+
+/// Reads a config file (or `/dev/stdin`) whole, refusing more than [`MAX_CONFIG_BYTES`]: a
+/// path to `/dev/zero` must be an error, not an exhausted Pi.
+pub fn read_bounded(path: impl AsRef<std::path::Path>) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!("larger than {MAX_CONFIG_BYTES} bytes"));
+    }
+    Ok(text)
+}
+
+/// A file a config names (JWK set, fleet members): a regular file (a FIFO would block start-up
+/// or a reload on the one thread), read within [`MAX_CONFIG_BYTES`].
+pub fn read_named_file(path: &str) -> Result<String, String> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
+        Ok(_) => read_bounded(path),
+        Err(e) => Err(format!("cannot read: {e}")),
     }
 }

@@ -1809,10 +1809,10 @@ fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth
     }
     let keys = obj.require(c, "jwk_local_path", "a JWK set file").and_then(|(n, p)| {
         let file = c.nonempty(n, &p)?;
-        let text = match std::fs::read_to_string(file) {
+        let text = match super::read_named_file(file) {
             Ok(t) => t,
             Err(e) => {
-                c.error(n.pos, &p, format!("cannot read \"{file}\": {e}"));
+                c.error(n.pos, &p, format!("\"{file}\": {e}"));
                 return None;
             }
         };
