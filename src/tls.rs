@@ -17,7 +17,7 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::http::io::{Deadlines, Watch};
+use crate::http::io::Watch;
 
 /// Builds the server config: the certificate chain and key from PEM files; TLS 1.2 and 1.3, or
 /// 1.3 only; ALPN `http/1.1`. The message says what is wrong, for the config error.
@@ -68,17 +68,12 @@ where
 pub struct TlsIo<S> {
     inner: S,
     watch: Rc<Watch>,
-    deadlines: Deadlines,
 }
 
 impl<S> TlsIo<S> {
     /// Wraps an established TLS stream.
     pub fn new(inner: S, watch: Rc<Watch>) -> TlsIo<S> {
-        TlsIo {
-            inner,
-            watch,
-            deadlines: Deadlines::default(),
-        }
+        TlsIo { inner, watch }
     }
 }
 
@@ -94,7 +89,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Read for TlsIo<S> {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if this.deadlines.read_expired(Some(&this.watch), cx) => Poll::Ready(Err(io::Error::new(
+            Poll::Pending if this.watch.read_expired(cx) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "client read deadline passed",
             ))),
@@ -108,10 +103,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Write for TlsIo<S> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(r) => {
-                this.deadlines.wrote();
+                this.watch.wrote();
                 Poll::Ready(r)
             }
-            Poll::Pending if this.deadlines.write_expired(this.watch.timeouts.write_stall, cx) => {
+            Poll::Pending if this.watch.write_expired(cx) => {
                 Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled")))
             }
             Poll::Pending => Poll::Pending,

@@ -7,13 +7,13 @@
 //! inside `poll_read`/`poll_write`, so they cost nothing unless hyper is waiting on the socket.
 //! Never blocks, never allocates per read or write.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
@@ -43,10 +43,8 @@ pub struct Watch {
     served: Cell<u32>,
     /// This connection's limits (from the config it was accepted under).
     pub timeouts: limits::Timeouts,
-    /// When the reader's deadline timer is armed for, and the reader's waker from then: a
-    /// deadline moved earlier from outside the read path ([`Watch::idle`]) must wake it.
-    timer_at: Cell<Option<Instant>>,
-    reader: Cell<Option<Waker>>,
+    /// The timers behind the deadlines, shared by whichever adapter (plain or TLS) serves it.
+    timers: RefCell<Timers>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -68,8 +66,7 @@ impl Watch {
             scan: Cell::new(scan::Stream::default()),
             served: Cell::new(0),
             timeouts,
-            timer_at: Cell::new(None),
-            reader: Cell::new(None),
+            timers: RefCell::new(Timers::default()),
         }
     }
 
@@ -89,11 +86,11 @@ impl Watch {
         let deadline = now + self.timeouts.idle;
         self.read_deadline.set(Some(deadline));
         // hyper may already be waiting on a read whose timer is armed for a later deadline
-        // (the head's, when idle_timeout is the shorter): wake it to re-arm for this one.
-        if self.timer_at.get().is_some_and(|at| at > deadline)
-            && let Some(reader) = self.reader.take()
-        {
-            reader.wake();
+        // (the head's, when idle_timeout is the shorter): move it; it keeps the reader's waker.
+        let mut timers = self.timers.borrow_mut();
+        if timers.read_at.is_some_and(|at| at > deadline) {
+            timers.read.set_at(deadline);
+            timers.read_at = Some(deadline);
         }
     }
 
@@ -130,73 +127,71 @@ impl Socket for std::os::unix::net::UnixStream {
     }
 }
 
-/// The timers behind a connection's deadlines, shared by every IO adapter (plain and TLS):
-/// armed only when a read or write has to wait, so they cost nothing otherwise.
-pub struct Deadlines {
-    read_timer: Timer,
-    read_timer_at: Option<Instant>,
-    write_timer: Timer,
+/// The timers behind a connection's deadlines: armed only when a read or write has to wait,
+/// so they cost nothing otherwise.
+struct Timers {
+    read: Timer,
+    /// When `read` is armed for, if it is.
+    read_at: Option<Instant>,
+    write: Timer,
     /// Set when a write first finds the socket full; cleared by any progress.
     write_stalled_until: Option<Instant>,
 }
 
-impl Default for Deadlines {
+impl Default for Timers {
     fn default() -> Self {
-        Deadlines {
-            read_timer: Timer::never(),
-            read_timer_at: None,
-            write_timer: Timer::never(),
+        Timers {
+            read: Timer::never(),
+            read_at: None,
+            write: Timer::never(),
             write_stalled_until: None,
         }
     }
 }
 
-impl Deadlines {
-    /// Polls `watch`'s read deadline, if any: `true` when it has passed.
+impl Watch {
+    /// Polls the read deadline, if any: `true` when it has passed.
     ///
     /// The deadline moves with every request (head, then idle), and re-arming the timer each
     /// time costs a reactor registration per request. So the timer is left armed when it would
     /// fire no later than the new deadline; firing early, it is re-armed for the real one.
-    pub fn read_expired(&mut self, watch: Option<&Watch>, cx: &mut Context<'_>) -> bool {
-        let Some(watch) = watch else { return false };
-        let Some(deadline) = watch.read_deadline.get() else {
+    pub fn read_expired(&self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.read_deadline.get() else {
             return false;
         };
-        if self.read_timer_at.is_none_or(|at| at > deadline) {
-            self.read_timer.set_at(deadline);
-            self.read_timer_at = Some(deadline);
-            watch.timer_at.set(Some(deadline));
-            watch.reader.set(Some(cx.waker().clone()));
+        let mut t = self.timers.borrow_mut();
+        if t.read_at.is_none_or(|at| at > deadline) {
+            t.read.set_at(deadline);
+            t.read_at = Some(deadline);
         }
         loop {
-            if Pin::new(&mut self.read_timer).poll(cx).is_pending() {
+            if Pin::new(&mut t.read).poll(cx).is_pending() {
                 return false;
             }
             // A fired timer stays fired: the next call arms it afresh.
-            self.read_timer_at = None;
+            t.read_at = None;
             if Instant::now() >= deadline {
                 return true;
             }
-            self.read_timer.set_at(deadline);
-            self.read_timer_at = Some(deadline);
-            watch.timer_at.set(Some(deadline));
-            watch.reader.set(Some(cx.waker().clone()));
+            t.read.set_at(deadline);
+            t.read_at = Some(deadline);
         }
     }
 
     /// Polls the write-stall deadline: `true` when a write has waited too long.
-    pub fn write_expired(&mut self, stall: Duration, cx: &mut Context<'_>) -> bool {
-        if self.write_stalled_until.is_none() {
-            let until = Instant::now() + stall;
-            self.write_stalled_until = Some(until);
-            self.write_timer.set_at(until);
+    pub fn write_expired(&self, cx: &mut Context<'_>) -> bool {
+        let mut t = self.timers.borrow_mut();
+        if t.write_stalled_until.is_none() {
+            let until = Instant::now() + self.timeouts.write_stall;
+            t.write_stalled_until = Some(until);
+            t.write.set_at(until);
         }
-        Pin::new(&mut self.write_timer).poll(cx).is_ready()
+        Pin::new(&mut t.write).poll(cx).is_ready()
     }
 
     /// A write made progress: the stall clock stops.
-    pub fn wrote(&mut self) {
-        self.write_stalled_until = None;
+    pub fn wrote(&self) {
+        self.timers.borrow_mut().write_stalled_until = None;
     }
 }
 
@@ -204,29 +199,21 @@ impl Deadlines {
 pub struct Io<S: Socket> {
     inner: Async<S>,
     watch: Option<std::rc::Rc<Watch>>,
-    deadlines: Deadlines,
 }
 
 impl<S: Socket> Io<S> {
     /// Wraps a socket; `watch` is `Some` for server connections.
     pub fn new(inner: Async<S>, watch: Option<std::rc::Rc<Watch>>) -> Io<S> {
-        Io {
-            inner,
-            watch,
-            deadlines: Deadlines::default(),
-        }
+        Io { inner, watch }
     }
 
-    fn read_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.deadlines.read_expired(self.watch.as_deref(), cx)
+    /// Deadlines are only kept on server connections.
+    fn read_expired(&self, cx: &mut Context<'_>) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.read_expired(cx))
     }
 
-    /// Write stalls are only timed on server connections.
-    fn write_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        match &self.watch {
-            Some(w) => self.deadlines.write_expired(w.timeouts.write_stall, cx),
-            None => false,
-        }
+    fn write_expired(&self, cx: &mut Context<'_>) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.write_expired(cx))
     }
 
     fn poll_write_with(
@@ -237,7 +224,9 @@ impl<S: Socket> Io<S> {
         loop {
             match op(&self.inner) {
                 Ok(n) => {
-                    self.deadlines.wrote();
+                    if let Some(w) = &self.watch {
+                        w.wrote();
+                    }
                     return Poll::Ready(Ok(n));
                 }
                 Err(rustix::io::Errno::INTR) => continue,
