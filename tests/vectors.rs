@@ -133,15 +133,6 @@ fn send(addr: SocketAddr, bytes: &[u8], way: Way) -> (Vec<u8>, bool) {
     read_to_close(&mut s)
 }
 
-fn statuses(mut raw: &[u8]) -> (Vec<u16>, usize) {
-    let mut out = Vec::new();
-    while let Some((r, used)) = parse_response(raw) {
-        out.push(r.status);
-        raw = &raw[used..];
-    }
-    (out, raw.len())
-}
-
 /// One vector one way: `None` when it went as expected, else what happened.
 fn run(addr: SocketAddr, v: &Vector, way: Way) -> Option<String> {
     let bytes = [v.bytes.as_slice(), SENTINEL].concat();

@@ -232,6 +232,17 @@ impl Response {
     }
 }
 
+/// The statuses of every complete response in `raw`, in order, and how many bytes were left
+/// over (an incomplete or unparsable tail).
+pub fn statuses(mut raw: &[u8]) -> (Vec<u16>, usize) {
+    let mut out = Vec::new();
+    while let Some((r, used)) = parse_response(raw) {
+        out.push(r.status);
+        raw = &raw[used..];
+    }
+    (out, raw.len())
+}
+
 /// Parses one response off the front of `buf`; `None` while incomplete. Returns the rest.
 pub fn parse_response(buf: &[u8]) -> Option<(Response, usize)> {
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
