@@ -7,7 +7,7 @@
 //! with its headers. It never loads anything from outside (no fonts, tiles, CDNs: buses and
 //! offices may have no Internet) and never reads config or files on the request path.
 
-use base64_std::encode as base64;
+use self::base64::encode as base64;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use sha2::{Digest, Sha256};
@@ -114,13 +114,13 @@ impl Page {
                 .split(|b| *b == b',')
                 .any(|t| t.trim_ascii() == self.etag.as_bytes())
         });
-        let mut r = match current {
-            true => Response::new(Body::full(Bytes::new())),
-            false => Response::new(Body::full(self.body.clone())),
-        };
-        if current {
+        let mut r = if current {
+            let mut r = Response::new(Body::full(Bytes::new()));
             *r.status_mut() = StatusCode::NOT_MODIFIED;
-        }
+            r
+        } else {
+            Response::new(Body::full(self.body.clone()))
+        };
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -135,12 +135,21 @@ impl Page {
     }
 }
 
-/// Standard base64 with padding (RFC 4648 §4), as CSP hash sources want it.
-mod base64_std {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// base64 (RFC 4648): the standard alphabet with padding (§4), as CSP hash sources want it,
+/// and the URL-safe one without (§5, as JWTs want it: `fuzzing` signs tokens with it).
+pub mod base64 {
+    /// RFC 4648 §4.
+    pub const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    /// RFC 4648 §5.
+    pub const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-    /// Encodes `bytes`.
+    /// Encodes `bytes` in the standard alphabet, padded.
     pub fn encode(bytes: &[u8]) -> String {
+        encode_with(bytes, STANDARD, true)
+    }
+
+    /// Encodes `bytes` in `alphabet`, padded with `=` when `pad`.
+    pub fn encode_with(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
         for chunk in bytes.chunks(3) {
             let n = chunk
@@ -149,8 +158,8 @@ mod base64_std {
                 .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
             for i in 0..4 {
                 if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-                } else {
+                    out.push(char::from(alphabet[(n >> (18 - 6 * i)) as usize & 63]));
+                } else if pad {
                     out.push('=');
                 }
             }
@@ -175,6 +184,8 @@ mod tests {
         for (plain, encoded) in cases {
             assert_eq!(base64(plain.as_bytes()), encoded);
         }
+        let url = base64::encode_with(&[0xfb, 0xff], base64::URL_SAFE, false);
+        assert_eq!(url, "-_8");
     }
 
     #[test]

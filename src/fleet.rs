@@ -170,8 +170,13 @@ pub async fn health(gw: &Gateway) -> Value {
     let wall = SystemTime::now();
     let mut members = Map::new();
     let (mut ok, mut degraded, mut unreachable) = (0u64, 0u64, 0u64);
+    let now = gw.clock.now();
     for (i, (member, result)) in fleet.members.iter().zip(results).enumerate() {
-        let entry = match result {
+        // It answered, whatever it said.
+        if matches!(result, Some((_, Ok(_) | Err(ProxyError::Status(_))))) {
+            member.last_seen.set(Some(wall));
+        }
+        let mut entry = match result {
             Some((latency, Ok(health))) => {
                 let status = if health.get("status").and_then(Value::as_str) == Some("ok") {
                     "ok"
@@ -198,15 +203,10 @@ pub async fn health(gw: &Gateway) -> Value {
                 json!({"status": "unreachable", "error": describe(&ProxyError::Timeout, timeout)})
             }
         };
-        let mut entry = entry;
-        if result_seen(&entry) {
-            member.last_seen.set(Some(wall));
-        }
         if let Some(seen) = member.last_seen.get() {
             entry["last_seen"] = Value::from(crate::http::encode::rfc3339(seen));
         }
         // A member whose circuit (on any fan-out backend) is not closed says so.
-        let now = gw.clock.now();
         let open = gw
             .backends
             .iter()
@@ -221,9 +221,4 @@ pub async fn health(gw: &Gateway) -> Value {
     let status = if degraded + unreachable == 0 { "ok" } else { "degraded" };
     json!({"status": status, "now": crate::http::encode::rfc3339(wall),
            "counts": {"ok": ok, "degraded": degraded, "unreachable": unreachable}, "members": members})
-}
-
-/// Whether a health entry means the member answered (whatever it said).
-fn result_seen(entry: &Value) -> bool {
-    entry["status"] != "unreachable"
 }

@@ -157,18 +157,7 @@ async fn talk(addr: SocketAddr, request: &[u8], response: &mut Vec<u8>) {
 
 /// base64url without padding (RFC 7515), the inverse of `auth::jwt::b64url_decode`.
 pub fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 3);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
+    crate::dashboard::base64::encode_with(bytes, crate::dashboard::base64::URL_SAFE, false)
 }
 
 /// Compiles `config` without serving it (no listener; its tasks never run) and hands the
