@@ -60,8 +60,9 @@ pub struct Stream {
     heads: u32,
     first_both: Option<u32>,
     // The current head.
-    /// Non-empty lines seen (empty lines before the request line are skipped, as httparse does).
-    lines: u16,
+    /// A non-empty line (the request line) has been seen: empty lines before it are skipped,
+    /// as httparse does.
+    started: bool,
     seen_te: bool,
     /// `Content-Length`: the value, once one was read; `cl_bad` when one could not be.
     cl: Option<u64>,
@@ -84,7 +85,7 @@ impl Default for Stream {
             at: At::Head,
             heads: 0,
             first_both: None,
-            lines: 0,
+            started: false,
             seen_te: false,
             cl: None,
             cl_bad: false,
@@ -132,14 +133,20 @@ impl Stream {
     /// One byte of chunked framing outside chunk data (hyper's `ChunkedState`, valid paths).
     fn chunked(&mut self, b: u8) {
         self.at = match (self.at, b) {
-            (At::Size { cr: false, .. }, b'\r') => match self.at {
-                At::Size { size, digits, ext, .. } if digits > 0 => At::Size {
+            // A size line needs a digit before its end (no digit: not hex below, so Lost).
+            (
+                At::Size {
                     size,
                     digits,
                     ext,
-                    cr: true,
+                    cr: false,
                 },
-                _ => At::Lost,
+                b'\r',
+            ) if digits > 0 => At::Size {
+                size,
+                digits,
+                ext,
+                cr: true,
             },
             (At::Size { size, cr: true, .. }, b'\n') => {
                 if size == 0 {
@@ -268,10 +275,10 @@ impl Stream {
         }
         (self.line, self.maybe_cl, self.maybe_te, self.only_cr) = (0, true, true, true);
         if !empty {
-            self.lines = self.lines.saturating_add(1);
+            self.started = true;
             return;
         }
-        if self.lines == 0 {
+        if !self.started {
             return; // an empty line before the request line
         }
         // The end of a head: what follows is its body, then the next head.
@@ -290,7 +297,7 @@ impl Stream {
                 _ => At::Head,
             }
         };
-        (self.lines, self.seen_te, self.cl, self.cl_bad) = (0, false, None, false);
+        (self.started, self.seen_te, self.cl, self.cl_bad) = (false, false, None, false);
     }
 }
 
@@ -376,6 +383,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\nhello\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX",
