@@ -56,6 +56,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def backend_files(www):
+    """The backend's documents: the status document and the three parts of the group."""
+    os.mkdir(www)
+    open(os.path.join(www, "status.json"), "wb").write(STATUS)
+    for name, doc in PARTS.items():
+        open(os.path.join(www, name), "w").write(json.dumps(doc))
+
+
+def get(path):
+    """A keep-alive GET of path, as the footprint and instruction counts send it."""
+    return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+
 def wait_port(port, proc, limit=15.0):
     end = time.monotonic() + limit
     while time.monotonic() < end:
@@ -226,7 +239,7 @@ def measured(proc, path, conns):
 def hold(port, n, path):
     """Opens n keep-alive connections, each with one answered request, then closes them."""
     conns, ok = [], 0
-    req = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    req = get(path)
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
         s.sendall(req)
@@ -242,15 +255,15 @@ def hold(port, n, path):
     return conns, ok
 
 
-def callgrind(argv, port, path, n, tag, env=None):
-    """Instructions the process runs for n keep-alive requests on one connection (user space)."""
+def callgrind(argv, port, req, n, tag, env=None):
+    """Instructions the process runs for n keep-alive requests `req` (bytes) on one connection
+    (user space). Also scripts/callgrind.sh's and scripts/profile.sh's measurement."""
     out = os.path.join(WORK, f"cg.{tag}.{n}")
     p = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_port(port, p, 120)
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
-        req = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
         buf = b""
         for _ in range(n):
             s.sendall(req)
@@ -299,7 +312,7 @@ def per_request(argv_for, path, tag, env=None):
     counts = []
     for n in (CALLGRIND_N, 2 * CALLGRIND_N):
         port = free_port()
-        counts.append(callgrind(argv_for(port), port, path, n, tag, env))
+        counts.append(callgrind(argv_for(port), port, get(path), n, tag, env))
     return (counts[1] - counts[0]) / CALLGRIND_N if all(counts) else None
 
 
@@ -324,10 +337,7 @@ def main():
 def run(procs):
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     www = os.path.join(WORK, "www")
-    os.mkdir(www)
-    open(os.path.join(www, "status.json"), "wb").write(STATUS)
-    for name, doc in PARTS.items():
-        open(os.path.join(www, name), "w").write(json.dumps(doc))
+    backend_files(www)
     sensor_file = os.path.join(WORK, "sensor.json")
     open(sensor_file, "wb").write(STATUS + b"\n")
 

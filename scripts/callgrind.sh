@@ -29,42 +29,28 @@ PY
 for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
 bport=$(cat "$work/backend.port")
 
-measure() {
-    local n=$1 port
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    cat > "$work/krakend.json" <<JSON
-{"version": 3, "listen_ip": "127.0.0.1", "port": $port,
- "endpoints": [{"endpoint": "/vehicle/{id}", "input_headers": ["X-Request-Id", "Authorization"],
-   "backend": [{"host": ["http://127.0.0.1:$bport"], "url_pattern": "/status/{id}", "allow": ["fuel", "tyres.fl"]}]}]}
-JSON
-    RUST_LOG=error valgrind --tool=callgrind --callgrind-out-file="$work/cg.$n" "${CARGO_TARGET_DIR:-target}"/release/gatelet run -c "$work/krakend.json" 2>/dev/null &
-    local vpid=$!
-    python3 - "$port" "$n" <<'PY'
-import socket, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
-for _ in range(300):
-    try:
-        s = socket.create_connection(("127.0.0.1", port)); break
-    except OSError:
-        time.sleep(0.1)
+# The client and the count are scripts/bench.py's callgrind(), as the benchmark measures.
+python3 - "$work" "$bport" "$N" <<'PY'
+import json, os, sys
+sys.path.insert(0, "scripts")
+sys.dont_write_bytecode = True  # no __pycache__ left in scripts/
+import bench
+bench.WORK, bport, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 req = b"GET /vehicle/7 HTTP/1.1\r\nHost: bus\r\nX-Request-Id: abc-123\r\nAuthorization: Bearer t\r\n\r\n"
-buf = b""
-for _ in range(n):
-    s.sendall(req)
-    while True:
-        i = buf.find(b"\r\n\r\n")
-        if i >= 0:
-            head = buf[:i].decode()
-            length = int([l.split(":")[1] for l in head.split("\r\n") if l.lower().startswith("content-length")][0])
-            if len(buf) >= i + 4 + length:
-                buf = buf[i + 4 + length:]
-                break
-        buf += s.recv(65536)
-s.close()
+
+
+def measure(n):
+    port = bench.free_port()
+    conf = os.path.join(bench.WORK, "krakend.json")
+    with open(conf, "w") as f:
+        json.dump({"version": 3, "listen_ip": "127.0.0.1", "port": port, "endpoints": [
+            {"endpoint": "/vehicle/{id}", "input_headers": ["X-Request-Id", "Authorization"],
+             "backend": [{"host": [f"http://127.0.0.1:{bport}"], "url_pattern": "/status/{id}",
+                          "allow": ["fuel", "tyres.fl"]}]}]}, f)
+    return bench.callgrind([bench.GATELET, "run", "-c", conf], port, req, n, "gatelet",
+                           dict(os.environ, RUST_LOG="error"))
+
+
+a, b = measure(n), measure(2 * n)
+print(f"instructions per proxied request: {(b - a) // n} (Ir {a} for {n} requests, {b} for {2 * n})")
 PY
-    kill -TERM "$vpid"; wait "$vpid" || true
-    awk '/^summary:/ {print $2}' "$work/cg.$n"
-}
-a=$(measure "$N")
-b=$(measure $((2 * N)))
-echo "instructions per proxied request: $(( (b - a) / N )) (Ir $a for $N requests, $b for $((2 * N)))"

@@ -70,15 +70,16 @@ dict() {
 }
 
 results=fuzz/RESULTS.md
-[ -f "$results" ] || cat >"$results" <<'EOF'
+table='| date (UTC) | commit | target | s | CPU s | execs | execs/s | corpus | crashes |
+|---|---|---|---|---|---|---|---|---|'
+[ -f "$results" ] || cat >"$results" <<EOF
 # Fuzzing runs
 
-One row per target per `scripts/fuzz.sh` run (libFuzzer, one process, `-O`). CPU s is user +
+One row per target per \`scripts/fuzz.sh\` run (libFuzzer, one process, \`-O\`). CPU s is user +
 system time of the fuzzer process; execs is libFuzzer's count of inputs run; corpus is the
 inputs kept (committed seeds not counted).
 
-| date (UTC) | commit | target | s | CPU s | execs | execs/s | corpus | crashes |
-|---|---|---|---|---|---|---|---|---|
+$table
 EOF
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src fuzz 2>/dev/null || echo +)
 mkdir -p fuzz/logs
@@ -123,7 +124,6 @@ for t in "${targets[@]}"; do
     echo "   $t: ${real%.*} s, $cpu CPU s, $execs execs ($rate/s), corpus $corpus, crashes: $found" >&2
 done
 echo
-echo "| date (UTC) | commit | target | s | CPU s | execs | execs/s | corpus | crashes |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "$table"
 printf '%s\n' "${summary[@]}"
 exit $failed

@@ -77,9 +77,7 @@ def main():
                     expect = "400 close"
                 elif b in WS and kind == "edge":
                     expect = "400 close" if with_cl else "200 serves"
-                elif b in WS or b >= 0x80:
-                    expect = "400|501 close"
-                else:
+                else:  # an unknown coding, or an invalid field value
                     expect = "400|501 close"
                 cl = "-cl" if with_cl else ""
                 vector(f"{where}-{bname}{cl}",

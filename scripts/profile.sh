@@ -22,10 +22,7 @@ bench.WORK = tempfile.mkdtemp(prefix="gatelet-profile.")
 bench.GATELET = "target/profile-build/release/gatelet"
 procs = []
 try:
-    www = os.path.join(bench.WORK, "www"); os.mkdir(www)
-    open(os.path.join(www, "status.json"), "wb").write(bench.STATUS)
-    for name, doc in bench.PARTS.items():
-        open(os.path.join(www, name), "w").write(bench.json.dumps(doc))
+    www = os.path.join(bench.WORK, "www"); bench.backend_files(www)
     sensor = os.path.join(bench.WORK, "sensor.json"); open(sensor, "wb").write(bench.STATUS + b"\n")
     bport = bench.free_port()
     open(os.path.join(bench.WORK, "backend.conf"), "w").write(bench.backend_conf(bport, www))
@@ -33,7 +30,7 @@ try:
     port = bench.free_port()
     conf = os.path.join(bench.WORK, "gatelet.json")
     open(conf, "w").write(bench.gatelet_conf(port, bport, sensor))
-    total = bench.callgrind([bench.GATELET, "run", "-c", conf], port, path, n, "profile",
+    total = bench.callgrind([bench.GATELET, "run", "-c", conf], port, bench.get(path), n, "profile",
                             dict(os.environ, RUST_LOG="error"))
     out = os.path.join(bench.WORK, f"cg.profile.{n}")
     print(f"{total:,} instructions for {n} requests to {path} (start-up and shutdown included)")

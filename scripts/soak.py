@@ -308,10 +308,7 @@ def main():
 
 
 def soak(work, procs):
-    os.makedirs(f"{work}/www")
-    open(f"{work}/www/status.json", "wb").write(bench.STATUS)
-    for name, doc in bench.PARTS.items():
-        open(f"{work}/www/{name}", "w").write(json.dumps(doc))
+    bench.backend_files(f"{work}/www")
     bport = free_port()
     open(f"{work}/backend.conf", "w").write(backend_conf(work, bport))
     pin = ["taskset", "-c", CPU]
@@ -338,7 +335,7 @@ def soak(work, procs):
     port = wait_for("gatelet's 'listening on' line", listening, proc=gatelet)
     wait_for("gatelet to accept", lambda: _connects(port), proc=gatelet)
     # The sensor's first reading, so /sensor answers from the start.
-    wait_for("the sensor's first reading", lambda: _get_status(port, "/sensor") == 200, proc=gatelet)
+    wait_for("the sensor's first reading", lambda: _get(port, "/sensor")[0] == 200, proc=gatelet)
     idle_fds = wait_for("gatelet's idle descriptors", lambda: _stable(lambda: fds(pid)), proc=gatelet)
     idle_rss = rss_kib(pid)
     os.sched_setaffinity(0, {int(c) for c in CPU.split(",")})
@@ -354,7 +351,6 @@ def soak(work, procs):
     for lane in lanes:
         lane.start()
     samples = []  # (seconds since start, rss KiB, fds, requests so far)
-    died = False
     with open(f"{work}/samples.csv", "w") as csv:
         csv.write("seconds,rss_kib,fds,requests\n")
         while True:
@@ -364,7 +360,6 @@ def soak(work, procs):
                 next_at = SECONDS
             STOP.wait(max(0.0, next_at - t))
             if gatelet.poll() is not None:
-                died = True
                 break
             t = time.monotonic() - start
             total = sum(sum(lane.count.values()) for lane in lanes)
@@ -381,7 +376,7 @@ def soak(work, procs):
     writer.join()
     elapsed = time.monotonic() - start
     failures = []
-    if died or gatelet.poll() is not None:
+    if gatelet.poll() is not None:
         failures.append(f"gatelet died (exit {gatelet.returncode})")
         print("gatelet's last log lines:\n" + "".join(open(f"{work}/gatelet.log").readlines()[-20:]))
         end_fds, end_rss = None, None
@@ -462,10 +457,6 @@ def _get(port, path):
             c.close()
     except (OSError, ValueError, IndexError):
         return None, None
-
-
-def _get_status(port, path):
-    return _get(port, path)[0]
 
 
 def _stable(read):
