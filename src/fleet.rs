@@ -4,7 +4,7 @@
 //! time; a round never outlasts the fleet `timeout` (or the endpoint deadline), however many
 //! members hang: those not answered by then are reported, not waited for.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,6 +38,32 @@ pub struct CompiledFleet {
     pub config: Fleet,
     /// The members, in config order.
     pub members: Vec<CompiledMember>,
+    /// The health round in progress, if any: every dashboard on the wall polls
+    /// `/__fleet/health`, and viewers that ask meanwhile share its answer instead of asking
+    /// every bus once more each.
+    pub round: RefCell<Option<Rc<Round>>>,
+}
+
+/// One health round, shared by the requests that arrive while it runs.
+#[derive(Default)]
+pub struct Round {
+    /// Fired when the round ends, answered or abandoned.
+    done: runtime::Signal,
+    /// Its document, once it has one.
+    answer: RefCell<Option<Value>>,
+}
+
+/// Ends the round it guards when dropped, also when the request running it goes away first.
+struct Running<'f> {
+    slot: &'f RefCell<Option<Rc<Round>>>,
+    round: Rc<Round>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.slot.borrow_mut().take();
+        self.round.done.fire();
+    }
 }
 
 /// What a member's failure looks like in answers: the error's own text ("connection refused",
@@ -133,11 +159,33 @@ pub async fn fan_out(
 }
 
 /// `GET /__fleet/health`: every member's own health, asked at once (bounded), within the fleet
-/// timeout.
+/// timeout. A request that arrives while a round runs gets that round's answer.
 pub async fn health(gw: &Gateway) -> Value {
     let Some(fleet) = &gw.fleet else {
         return Value::Null;
     };
+    loop {
+        let current = fleet.round.borrow().clone();
+        let Some(round) = current else { break };
+        round.done.wait().await;
+        if let Some(answer) = &*round.answer.borrow() {
+            return answer.clone();
+        }
+        // Its request went away before the end: the first to get here runs the next one.
+    }
+    let round = Rc::new(Round::default());
+    *fleet.round.borrow_mut() = Some(round.clone());
+    let running = Running {
+        slot: &fleet.round,
+        round,
+    };
+    let answer = ask_all(gw, fleet).await;
+    *running.round.answer.borrow_mut() = Some(answer.clone());
+    answer
+}
+
+/// One health round: every member asked, within the fleet timeout.
+async fn ask_all(gw: &Gateway, fleet: &CompiledFleet) -> Value {
     let timeout = fleet.config.timeout;
     let deadline = Instant::now() + timeout;
     let path = &fleet.config.health_path;

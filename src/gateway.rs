@@ -386,6 +386,7 @@ impl Gateway {
                         })
                     })
                     .collect(),
+                round: std::cell::RefCell::new(None),
             }),
             dashboard: config
                 .dashboard

@@ -1,8 +1,9 @@
 //! The fleet dashboard from the outside: the page is served with its headers (type, a CSP that
 //! allows nothing from elsewhere, revalidation), stays within its size budget, references
 //! nothing outside this gatelet, only where configured; `/__fleet/health` carries what the page
-//! shows (`now`, `last_seen`); and bad `gatelet/dashboard` settings are config errors with their
-//! JSON path and line:column. The page's behaviour in a browser: scripts/browser-test.sh.
+//! shows (`now`, `last_seen`), and viewers polling at once share one round of it; and bad
+//! `gatelet/dashboard` settings are config errors with their JSON path and line:column. The
+//! page's behaviour in a browser: scripts/browser-test.sh.
 
 mod common;
 
@@ -105,6 +106,29 @@ fn fleet_health_says_when_each_member_was_last_seen() {
         doc["members"]["bus-gone"].get("last_seen").is_none(),
         "never seen: {doc}"
     );
+}
+
+/// Every wall screen polls `/__fleet/health`: requests that arrive while a round runs share it
+/// instead of asking every bus again each; the next request after it starts a new one.
+#[test]
+fn viewers_polling_at_once_share_one_health_round() {
+    let b = Backend::start(|seen| match seen.target.as_str() {
+        "/__health" => Reply::json(r#"{"status":"ok"}"#).delay(std::time::Duration::from_millis(300)),
+        _ => Reply::json("{}"),
+    });
+    let gw = gateway(&central(&b, "{}"));
+    let viewers: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(gw, "/__fleet/health").json()))
+        .collect();
+    let docs: Vec<_> = viewers.into_iter().map(|v| v.join().unwrap()).collect();
+    let asked = || b.seen().iter().filter(|s| s.target == "/__health").count();
+    assert_eq!(asked(), 1, "one round for four viewers: {docs:?}");
+    assert!(
+        docs.iter()
+            .all(|d| d["members"]["bus-1"]["status"] == "ok" && d["now"] == docs[0]["now"])
+    );
+    assert_eq!(get(gw, "/__fleet/health").status, 200);
+    assert_eq!(asked(), 2, "a round is not reused once it has ended");
 }
 
 fn errors(dashboard: &str, endpoints: &str, fleet: bool) -> Vec<String> {
