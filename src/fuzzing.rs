@@ -62,15 +62,7 @@ impl Server {
     /// Binds a loopback listener, then validates `config(listener address)` (so backends can
     /// point at the gateway's own built-in routes) and serves it.
     pub fn start(config: impl FnOnce(SocketAddr) -> String) -> Result<Server, Vec<ConfigError>> {
-        let fail = |e: io::Error| {
-            vec![ConfigError {
-                file: "<fuzz>".into(),
-                line: 0,
-                col: 0,
-                path: String::new(),
-                message: format!("loopback listener: {e}"),
-            }]
-        };
+        let fail = |e: io::Error| setup_failed("<fuzz>".into(), format!("loopback listener: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0").map_err(fail)?;
         let addr = listener.local_addr().map_err(fail)?;
         let listener = Async::new(listener).map_err(fail)?;
@@ -103,6 +95,17 @@ impl Server {
         }));
         Exchange { response, closed }
     }
+}
+
+/// A harness that could not be set up (a socket, a file), told as a config error about `file`.
+fn setup_failed(file: String, message: String) -> Vec<ConfigError> {
+    vec![ConfigError {
+        file,
+        line: 0,
+        col: 0,
+        path: String::new(),
+        message,
+    }]
 }
 
 async fn accept(listener: Async<TcpListener>, gateway: Rc<Gateway>, executor: Weak<LocalExecutor<'static>>) {
@@ -559,15 +562,7 @@ pub fn http_server() -> Result<Server, Vec<ConfigError>> {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("gatelet-fuzz-{}-{n}", std::process::id()));
-    let fail = |e: io::Error| {
-        vec![ConfigError {
-            file: dir.display().to_string(),
-            line: 0,
-            col: 0,
-            path: String::new(),
-            message: e.to_string(),
-        }]
-    };
+    let fail = |e: io::Error| setup_failed(dir.display().to_string(), e.to_string());
     std::fs::create_dir_all(&dir).map_err(fail)?;
     let jwks = dir.join("jwks.json");
     let sensor = dir.join("sensor.kv");
