@@ -96,7 +96,7 @@ struct Exchange {
 /// A GET with `Connection: close`, read until gatelet closes the connection or `limit` passes.
 fn exchange(gw: SocketAddr, path: &str, limit: Duration) -> Exchange {
     let start = Instant::now();
-    let mut s = TcpStream::connect(gw).unwrap();
+    let mut s = connect(gw);
     s.set_read_timeout(Some(limit)).unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").as_bytes())
         .unwrap();

@@ -53,7 +53,8 @@ struct Shared {
     /// Connections carried now, and ever.
     open: AtomicUsize,
     accepted: AtomicUsize,
-    /// Bytes forwarded from the target back to clients, over all connections.
+    /// Bytes forwarded (handed to the client socket) from the target back to clients, over
+    /// all connections.
     downstream: AtomicU64,
 }
 
@@ -304,13 +305,12 @@ fn pump(conn: &Connection, direction: Direction, shared: &Shared) {
         };
         let chunk = &buf[..n];
         let forward = |mut to: &TcpStream, bytes: &[u8]| -> bool {
-            if to.write_all(bytes).is_err() {
-                return false;
-            }
+            // Counted before the write: once the bytes are out, the gateway may answer and the
+            // test read the count before this thread runs again.
             if direction == Direction::Down {
                 shared.downstream.fetch_add(bytes.len() as u64, Ordering::SeqCst);
             }
-            true
+            to.write_all(bytes).is_ok()
         };
         let ok = match fault {
             Fault::None => forward(to, chunk),
