@@ -161,8 +161,16 @@ pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &I
     out
 }
 
+/// [`target`] as the URI the backend request is sent to, parsed once per call (a retry reuses
+/// it). The pattern is validated at start-up and parameters are escaped path segments, so this
+/// should always parse; if it does not, the call fails rather than go somewhere else.
+pub(crate) fn target_uri(backend: &CompiledBackend, inbound: &Inbound<'_>) -> Result<http::Uri, ProxyError> {
+    let uri = target(backend, inbound);
+    uri.parse().map_err(|_| ProxyError::BadTarget(uri))
+}
+
 /// Builds the request one backend receives; called again for a retry.
-pub(crate) fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+pub(crate) fn request(backend: &Backend, uri: &http::Uri, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
     let body = if matches!(backend.method, Method::GET | Method::HEAD) {
         Bytes::new()
     } else {
@@ -170,9 +178,7 @@ pub(crate) fn request(backend: &Backend, uri: &str, headers: &HeaderMap, body: &
     };
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = backend.method.clone();
-    // The pattern was validated at start-up and parameters are single path segments, so this
-    // parses; if it ever does not, the backend gets "/" rather than the gateway panicking.
-    *req.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *req.uri_mut() = uri.clone();
     *req.headers_mut() = headers.clone();
     req
 }
@@ -335,7 +341,7 @@ async fn call(
         None => None,
     };
     let (pool, host) = compiled.pick();
-    let uri = target(compiled, inbound);
+    let uri = target_uri(compiled, inbound)?;
     let headers = headers(compiled, host, inbound);
     let build = || request(backend, &uri, &headers, &inbound.body);
     let key = || format!("{}{uri}", host.to_str().unwrap_or(""));
@@ -517,11 +523,9 @@ pub async fn pass_through(
     let endpoint = &gw.config.endpoints[index];
     let (backend, compiled) = (&endpoint.backends[0], &gw.backends[index][0]);
     let (pool, host) = compiled.pick();
-    let uri = target(compiled, inbound);
     let headers = headers(compiled, host, inbound);
-    let build = || request(backend, &uri, &headers, &inbound.body);
-    let opened = match admit(compiled, inbound.now) {
-        Ok(()) => proxy::open(pool, &build, deadline).await,
+    let opened = match admit(compiled, inbound.now).and_then(|()| target_uri(compiled, inbound)) {
+        Ok(uri) => proxy::open(pool, &|| request(backend, &uri, &headers, &inbound.body), deadline).await,
         Err(e) => Err(e),
     };
     let mut resp = opened.map_err(|e| {

@@ -96,7 +96,7 @@ pub async fn fan_out(
     };
     let timeout = fleet.config.timeout;
     let deadline = deadline.min(Instant::now() + timeout);
-    let uri = endpoint::target(compiled, inbound);
+    let uri = endpoint::target_uri(compiled, inbound)?;
     // Per member: the shape without `group`, which applies to the whole answer.
     let member_shape = Shape {
         group: None,

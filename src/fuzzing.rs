@@ -292,7 +292,7 @@ pub fn sensor(data: &[u8]) {
 /// request target (`endpoint::target`). Input: `backend keys \0 body \0 request target
 /// [\0 endpoint keys]`. `group` must leave one key, `allow` only allowed top-level keys, a
 /// one-segment `deny` key must be gone, and the backend target must parse as a URI (else
-/// `endpoint::request` silently sends the request to `/`).
+/// the call fails with `ProxyError::BadTarget`; it used to go to `/`).
 pub fn merge(data: &[u8]) {
     let mut parts = data.splitn(4, |&b| b == 0);
     let (Some(fragment), Some(body), Some(target)) = (parts.next(), parts.next(), parts.next()) else {

@@ -47,6 +47,9 @@ pub enum ProxyError {
     Sensor(String, u64),
     /// The backend's circuit breaker is open: the call was not made.
     CircuitOpen,
+    /// The backend request target built from the client's request is not a URI hyper can
+    /// send: the call was not made.
+    BadTarget(String),
 }
 
 impl fmt::Display for ProxyError {
@@ -56,6 +59,7 @@ impl fmt::Display for ProxyError {
             ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
             ProxyError::Sensor(e, _) => f.write_str(e),
             ProxyError::CircuitOpen => f.write_str("circuit open"),
+            ProxyError::BadTarget(t) => write!(f, "not called: request target {t:?} is not a valid URI"),
             ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
             ProxyError::Refused => f.write_str("connection refused"),
             ProxyError::Http(e) => write!(f, "request failed: {e}"),
