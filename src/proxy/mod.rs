@@ -212,12 +212,21 @@ impl Body for Streaming {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if polled.is_pending() {
-            let deadline = this.deadline;
-            let timer = this.timer.get_or_insert_with(|| async_io::Timer::at(deadline));
-            if Pin::new(timer).poll(cx).is_pending() {
-                return Poll::Pending;
+        // Past the deadline the stream is cut whether the backend is stalled (the timer) or
+        // still sending (the clock, read only when a frame is there to pass on).
+        let late = match &polled {
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this.timer.get_or_insert_with(|| async_io::Timer::at(deadline));
+                if Pin::new(timer).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                true
             }
+            Poll::Ready(Some(Ok(_))) => Instant::now() >= this.deadline,
+            _ => false,
+        };
+        if late {
             // Dropped unreleased: the connection, mid-body, is closed rather than reused.
             this.lease = None;
             let late = std::io::Error::new(
