@@ -145,17 +145,30 @@ pub fn main(args: Args) -> ExitCode {
                 config.endpoints.len(),
                 config.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
             );
-            let signals = match async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int]) {
-                Ok(s) => s,
-                Err(e) => {
-                    log::error!("cannot handle SIGTERM/SIGINT: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let stop = async move {
-                let mut signals = signals;
-                if let Some(Ok(signal)) = futures_lite::StreamExt::next(&mut signals).await {
-                    log::info!("{signal:?}: stopping");
+            // Registered at the runtime's first poll of `stop` (tokio signals need the reactor),
+            // before the first connection is accepted.
+            let no_signals = std::cell::Cell::new(false);
+            let stop = async {
+                use tokio::signal::unix::{SignalKind, signal};
+                match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                    (Ok(mut term), Ok(mut int)) => {
+                        let name = crate::runtime::first(
+                            async {
+                                term.recv().await;
+                                "SIGTERM"
+                            },
+                            async {
+                                int.recv().await;
+                                "SIGINT"
+                            },
+                        )
+                        .await;
+                        log::info!("{name}: stopping");
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        log::error!("cannot handle SIGTERM/SIGINT: {e}");
+                        no_signals.set(true);
+                    }
                 }
             };
             match listener::run(
@@ -167,6 +180,7 @@ pub fn main(args: Args) -> ExitCode {
                 },
                 stop,
             ) {
+                Ok(()) if no_signals.get() => ExitCode::FAILURE,
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

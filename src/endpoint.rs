@@ -287,7 +287,7 @@ where
         if Instant::now() + pause >= deadline {
             return result;
         }
-        async_io::Timer::after(pause).await;
+        crate::runtime::sleep(pause).await;
         attempt += 1;
     }
 }

@@ -9,13 +9,13 @@
 //! under a deadline so an input can never hang the fuzzer. Never opens anything but loopback.
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::rc::{Rc, Weak};
+use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use async_executor::{LocalExecutor, Task};
-use async_io::Async;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::runtime::Runtime;
+use tokio::task::LocalSet;
 
 use ::http::header::{AUTHORIZATION, COOKIE};
 use ::http::{HeaderMap, HeaderName, HeaderValue};
@@ -47,15 +47,16 @@ pub struct Exchange {
     pub closed: bool,
 }
 
-/// A gateway served on `127.0.0.1:<ephemeral>` on an executor owned by this value. It runs
+/// A gateway served on `127.0.0.1:<ephemeral>` on a runtime owned by this value. It runs
 /// only inside [`Server::exchange`]; between calls its tasks (connections, upstream pools,
 /// sensors) simply wait.
 pub struct Server {
-    executor: Rc<LocalExecutor<'static>>,
-    addr: SocketAddr,
     /// Kept for inspection by targets (counters, config).
     pub gateway: Rc<Gateway>,
-    _accept: Task<()>,
+    addr: SocketAddr,
+    // Dropped in this order: the tasks (with the LocalSet), then the runtime they ran on.
+    local: LocalSet,
+    runtime: Runtime,
 }
 
 impl Server {
@@ -65,16 +66,22 @@ impl Server {
         let fail = |e: io::Error| setup_failed("<fuzz>".into(), format!("loopback listener: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0").map_err(fail)?;
         let addr = listener.local_addr().map_err(fail)?;
-        let listener = Async::new(listener).map_err(fail)?;
+        listener.set_nonblocking(true).map_err(fail)?;
         let config = config::parse("<fuzz>", &config(addr))?;
-        let executor = Rc::new(LocalExecutor::new());
-        let gateway = Rc::new(Gateway::new(config, true, &executor));
-        let accept = executor.spawn(accept(listener, gateway.clone(), Rc::downgrade(&executor)));
+        let (runtime, local) = runtime::new().map_err(fail)?;
+        let gateway = {
+            let _in_runtime = runtime.enter();
+            let _in_local = local.enter();
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(fail)?;
+            let gateway = Rc::new(Gateway::new(config, true));
+            runtime::spawn(accept(listener, gateway.clone()));
+            gateway
+        };
         Ok(Server {
-            executor,
-            addr,
             gateway,
-            _accept: accept,
+            addr,
+            local,
+            runtime,
         })
     }
 
@@ -88,11 +95,11 @@ impl Server {
     /// [`QUIET`] without a byte from the server.
     pub fn exchange(&self, request: &[u8], limit: Duration) -> Exchange {
         let mut response = Vec::new();
-        let closed = async_io::block_on(self.executor.run(async {
+        let closed = self.local.block_on(&self.runtime, async {
             runtime::within(limit, talk(self.addr, request, &mut response))
                 .await
                 .is_some()
-        }));
+        });
         Exchange { response, closed }
     }
 }
@@ -108,15 +115,14 @@ fn setup_failed(file: String, message: String) -> Vec<ConfigError> {
     }]
 }
 
-async fn accept(listener: Async<TcpListener>, gateway: Rc<Gateway>, executor: Weak<LocalExecutor<'static>>) {
+async fn accept(listener: tokio::net::TcpListener, gateway: Rc<Gateway>) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             // Out of descriptors: let the current exchange end and free some.
-            async_io::Timer::after(Duration::from_millis(10)).await;
+            runtime::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Some(executor) = executor.upgrade() else { return };
-        executor.spawn(http::serve(gateway.clone(), stream, peer)).detach();
+        runtime::spawn(http::serve(gateway.clone(), stream, peer));
     }
 }
 
@@ -130,7 +136,7 @@ pub const SENTINEL: &[u8] = b"GET /__health HTTP/1.1\r\nHost: fuzz\r\nConnection
 pub const QUIET: Duration = Duration::from_millis(20);
 
 async fn talk(addr: SocketAddr, request: &[u8], response: &mut Vec<u8>) {
-    let Ok(mut client) = Async::<TcpStream>::connect(addr).await else {
+    let Ok(mut client) = tokio::net::TcpStream::connect(addr).await else {
         return;
     };
     // The server may answer and close before reading everything (431, 413): not an error here.
@@ -146,7 +152,7 @@ async fn talk(addr: SocketAddr, request: &[u8], response: &mut Vec<u8>) {
         };
         match read {
             None => {
-                let _ = client.get_ref().shutdown(Shutdown::Write);
+                let _ = client.shutdown().await;
                 half_closed = true;
             }
             Some(Ok(0) | Err(_)) => return,
@@ -164,15 +170,15 @@ pub fn b64url(bytes: &[u8]) -> String {
 }
 
 /// Compiles `config` without serving it (no listener; its tasks never run) and hands the
-/// gateway to `f`. Afterwards the sensor tasks it spawned are cancelled and reaped: each holds
-/// the executor, so an executor dropped with them still queued would never be freed.
+/// gateway to `f`. The sensor tasks it spawned are dropped, never polled, with the `LocalSet`.
 fn with_compiled<T>(config: config::Config, f: impl FnOnce(&Gateway) -> T) -> T {
-    let executor = Rc::new(LocalExecutor::new());
-    let gateway = Gateway::new(config, false, &executor);
-    let out = f(&gateway);
-    drop(gateway);
-    while executor.try_tick() {}
-    out
+    let Ok((runtime, local)) = runtime::new() else {
+        panic!("no runtime for the fuzzer: out of descriptors?");
+    };
+    let _in_runtime = runtime.enter();
+    let _in_local = local.enter();
+    let gateway = Gateway::new(config, false);
+    f(&gateway)
 }
 
 /// Target `config`: arbitrary text through [`config::parse`] and, when valid, compiled into a

@@ -5,7 +5,6 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use async_executor::LocalExecutor;
 use http::HeaderValue;
 
 use crate::config::{Config, Forward};
@@ -131,7 +130,7 @@ pub struct Gateway {
     pub shutdown: Rc<crate::runtime::Signal>,
     /// The sensors' tasks (same order as `sensors`): cancelled when the last gateway using
     /// them is gone.
-    pub sensor_tasks: Vec<Rc<async_executor::Task<()>>>,
+    pub sensor_tasks: Vec<Rc<crate::runtime::Task>>,
     /// Why the last reload (SIGHUP) was refused, for `/__health`.
     pub reload_error: std::cell::RefCell<Option<Vec<String>>>,
     /// Counters for `/__stats`.
@@ -270,9 +269,10 @@ impl Gateway {
         crate::metrics::render(&self.metrics, &live)
     }
 
-    /// Compiles `config`; upstream connections will run as tasks on `executor`.
-    pub fn new(config: Config, debug: bool, executor: &Rc<LocalExecutor<'static>>) -> Gateway {
-        Gateway::replacing(config, debug, executor, None)
+    /// Compiles `config` and starts its sensor tasks on this thread's `LocalSet` (it must be
+    /// called inside one); upstream connections will run as tasks there too.
+    pub fn new(config: Config, debug: bool) -> Gateway {
+        Gateway::replacing(config, debug, None)
     }
 
     /// Compiles `config` to replace `previous` (a reload): sensors whose configuration did not
@@ -281,7 +281,6 @@ impl Gateway {
     pub fn replacing(
         config: Config,
         debug: bool,
-        executor: &Rc<LocalExecutor<'static>>,
         previous: Option<&Gateway>,
     ) -> Gateway {
         let addrs = config
@@ -291,7 +290,7 @@ impl Gateway {
             .flat_map(|b| &b.hosts)
             .map(|h| h.addr);
         let member_addrs = config.fleet.iter().flat_map(|f| &f.members).map(|m| m.host.addr);
-        let upstreams = Upstreams::new(addrs.chain(member_addrs), executor);
+        let upstreams = Upstreams::new(addrs.chain(member_addrs));
         let clock = previous.map_or_else(Clock::start, |p| p.clock);
         let mut sensors: Vec<Rc<Sensor>> = Vec::new();
         let mut sensor_tasks = Vec::new();
@@ -302,7 +301,7 @@ impl Gateway {
             });
             let (sensor, task) = kept.unwrap_or_else(|| {
                 let sensor = Rc::new(Sensor::new(cfg.clone()));
-                let task = executor.spawn(sensor_run::run(sensor.clone(), clock, executor.clone()));
+                let task = crate::runtime::Task::spawn(sensor_run::run(sensor.clone(), clock));
                 (sensor, Rc::new(task))
             });
             sensors.push(sensor);

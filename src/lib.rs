@@ -1,7 +1,7 @@
 //! gatelet: a single-threaded API gateway for small Linux boxes that runs KrakenD v3 configs.
 //!
 //! The request pipeline, one module per stage:
-//! - [`runtime`]: the one `LocalExecutor` driven by `async_io::block_on`.
+//! - [`runtime`]: one tokio `current_thread` runtime and its `LocalSet`; one thread.
 //! - [`listener`]: accept loop, connection cap, per-connection deadlines.
 //! - [`http`]: hyper glue, IO adapter, limits, framing checks, error -> status, encoders.
 //! - [`router`]: compiled endpoint table, `(method, path)` -> endpoint + params.

@@ -1,18 +1,16 @@
 //! The accept loop: takes connections while fewer than the cap are open (beyond it, new ones
 //! wait in the kernel's backlog and the open ones keep being served), and runs each as a task
-//! on the one executor. Also the entry point [`run`] that tests and `main` share.
+//! on the one thread's `LocalSet`. Also the entry point [`run`] that tests and `main` share,
+//! and the SIGHUP reload.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::net::TcpListener;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use async_executor::LocalExecutor;
-use async_io::{Async, Timer};
-use futures_lite::future;
+use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -50,32 +48,31 @@ impl Drop for SlotGuard {
     }
 }
 
-/// Serves `config` on `listener` on the current thread until `shutdown` completes.
+/// Serves `config` on `listener` on the current thread until `shutdown` completes. `shutdown`
+/// is first polled inside the runtime (it may register signal handlers there).
 pub fn run(
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     config: Config,
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
-    let listener = Async::new(listener)?;
-    runtime::block_on(|executor| async move {
+    runtime::block_on(async move {
+        let listener = TcpListener::from_std(listener)?;
         let grace = config.shutdown_grace;
-        let gw = Rc::new(Gateway::new(config, options.debug, &executor));
+        let gw = Rc::new(Gateway::new(config, options.debug));
         let current = Rc::new(RefCell::new(gw.clone()));
         if let Some(path) = options.config_path.clone() {
-            executor
-                .spawn(reload_on_sighup(path, options.debug, current.clone(), executor.clone()))
-                .detach();
+            runtime::spawn(reload_on_sighup(path, options.debug, current.clone()));
         }
         let slots = Rc::new(Slots::default());
         // Bound, routes compiled, sensor tasks spawned: ready.
         crate::notify::notify("READY=1");
         if let Some(every) = crate::notify::watchdog_interval() {
-            executor.spawn(crate::notify::watchdog(every)).detach();
+            runtime::spawn(crate::notify::watchdog(every));
         }
-        let accepting = accept(listener, current.clone(), executor.clone(), slots.clone());
-        let result = future::or(accepting, async {
+        let accepting = accept(listener, current.clone(), slots.clone());
+        let result = runtime::first(accepting, async {
             shutdown.await;
             Ok(())
         })
@@ -88,7 +85,7 @@ pub fn run(
             slots.open.get()
         );
         gw.shutdown.fire();
-        let drained = future::poll_fn(|cx| {
+        let drained = std::future::poll_fn(|cx| {
             if slots.open.get() == 0 {
                 Poll::Ready(())
             } else {
@@ -98,24 +95,19 @@ pub fn run(
         });
         runtime::within(grace, drained).await;
         result
-    })
+    })?
 }
 
 /// SIGHUP: read and validate the config file again; if valid, new connections get a gateway
 /// built from it (open connections keep theirs; unchanged sensors keep running); if not, the
 /// old one stays, every error is logged, and `/__health` says the reload failed.
-async fn reload_on_sighup(
-    path: std::path::PathBuf,
-    debug: bool,
-    current: Rc<RefCell<Rc<Gateway>>>,
-    executor: Rc<LocalExecutor<'static>>,
-) {
-    use futures_lite::StreamExt;
-    let Ok(mut hangups) = async_signal::Signals::new([async_signal::Signal::Hup]) else {
+async fn reload_on_sighup(path: std::path::PathBuf, debug: bool, current: Rc<RefCell<Rc<Gateway>>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
         log::warn!("SIGHUP cannot be handled: no config reload");
         return;
     };
-    while let Some(Ok(_)) = hangups.next().await {
+    while hangups.recv().await.is_some() {
         crate::notify::notify("RELOADING=1");
         let old = current.borrow().clone();
         match crate::config::load(&path) {
@@ -126,7 +118,7 @@ async fn reload_on_sighup(
                     (config.listen_ip, config.port) = (old.config.listen_ip, old.config.port);
                 }
                 let endpoints = config.endpoints.len();
-                let new = Gateway::replacing(config, debug, &executor, Some(&old));
+                let new = Gateway::replacing(config, debug, Some(&old));
                 *current.borrow_mut() = Rc::new(new);
                 log::info!("reloaded {}: {endpoints} endpoint(s)", path.display());
             }
@@ -141,14 +133,9 @@ async fn reload_on_sighup(
     }
 }
 
-async fn accept(
-    listener: Async<TcpListener>,
-    current: Rc<RefCell<Rc<Gateway>>>,
-    executor: Rc<LocalExecutor<'static>>,
-    slots: Rc<Slots>,
-) -> io::Result<()> {
+async fn accept(listener: TcpListener, current: Rc<RefCell<Rc<Gateway>>>, slots: Rc<Slots>) -> io::Result<()> {
     loop {
-        future::poll_fn(|cx| {
+        std::future::poll_fn(|cx| {
             if slots.open.get() < current.borrow().config.max_connections {
                 Poll::Ready(())
             } else {
@@ -160,7 +147,7 @@ async fn accept(
         match listener.accept().await {
             Ok((stream, peer)) => {
                 // Responses are small and written whole: no Nagle delay.
-                let _ = stream.get_ref().set_nodelay(true);
+                let _ = stream.set_nodelay(true);
                 slots.open.set(slots.open.get() + 1);
                 let guard = SlotGuard(slots.clone());
                 let gw = current.borrow().clone();
@@ -168,24 +155,20 @@ async fn accept(
                 // buffers, handshake) is never part of a plain connection's task.
                 #[cfg(feature = "tls")]
                 if let Some(tls) = gw.config.tls.clone() {
-                    executor
-                        .spawn(async move {
-                            let _guard = guard;
-                            http::serve_tls(gw, tls, stream, peer).await;
-                        })
-                        .detach();
+                    runtime::spawn(async move {
+                        let _guard = guard;
+                        http::serve_tls(gw, tls, stream, peer).await;
+                    });
                     continue;
                 }
-                executor
-                    .spawn(async move {
-                        let _guard = guard;
-                        http::serve(gw, stream, peer).await;
-                    })
-                    .detach();
+                runtime::spawn(async move {
+                    let _guard = guard;
+                    http::serve(gw, stream, peer).await;
+                });
             }
             Err(e) => {
                 log::warn!("accept failed: {e}");
-                Timer::after(ACCEPT_ERROR_PAUSE).await;
+                runtime::sleep(ACCEPT_ERROR_PAUSE).await;
             }
         }
     }

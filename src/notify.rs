@@ -6,8 +6,6 @@
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use async_io::Timer;
-
 /// Sends one notification; errors are logged, never fatal (systemd may have gone away).
 pub fn notify(message: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
@@ -44,6 +42,6 @@ pub fn watchdog_interval() -> Option<Duration> {
 pub async fn watchdog(every: Duration) {
     loop {
         notify("WATCHDOG=1");
-        Timer::after(every).await;
+        crate::runtime::sleep(every).await;
     }
 }

@@ -1,23 +1,17 @@
 //! TLS termination (cargo feature `tls`, on by default): the rustls server config built once
 //! from KrakenD's service `tls` object (PEM files, `min_version`), the handshake bounded by the
-//! head timeout, and a hyper IO adapter over the TLS stream that keeps the connection's
-//! deadlines ([`Watch`]): idle keep-alive, whole-head, write stall. rustls runs on the `ring`
-//! provider (Rust, C and assembly; builds for 32-bit ARM with a plain C cross compiler).
+//! head timeout. The TLS stream is then served through the same hyper adapter as plain TCP
+//! (`http::io::Io`), under the same deadlines. rustls runs on the `ring` provider (Rust, C and
+//! assembly; builds for 32-bit ARM with a plain C cross compiler).
 
 use std::io;
-use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use futures_lite::{AsyncRead, AsyncWrite};
-use hyper::rt::{Read, ReadBufCursor, Write};
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
-use crate::http::io::Watch;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 /// Builds the server config: the certificate chain and key from PEM files; TLS 1.2 and 1.3, or
 /// 1.3 only; ALPN `http/1.1`. The message says what is wrong, for the config error.
@@ -50,74 +44,13 @@ pub fn server_config(public_key: &str, private_key: &str, tls13_only: bool) -> R
 
 /// Completes a server handshake within the head timeout (a client that connects and says
 /// nothing holds a slot no longer than a slow plain-text head would).
-pub async fn accept<S>(
+pub async fn accept(
     config: &Arc<ServerConfig>,
-    stream: S,
+    stream: TcpStream,
     timeout: std::time::Duration,
-) -> io::Result<futures_rustls::server::TlsStream<S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let handshake = futures_rustls::TlsAcceptor::from(config.clone()).accept(stream);
+) -> io::Result<TlsStream<TcpStream>> {
+    let handshake = tokio_rustls::TlsAcceptor::from(config.clone()).accept(stream);
     crate::runtime::within(timeout, handshake)
         .await
         .unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")))
-}
-
-/// A TLS stream as hyper IO, under the connection's [`Watch`].
-pub struct TlsIo<S> {
-    inner: S,
-    watch: Rc<Watch>,
-}
-
-impl<S> TlsIo<S> {
-    /// Wraps an established TLS stream.
-    pub fn new(inner: S, watch: Rc<Watch>) -> TlsIo<S> {
-        TlsIo { inner, watch }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Read for TlsIo<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, mut buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let mut scratch = [0u8; 4096];
-        let want = scratch.len().min(buf.remaining());
-        match Pin::new(&mut this.inner).poll_read(cx, &mut scratch[..want]) {
-            Poll::Ready(Ok(n)) => {
-                this.watch.received(&scratch[..n], Instant::now());
-                buf.put_slice(&scratch[..n]);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if this.watch.read_expired(cx) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client read deadline passed",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Write for TlsIo<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                this.watch.wrote();
-                Poll::Ready(r)
-            }
-            Poll::Pending if this.watch.write_expired(cx) => {
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled")))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx)
-    }
 }

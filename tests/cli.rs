@@ -1,5 +1,5 @@
 //! The `gatelet` binary as a user runs it: `--version`, `check` on every shipped config, `run`
-//! on one executor thread, and the embedded default config doing what the README says.
+//! on exactly one thread, and the embedded default config doing what the README says.
 
 mod common;
 
@@ -70,39 +70,70 @@ fn a_config_path_to_an_endless_device_is_refused_not_read_forever() {
     assert!(err.contains("larger than"), "{err}");
 }
 
+/// The process's threads, as the kernel lists them.
 fn threads(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
 }
 
 #[test]
-fn run_serves_on_one_executor_thread() {
-    let backend = Backend::start(|_| Reply::json(r#"{"fuel":50}"#));
+fn run_serves_proxied_sensor_and_fleet_traffic_and_a_reload_on_exactly_one_thread() {
+    let backend = Backend::start(|seen| match seen.target.as_str() {
+        "/__health" => Reply::json(r#"{"status":"ok","agents":{}}"#),
+        _ => Reply::json(r#"{"fuel":50}"#),
+    });
+    // A device on a TCP socket that sends one reading per connection.
+    let device = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let device_addr = device.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut peer in device.incoming().flatten() {
+            use std::io::Write;
+            let _ = peer.write_all(b"{\"speed\": 42}\n");
+            // Held open (the sensor reads a stream); closed when the test process ends.
+            std::mem::forget(peer);
+        }
+    });
     let dir = std::env::temp_dir().join(format!("gatelet-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let level = dir.join("level");
+    std::fs::write(&level, "71\n").unwrap();
     let file = dir.join("krakend.json");
-    std::fs::write(
-        &file,
+    let config = |name: &str| {
         format!(
             r#"{{"version": 3, "listen_ip": "127.0.0.1", "port": 0,
-                "endpoints": [{{"endpoint": "/fuel", "backend": [{{"host": ["{}"], "url_pattern": "/"}}]}}]}}"#,
-            backend.url()
-        ),
-    )
-    .unwrap();
-    let mut child = gatelet()
-        .args(["run", "-c"])
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+                "extra_config": {{
+                  "gatelet/sensors": {{
+                    "level": {{"decode": "number", "file": {{"path": "{level}", "interval": "20ms"}}}},
+                    "speed": {{"decode": "json-lines", "tcp": {{"address": "{device_addr}"}}}}}},
+                  "gatelet/fleet": {{"timeout": "2s", "members": [{{"id": "bus-1", "host": "{backend}"}}]}}}},
+                "endpoints": [
+                  {{"endpoint": "/fuel", "backend": [{{"host": ["{backend}"], "url_pattern": "/"}}]}},
+                  {{"endpoint": "/{name}", "backend": [{{"host": ["{backend}"], "url_pattern": "/"}}]}},
+                  {{"endpoint": "/sensors", "backend": [
+                    {{"extra_config": {{"gatelet/sensor": {{"name": "level"}}}}, "group": "level"}},
+                    {{"extra_config": {{"gatelet/sensor": {{"name": "speed"}}}}, "group": "speed"}}]}},
+                  {{"endpoint": "/fleet/fuel", "backend": [{{"url_pattern": "/vehicle", "extra_config": {{"gatelet/fleet": {{}}}}}}]}}]}}"#,
+            level = level.display(),
+            backend = backend.url(),
+        )
+    };
+    std::fs::write(&file, config("before")).unwrap();
+    /// Killed however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+    let mut child = Child(
+        gatelet()
+            .args(["run", "-c"])
+            .arg(&file)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let addr = lines
         .find_map(|l| {
             l.ok()?
@@ -114,21 +145,37 @@ fn run_serves_on_one_executor_thread() {
                 .ok()
         })
         .expect("no 'listening on' line");
+    std::thread::spawn(move || lines.for_each(drop));
     let clients: Vec<_> = (0..20)
         .map(|_| std::thread::spawn(move || get(addr, "/fuel").status))
         .collect();
     for c in clients {
         assert_eq!(c.join().unwrap(), 200);
     }
-    assert_eq!(get(addr, "/__health").status, 200);
-    let n = threads(child.id());
-    child.kill().ok();
-    child.wait().ok();
+    let sensors = poll_until(Duration::from_secs(10), || {
+        let r = get(addr, "/sensors");
+        (r.header("x-gatelet-completed") == Some("true")).then_some(r)
+    })
+    .expect("/sensors never complete");
+    let doc = sensors.json();
+    assert_eq!(doc["level"]["value"], 71, "{doc}");
+    assert_eq!(doc["speed"]["value"]["speed"], 42, "{doc}");
+    let fleet = get(addr, "/fleet/fuel");
+    assert_eq!(fleet.status, 200, "{}", fleet.text());
+    assert_eq!(fleet.json()["bus-1"]["fuel"], 50);
+    assert_eq!(get(addr, "/__fleet/health").status, 200);
+    // A reload, seen once /after answers.
+    assert_eq!(get(addr, "/before").status, 200);
+    std::fs::write(&file, config("after")).unwrap();
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    poll_until(Duration::from_secs(10), || (get(addr, "/after").status == 200).then_some(()))
+        .expect("the reload never took effect");
+    assert_eq!(get(addr, "/fuel").status, 200);
+    let n = threads(child.0.id());
+    drop(child);
     std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        n <= 2,
-        "{n} threads: only the executor and async-io's parked helper are allowed"
-    );
+    assert_eq!(n, 1, "{n} threads: gatelet runs on exactly one");
 }
 
 #[test]

@@ -1,25 +1,27 @@
-//! The socket adapter between async-io and hyper, and the per-connection deadlines.
+//! The adapter between tokio streams (plain TCP, TLS) and hyper, and the per-connection
+//! deadlines.
 //!
-//! Owns: reading straight into hyper's uninitialised buffer (smol-hyper zero-fills 8 KiB on
-//! every read; measured at 69% of a proxied request's instructions), vectored writes, and the
-//! server-side clock of one connection ([`Watch`]): idle keep-alive, "whole head within N s of
-//! its first byte" (slowloris), and response write stalls. The deadline timers are polled
-//! inside `poll_read`/`poll_write`, so they cost nothing unless hyper is waiting on the socket.
-//! Never blocks, never allocates per read or write.
+//! Owns: the server-side clock of one connection ([`Watch`]): idle keep-alive, "whole head
+//! within N s of its first byte" (slowloris), response write stalls; and feeding every byte
+//! read to the request stream scan. Reads go straight into hyper's uninitialised buffer, and
+//! tokio's reactor skips the read system call after a short read (the socket is drained). The
+//! deadline timers are polled only when a read or write has to wait, so they cost nothing
+//! while the socket keeps up. Never blocks, never allocates per read or write.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_io::{Async, Timer};
 use hyper::rt::{Read, ReadBufCursor, Write};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
 
 use super::{limits, scan};
+use crate::runtime;
 
 /// Where a server connection is in its request cycle; decides which read deadline applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,8 +90,9 @@ impl Watch {
         // hyper may already be waiting on a read whose timer is armed for a later deadline
         // (the head's, when idle_timeout is the shorter): move it; it keeps the reader's waker.
         let mut timers = self.timers.borrow_mut();
+        let timers = &mut *timers;
         if timers.read_at.is_some_and(|at| at > deadline) {
-            timers.read.set_at(deadline);
+            arm(&mut timers.read, deadline);
             timers.read_at = Some(deadline);
         }
     }
@@ -109,63 +112,48 @@ impl Watch {
     }
 }
 
-/// A socket type the adapter can drive.
-pub trait Socket: AsFd {
-    /// Half-closes the write side (hyper's `poll_shutdown`).
-    fn shutdown_write(&self) -> io::Result<()>;
-}
-
-impl Socket for std::net::TcpStream {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-}
-
-impl Socket for std::os::unix::net::UnixStream {
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-}
-
-/// The timers behind a connection's deadlines: armed only when a read or write has to wait,
-/// so they cost nothing otherwise.
+/// The timers behind a connection's deadlines: created and armed only when a read or write
+/// has to wait, so they cost nothing otherwise.
+#[derive(Default)]
 struct Timers {
-    read: Timer,
+    read: Option<Pin<Box<Sleep>>>,
     /// When `read` is armed for, if it is.
     read_at: Option<Instant>,
-    write: Timer,
+    write: Option<Pin<Box<Sleep>>>,
     /// Set when a write first finds the socket full; cleared by any progress.
     write_stalled_until: Option<Instant>,
 }
 
-impl Default for Timers {
-    fn default() -> Self {
-        Timers {
-            read: Timer::never(),
-            read_at: None,
-            write: Timer::never(),
-            write_stalled_until: None,
-        }
+/// Arms `slot`'s timer for `at` (creating it the first time).
+fn arm(slot: &mut Option<Pin<Box<Sleep>>>, at: Instant) -> Pin<&mut Sleep> {
+    match slot {
+        Some(timer) => runtime::reset(timer.as_mut(), at),
+        None => *slot = Some(Box::pin(runtime::sleep_until(at))),
     }
+    // Invariant: set just above.
+    slot.as_mut().map(|t| t.as_mut()).expect("armed")
 }
 
 impl Watch {
     /// Polls the read deadline, if any: `true` when it has passed.
     ///
-    /// The deadline moves with every request (head, then idle), and re-arming the timer each
-    /// time costs a reactor registration per request. So the timer is left armed when it would
-    /// fire no later than the new deadline; firing early, it is re-armed for the real one.
+    /// The deadline moves with every request (head, then idle). The timer is left armed when
+    /// it would fire no later than the new deadline; firing early, it is re-armed for the real
+    /// one. So a busy keep-alive connection touches the timer wheel about once per idle period,
+    /// not once per request.
     pub fn read_expired(&self, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = self.read_deadline.get() else {
             return false;
         };
         let mut t = self.timers.borrow_mut();
+        let t = &mut *t;
         if t.read_at.is_none_or(|at| at > deadline) {
-            t.read.set_at(deadline);
+            arm(&mut t.read, deadline);
             t.read_at = Some(deadline);
         }
         loop {
-            if Pin::new(&mut t.read).poll(cx).is_pending() {
+            let Some(timer) = t.read.as_mut() else { return false };
+            if timer.as_mut().poll(cx).is_pending() {
                 return false;
             }
             // A fired timer stays fired: the next call arms it afresh.
@@ -173,7 +161,7 @@ impl Watch {
             if Instant::now() >= deadline {
                 return true;
             }
-            t.read.set_at(deadline);
+            arm(&mut t.read, deadline);
             t.read_at = Some(deadline);
         }
     }
@@ -181,12 +169,13 @@ impl Watch {
     /// Polls the write-stall deadline: `true` when a write has waited too long.
     pub fn write_expired(&self, cx: &mut Context<'_>) -> bool {
         let mut t = self.timers.borrow_mut();
+        let t = &mut *t;
         if t.write_stalled_until.is_none() {
             let until = Instant::now() + self.timeouts.write_stall;
             t.write_stalled_until = Some(until);
-            t.write.set_at(until);
+            arm(&mut t.write, until);
         }
-        Pin::new(&mut t.write).poll(cx).is_ready()
+        t.write.as_mut().is_some_and(|w| w.as_mut().poll(cx).is_ready())
     }
 
     /// A write made progress: the stall clock stops.
@@ -195,53 +184,17 @@ impl Watch {
     }
 }
 
-/// An async socket as hyper IO, optionally watched by a server connection's [`Watch`].
-pub struct Io<S: Socket> {
-    inner: Async<S>,
-    watch: Option<std::rc::Rc<Watch>>,
+/// A tokio stream (TCP, or TLS over TCP) as hyper IO, optionally watched by a server
+/// connection's [`Watch`].
+pub struct Io<S> {
+    inner: S,
+    watch: Option<Rc<Watch>>,
 }
 
-impl<S: Socket> Io<S> {
-    /// Wraps a socket; `watch` is `Some` for server connections.
-    pub fn new(inner: Async<S>, watch: Option<std::rc::Rc<Watch>>) -> Io<S> {
+impl<S> Io<S> {
+    /// Wraps a stream; `watch` is `Some` for server connections.
+    pub fn new(inner: S, watch: Option<Rc<Watch>>) -> Io<S> {
         Io { inner, watch }
-    }
-
-    /// Deadlines are only kept on server connections.
-    fn read_expired(&self, cx: &mut Context<'_>) -> bool {
-        self.watch.as_ref().is_some_and(|w| w.read_expired(cx))
-    }
-
-    fn write_expired(&self, cx: &mut Context<'_>) -> bool {
-        self.watch.as_ref().is_some_and(|w| w.write_expired(cx))
-    }
-
-    fn poll_write_with(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut op: impl FnMut(&Async<S>) -> rustix::io::Result<usize>,
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            match op(&self.inner) {
-                Ok(n) => {
-                    if let Some(w) = &self.watch {
-                        w.wrote();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
-            if self.write_expired(cx) {
-                return Poll::Ready(Err(timed_out("response write stalled")));
-            }
-            match self.inner.poll_writable(cx) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }
 
@@ -249,43 +202,58 @@ fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what)
 }
 
-impl<S: Socket> Read for Io<S> {
+impl<S: AsyncRead + Unpin> Read for Io<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, mut buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            // SAFETY: `read(2)` only writes into the slice, never de-initialises it, and we
-            // advance the cursor by exactly the number of bytes the kernel reported written.
-            let dst: &mut [MaybeUninit<u8>] = unsafe { buf.as_mut() };
-            match rustix::io::read(this.inner.as_fd(), dst) {
-                Ok((filled, _)) => {
-                    let n = filled.len();
+        // SAFETY: the `ReadBuf` only ever initialises bytes of the slice (never de-initialises
+        // them), and the cursor is advanced by exactly the number of bytes it reports filled.
+        let n = unsafe {
+            let mut tbuf = tokio::io::ReadBuf::uninit(buf.as_mut());
+            match Pin::new(&mut this.inner).poll_read(cx, &mut tbuf) {
+                Poll::Ready(Ok(())) => {
+                    let filled = tbuf.filled();
                     if let Some(w) = &this.watch {
                         w.received(filled, Instant::now());
                     }
-                    // SAFETY: the first `n` bytes were initialised by the read above.
-                    unsafe { buf.advance(n) };
-                    return Poll::Ready(Ok(()));
+                    filled.len()
                 }
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
-            if this.read_expired(cx) {
-                return Poll::Ready(Err(timed_out("client read deadline passed")));
-            }
-            match this.inner.poll_readable(cx) {
-                Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if this.watch.as_ref().is_some_and(|w| w.read_expired(cx)) {
+                        return Poll::Ready(Err(timed_out("client read deadline passed")));
+                    }
+                    return Poll::Pending;
+                }
             }
+        };
+        // SAFETY: the first `n` bytes were initialised by the read above.
+        unsafe { buf.advance(n) };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Io<S> {
+    fn written(&self, polled: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(r) => {
+                if let Some(w) = &self.watch {
+                    w.wrote();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.watch.as_ref().is_some_and(|w| w.write_expired(cx)) => {
+                Poll::Ready(Err(timed_out("response write stalled")))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
 
-impl<S: Socket> Write for Io<S> {
+impl<S: AsyncWrite + Unpin> Write for Io<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_write_with(cx, |s| rustix::io::write(s.as_fd(), buf))
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.written(polled, cx)
     }
 
     fn poll_write_vectored(
@@ -293,24 +261,24 @@ impl<S: Socket> Write for Io<S> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.get_mut()
-            .poll_write_with(cx, |s| rustix::io::writev(s.as_fd(), bufs))
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.written(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        self.inner.is_write_vectored()
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the socket; there is nothing buffered here to flush.
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(match self.inner.get_ref().shutdown_write() {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
-            _ => Ok(()),
-        })
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.get_mut().inner).poll_shutdown(cx) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            other => other,
+        }
     }
 }
 

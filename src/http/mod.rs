@@ -16,19 +16,18 @@ pub mod limits;
 pub mod scan;
 
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
-use async_io::Async;
 use bytes::{Bytes, BytesMut};
-use futures_lite::future;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use tokio::net::TcpStream;
 
 use crate::config::OutputEncoding;
 use crate::endpoint::{self, Inbound};
@@ -41,9 +40,8 @@ use error::Error;
 use io::{Io, Watch};
 
 /// Serves one client connection until it closes, errs or times out.
-pub async fn serve(gw: Rc<Gateway>, stream: Async<TcpStream>, peer: SocketAddr) {
-    // A second descriptor of the same socket outlives hyper's, for the lingering close.
-    let linger = stream.get_ref().try_clone().ok();
+pub async fn serve(gw: Rc<Gateway>, stream: TcpStream, peer: SocketAddr) {
+    let linger = linger_handle(&stream);
     let watch = Rc::new(Watch::new(Instant::now(), gw.config.timeouts));
     let io = Io::new(stream, Some(watch.clone()));
     serve_io(gw, io, watch, peer, linger).await;
@@ -54,14 +52,14 @@ pub async fn serve(gw: Rc<Gateway>, stream: Async<TcpStream>, peer: SocketAddr) 
 pub async fn serve_tls(
     gw: Rc<Gateway>,
     config: std::sync::Arc<rustls::ServerConfig>,
-    stream: Async<TcpStream>,
+    stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let linger = stream.get_ref().try_clone().ok();
+    let linger = linger_handle(&stream);
     let watch = Rc::new(Watch::new(Instant::now(), gw.config.timeouts));
     match crate::tls::accept(&config, stream, gw.config.timeouts.head).await {
         Ok(tls) => {
-            let io = crate::tls::TlsIo::new(tls, watch.clone());
+            let io = Io::new(tls, Some(watch.clone()));
             serve_io(gw, io, watch, peer, linger).await;
         }
         Err(e) => {
@@ -73,9 +71,21 @@ pub async fn serve_tls(
     }
 }
 
+/// A second descriptor of the same socket, which outlives hyper's for the lingering close.
+fn linger_handle(stream: &TcpStream) -> Option<std::net::TcpStream> {
+    use std::os::fd::AsFd;
+    let fd = stream.as_fd().try_clone_to_owned().ok()?;
+    Some(std::net::TcpStream::from(fd))
+}
+
 /// HTTP/1 over any connection IO, under its [`Watch`].
-async fn serve_io<I>(gw: Rc<Gateway>, io: I, watch: Rc<Watch>, peer: SocketAddr, linger: Option<TcpStream>)
-where
+async fn serve_io<I>(
+    gw: Rc<Gateway>,
+    io: I,
+    watch: Rc<Watch>,
+    peer: SocketAddr,
+    linger: Option<std::net::TcpStream>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
     let shutdown_gw = gw.clone();
@@ -102,7 +112,7 @@ where
     // On shutdown hyper finishes the request in flight (answering with Connection: close) and
     // closes an idle keep-alive connection at once.
     let mut conn = std::pin::pin!(conn);
-    let ended = future::or(async { Some(conn.as_mut().await) }, async {
+    let ended = runtime::first(async { Some(conn.as_mut().await) }, async {
         shutdown.wait().await;
         None
     })
@@ -126,16 +136,21 @@ where
 /// still sends, for a bounded time and amount. Closing with unread bytes queued makes the
 /// kernel send RST, which can destroy the error response the client has not read yet.
 /// Callers box it: inline, its scratch buffer made every connection's task 18 KiB.
-async fn linger_close(socket: TcpStream) {
+async fn linger_close(socket: std::net::TcpStream) {
     let _ = socket.shutdown(std::net::Shutdown::Write);
-    let Ok(socket) = Async::new(socket) else { return };
+    let Ok(socket) = TcpStream::from_std(socket) else { return };
     let drain = async {
         let mut scratch = [0u8; 4096];
         let mut left = limits::LINGER_MAX_BYTES;
         while left > 0 {
-            match futures_lite::AsyncReadExt::read(&mut &socket, &mut scratch).await {
-                Ok(0) | Err(_) => break,
+            if socket.readable().await.is_err() {
+                break;
+            }
+            match socket.try_read(&mut scratch) {
+                Ok(0) => break,
                 Ok(n) => left = left.saturating_sub(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
             }
         }
     };

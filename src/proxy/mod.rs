@@ -15,7 +15,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_executor::LocalExecutor;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -77,8 +76,8 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// One pool per distinct address.
-    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>, executor: &Rc<LocalExecutor<'static>>) -> Upstreams {
-        let pools = addrs.into_iter().map(|a| (a, Pool::new(a, executor.clone()))).collect();
+    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>) -> Upstreams {
+        let pools = addrs.into_iter().map(|a| (a, Pool::new(a))).collect();
         Upstreams { pools }
     }
 
@@ -202,7 +201,7 @@ pub struct Streaming {
     lease: Option<Lease>,
     deadline: Instant,
     /// Created the first time the body is not ready: most answers arrive with their head.
-    timer: Option<async_io::Timer>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Body for Streaming {
@@ -217,8 +216,10 @@ impl Body for Streaming {
         let late = match &polled {
             Poll::Pending => {
                 let deadline = this.deadline;
-                let timer = this.timer.get_or_insert_with(|| async_io::Timer::at(deadline));
-                if Pin::new(timer).poll(cx).is_pending() {
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(crate::runtime::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 true

@@ -3,18 +3,18 @@
 //! connection back only once its response body has been read to the end.
 //!
 //! Each connection is a hyper http1 client whose connection future runs as a task on the one
-//! `LocalExecutor`. Never blocks; never holds more than `MAX_UPSTREAM_CONNECTIONS` sockets.
+//! thread's `LocalSet`. Never blocks; never holds more than `MAX_UPSTREAM_CONNECTIONS` sockets.
 
 use std::cell::{Cell, RefCell};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use async_executor::LocalExecutor;
-use async_io::Async;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use super::ProxyError;
 use crate::http::io::Io;
@@ -25,16 +25,17 @@ type Sender = SendRequest<Full<Bytes>>;
 /// The connections to one `host:port`.
 pub struct Pool {
     addr: SocketAddr,
-    executor: Rc<LocalExecutor<'static>>,
     /// Connections ready for a request, newest last, with the instant they became idle.
     idle: RefCell<Vec<(Sender, Instant)>>,
     /// Sockets open (idle, leased or connecting).
     open: Cell<usize>,
-    /// Callers waiting for `open` to drop below the cap or for an idle connection. A listener
+    /// Callers waiting for `open` to drop below the cap or for an idle connection. A waiter
     /// is registered once per wait and removed when its caller is served or gives up (a queue
     /// of wakers pushed on every poll grew stale duplicates under `group`, and each release
     /// then woke a stale one: p99 of 550 ms-1 s in the benchmark right after a group run).
-    waiters: event_listener::Event,
+    waiters: Notify,
+    /// How many callers are waiting (served or not yet).
+    waiting: Cell<usize>,
 }
 
 /// A connection lent to one request. Dropping it without [`Lease::release`] discards the
@@ -59,7 +60,7 @@ impl Lease {
             let mut idle = self.pool.idle.borrow_mut();
             // Callers already woken may not have run yet: keep a connection for each of them
             // rather than closing it and making them open a new one (never above the open cap).
-            let waiting = self.pool.waiters.total_listeners();
+            let waiting = self.pool.waiting.get();
             if !sender.is_closed() && idle.len() < limits::MAX_UPSTREAM_IDLE + waiting {
                 idle.push((sender, Instant::now()));
             }
@@ -79,19 +80,23 @@ impl Drop for Lease {
 
 impl Pool {
     /// An empty pool for `addr`.
-    pub fn new(addr: SocketAddr, executor: Rc<LocalExecutor<'static>>) -> Rc<Pool> {
+    pub fn new(addr: SocketAddr) -> Rc<Pool> {
         Rc::new(Pool {
             addr,
-            executor,
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
-            waiters: event_listener::Event::new(),
+            waiters: Notify::new(),
+            waiting: Cell::new(0),
         })
     }
 
     /// One more connection or slot is free: wake one more waiter (not one already woken).
     fn wake_one(&self) {
-        self.waiters.notify(event_listener::IntoNotification::additional(1));
+        // With nobody waiting, `notify_one` would store a permit for the next waiter: harmless
+        // (it checks again), but a wasted turn.
+        if self.waiting.get() > 0 {
+            self.waiters.notify_one();
+        }
     }
 
     /// Lends a connection: a live idle one, else a new one if under the cap, else waits for
@@ -105,15 +110,27 @@ impl Pool {
     async fn acquire_inner(self: &Rc<Self>) -> Result<Lease, ProxyError> {
         // Check, listen, check again, wait: a release between the first check and `listen`
         // is seen by the second check, one after it wakes the listener.
-        let idle = loop {
-            if let Some(found) = self.free() {
-                break found;
+        let idle = match self.free() {
+            Some(found) => found,
+            None => {
+                struct Waiting<'p>(&'p Pool);
+                impl Drop for Waiting<'_> {
+                    fn drop(&mut self) {
+                        self.0.waiting.set(self.0.waiting.get() - 1);
+                    }
+                }
+                self.waiting.set(self.waiting.get() + 1);
+                let _waiting = Waiting(self);
+                loop {
+                    let notified = self.waiters.notified();
+                    let mut notified = std::pin::pin!(notified);
+                    notified.as_mut().enable();
+                    if let Some(found) = self.free() {
+                        break found;
+                    }
+                    notified.await;
+                }
             }
-            let listener = self.waiters.listen();
-            if let Some(found) = self.free() {
-                break found;
-            }
-            listener.await;
         };
         if let Some(sender) = idle {
             return Ok(Lease {
@@ -153,7 +170,7 @@ impl Pool {
 
     async fn connect(self: &Rc<Self>) -> Result<Sender, ProxyError> {
         let addr = self.addr;
-        let stream = crate::runtime::within(limits::CONNECT_TIMEOUT, Async::<TcpStream>::connect(addr))
+        let stream = crate::runtime::within(limits::CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .ok_or_else(|| ProxyError::Connect("connect timed out".into()))?
             .map_err(|e| match e.kind() {
@@ -161,22 +178,20 @@ impl Pool {
                 _ => ProxyError::Connect(e.to_string()),
             })?;
         // Small request/response exchanges: no Nagle delay.
-        let _ = stream.get_ref().set_nodelay(true);
+        let _ = stream.set_nodelay(true);
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(limits::MAX_UPSTREAM_READ_BUF)
             .handshake(Io::new(stream, None))
             .await
             .map_err(|e| ProxyError::Connect(e.to_string()))?;
         let pool = self.clone();
-        self.executor
-            .spawn(async move {
-                if let Err(e) = conn.await {
-                    log::debug!("upstream {}: connection ended: {e}", pool.addr);
-                }
-                pool.open.set(pool.open.get() - 1);
-                pool.wake_one();
-            })
-            .detach();
+        crate::runtime::spawn(async move {
+            if let Err(e) = conn.await {
+                log::debug!("upstream {}: connection ended: {e}", pool.addr);
+            }
+            pool.open.set(pool.open.get() - 1);
+            pool.wake_one();
+        });
         Ok(sender)
     }
 }

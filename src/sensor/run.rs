@@ -1,5 +1,5 @@
 //! Live sensors: each configured sensor's state (latest reading, counters, last error) and
-//! the task that feeds it from its source, on the one executor. Sources so far: `file` in
+//! the task that feeds it from its source, on the one thread's `LocalSet`. Sources so far: `file` in
 //! `read` mode — the file (at most `max_frame` bytes: sysfs, /proc, a status file) is re-read
 //! every `interval`; a missing or unreadable file marks the sensor down until it reads again.
 
@@ -9,11 +9,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-
-use async_io::{Async, Timer};
 use serde_json::{Map, Value, json};
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::decode::{Decode, Decoder};
 use super::lines::Lines;
@@ -21,6 +19,7 @@ use super::store::{Events, Latest};
 use crate::config::{self, ListenAddr, SensorSource, StreamTarget};
 use crate::limiter::Clock;
 use crate::limiter::bucket::Nanos;
+use crate::runtime;
 
 /// Counters and last error of a sensor, for `/__health`.
 #[derive(Debug, Default)]
@@ -44,33 +43,78 @@ pub struct Sensor {
     events: Option<RefCell<Events>>,
     decoder: RefCell<Decoder>,
     counters: RefCell<Counters>,
-    /// The connected stream's write side, while connected.
-    writer: RefCell<Option<Rc<Async<WriteFd>>>>,
+    /// The connected stream, for writes, while connected.
+    writer: RefCell<Option<Rc<Conn>>>,
     /// A write is in progress (writes are whole lines, never interleaved).
     writing: std::cell::Cell<bool>,
 }
 
-/// A duplicate of a connected stream's descriptor, for writes.
-pub struct WriteFd(std::os::fd::OwnedFd);
-
-impl std::os::fd::AsFd for WriteFd {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.0.as_fd()
-    }
+/// A connected stream: a socket source, a pusher, or a serial device. Read by the sensor's
+/// task and written by `write` backends through a shared reference: each waits for its own
+/// readiness, so a write never waits behind a read.
+pub enum Conn {
+    /// A TCP peer.
+    Tcp(TcpStream),
+    /// A Unix socket peer.
+    Unix(UnixStream),
+    /// A serial device.
+    Serial(AsyncFd<super::serial::Serial>),
 }
 
-impl std::io::Write for &WriteFd {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        rustix::io::write(&self.0, buf).map_err(std::io::Error::from)
+impl Conn {
+    /// Reads what is there (waiting for something); 0 at the end of the stream.
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let read = match self {
+                Conn::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_read(buf)
+                }
+                Conn::Unix(s) => {
+                    s.readable().await?;
+                    s.try_read(buf)
+                }
+                Conn::Serial(fd) => match fd.readable().await?.try_io(|fd| fd.get_ref().read(buf)) {
+                    Ok(read) => read,
+                    Err(_would_block) => continue,
+                },
+            };
+            match read {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    /// Writes all of `bytes`, waiting for room as needed.
+    pub async fn write_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            let written = match self {
+                Conn::Tcp(s) => {
+                    s.writable().await?;
+                    s.try_write(bytes)
+                }
+                Conn::Unix(s) => {
+                    s.writable().await?;
+                    s.try_write(bytes)
+                }
+                Conn::Serial(fd) => match fd.writable().await?.try_io(|fd| fd.get_ref().write(bytes)) {
+                    Ok(written) => written,
+                    Err(_would_block) => continue,
+                },
+            };
+            match written {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
     }
 }
-
-// SAFETY: the descriptor is only written; nothing closes or replaces it while registered.
-unsafe impl async_io::IoSafe for WriteFd {}
 
 /// Why a write to a sensor's device did not happen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +193,6 @@ impl Sensor {
     /// Writes one line (already newline-terminated) to the device: the connected stream, or an
     /// append to the file. Nothing is queued: a device that is down or busy is an error.
     pub async fn write(&self, line: &[u8]) -> Result<usize, WriteError> {
-        use futures_lite::AsyncWriteExt;
         match &self.config.source {
             SensorSource::FileRead { path, .. } | SensorSource::FileFollow { path, .. } => {
                 use std::io::Write;
@@ -179,10 +222,17 @@ impl Sensor {
                 if self.writing.replace(true) {
                     return Err(WriteError::Busy);
                 }
-                let mut w: &Async<WriteFd> = &writer;
-                let result = w.write_all(line).await;
-                self.writing.set(false);
-                result
+                // Cleared however the write ends, also when the caller's deadline drops it.
+                struct Writing<'s>(&'s std::cell::Cell<bool>);
+                impl Drop for Writing<'_> {
+                    fn drop(&mut self) {
+                        self.0.set(false);
+                    }
+                }
+                let _writing = Writing(&self.writing);
+                writer
+                    .write_all(line)
+                    .await
                     .map(|()| line.len())
                     .map_err(|e| WriteError::Failed(e.to_string()))
             }
@@ -332,27 +382,27 @@ impl Sensor {
 /// How often a `listen` source retries binding its address.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
-/// Feeds `sensor` from its source forever (cancelled when the executor stops). `executor` runs
-/// the tasks of a `listen` source's pushers.
-pub async fn run(sensor: Rc<Sensor>, clock: Clock, executor: Rc<async_executor::LocalExecutor<'static>>) {
+/// Feeds `sensor` from its source forever (until its task is dropped). A `listen` source's
+/// pushers each get a task of their own.
+pub async fn run(sensor: Rc<Sensor>, clock: Clock) {
     match sensor.config.source.clone() {
         SensorSource::Listen { address, max_pushers } => loop {
             let bound = match &address {
-                ListenAddr::Tcp(a) => Async::<std::net::TcpListener>::bind(*a).map(Listener::Tcp),
+                ListenAddr::Tcp(a) => bind_tcp(*a).map(Listener::Tcp),
                 ListenAddr::Unix(p) => bind_unix(p).map(Listener::Unix),
             };
             match bound {
                 Ok(listener) => {
                     sensor.source_up();
-                    accept_pushers(&sensor, listener, max_pushers, clock, &executor).await;
+                    accept_pushers(&sensor, listener, max_pushers, clock).await;
                 }
                 Err(e) => sensor.source_down(format!("bind: {e}")),
             }
-            Timer::after(LISTEN_RETRY).await;
+            runtime::sleep(LISTEN_RETRY).await;
         },
         SensorSource::FileRead { path, interval } => loop {
             read_file(&sensor, &path, clock);
-            Timer::after(interval).await;
+            runtime::sleep(interval).await;
         },
         SensorSource::Stream {
             target,
@@ -362,46 +412,56 @@ pub async fn run(sensor: Rc<Sensor>, clock: Clock, executor: Rc<async_executor::
         } => {
             let mut backoff = Backoff::new(reconnect_min, reconnect_max, clock.now() ^ (Rc::as_ptr(&sensor) as u64));
             loop {
-                let connected = match &target {
-                    StreamTarget::Tcp(addr) => match with_timeout(Async::<TcpStream>::connect(*addr)).await {
-                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
-                        Err(e) => Err(format!("connect: {e}")),
-                    },
-                    StreamTarget::Unix(path) => match with_timeout(Async::<UnixStream>::connect(path)).await {
-                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
-                        Err(e) => Err(format!("connect: {e}")),
-                    },
-                    StreamTarget::Serial(path, settings) => match super::serial::open(path, settings) {
-                        Ok(s) => stream_lines(&sensor, s, send_on_connect.as_deref(), clock, &mut backoff).await,
-                        Err(e) => Err(format!("open: {e}")),
-                    },
+                let opened = match &target {
+                    StreamTarget::Tcp(addr) => with_timeout(TcpStream::connect(*addr))
+                        .await
+                        .map(Conn::Tcp)
+                        .map_err(|e| format!("connect: {e}")),
+                    StreamTarget::Unix(path) => with_timeout(UnixStream::connect(path))
+                        .await
+                        .map(Conn::Unix)
+                        .map_err(|e| format!("connect: {e}")),
+                    StreamTarget::Serial(path, settings) => super::serial::open(path, settings)
+                        .map(Conn::Serial)
+                        .map_err(|e| format!("open: {e}")),
+                };
+                let connected = match opened {
+                    Ok(conn) => stream_lines(&sensor, conn, send_on_connect.as_deref(), clock, &mut backoff).await,
+                    Err(e) => Err(e),
                 };
                 let wait = backoff.next();
                 if let Err(e) = connected {
                     sensor.source_down(e);
                 }
                 sensor.counters.borrow_mut().retry = Some(wait);
-                Timer::after(wait).await;
+                runtime::sleep(wait).await;
             }
         }
         SensorSource::FileFollow { path, interval } => {
             let mut follow = Follow::new(sensor.config.max_frame);
             loop {
                 follow.tick(&sensor, &path, clock);
-                Timer::after(interval).await;
+                runtime::sleep(interval).await;
             }
         }
     }
 }
 
 enum Listener {
-    Tcp(Async<std::net::TcpListener>),
-    Unix(Async<std::os::unix::net::UnixListener>),
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+/// Binds a TCP address (never a name: addresses are resolved when the config is loaded).
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
 }
 
 /// Binds a Unix socket path, replacing a stale socket left by an earlier run (never a file that
 /// is not a socket).
-fn bind_unix(path: &std::path::Path) -> std::io::Result<Async<std::os::unix::net::UnixListener>> {
+fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -416,23 +476,17 @@ fn bind_unix(path: &std::path::Path) -> std::io::Result<Async<std::os::unix::net
         }
         std::fs::remove_file(path)?;
     }
-    Async::<std::os::unix::net::UnixListener>::bind(path)
+    tokio::net::UnixListener::bind(path)
 }
 
 /// Accepts pushers, at most `max` at a time (more are closed at once and counted), each read
 /// as a stream of lines by its own task.
-async fn accept_pushers(
-    sensor: &Rc<Sensor>,
-    listener: Listener,
-    max: usize,
-    clock: Clock,
-    executor: &Rc<async_executor::LocalExecutor<'static>>,
-) {
+async fn accept_pushers(sensor: &Rc<Sensor>, listener: Listener, max: usize, clock: Clock) {
     let active = Rc::new(std::cell::Cell::new(0usize));
     loop {
         let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Pusher::Tcp(s)),
-            Listener::Unix(l) => l.accept().await.map(|(s, _)| Pusher::Unix(s)),
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
         };
         let pusher = match accepted {
             Ok(p) => p,
@@ -448,43 +502,28 @@ async fn accept_pushers(
         }
         active.set(active.get() + 1);
         let (sensor, active) = (sensor.clone(), active.clone());
-        executor
-            .spawn(async move {
-                let _ = match pusher {
-                    Pusher::Tcp(mut s) => read_lines(&sensor, &mut s, clock, None, || {}).await,
-                    Pusher::Unix(mut s) => read_lines(&sensor, &mut s, clock, None, || {}).await,
-                };
-                active.set(active.get() - 1);
-            })
-            .detach();
+        runtime::spawn(async move {
+            let _ = read_lines(&sensor, &pusher, clock, None, || {}).await;
+            active.set(active.get() - 1);
+        });
     }
 }
 
-enum Pusher {
-    Tcp(Async<TcpStream>),
-    Unix(Async<UnixStream>),
-}
-
-/// Reads lines from one pusher until it disconnects.
 /// Reads lines from a stream until the peer closes it (`Ok`), it fails, or — with `silence` —
 /// nothing arrives for that long (`Err`). `on_data` runs whenever bytes arrive.
-async fn read_lines<S>(
+async fn read_lines(
     sensor: &Sensor,
-    stream: &mut Async<S>,
+    stream: &Conn,
     clock: Clock,
     silence: Option<Duration>,
     mut on_data: impl FnMut(),
-) -> Result<(), String>
-where
-    Async<S>: futures_lite::AsyncRead + Unpin,
-{
-    use futures_lite::AsyncReadExt;
+) -> Result<(), String> {
     let mut lines = Lines::new(sensor.config.max_frame);
     let mut buf = [0u8; 4096];
     loop {
         let read = stream.read(&mut buf);
         let n = match silence {
-            Some(limit) => crate::runtime::within(limit, read).await,
+            Some(limit) => runtime::within(limit, read).await,
             None => Some(read.await),
         };
         match n {
@@ -544,31 +583,22 @@ impl Backoff {
 }
 
 /// Reads lines from a connected stream until it ends; `Err` says why it ended.
-async fn stream_lines<S>(
+async fn stream_lines(
     sensor: &Sensor,
-    mut stream: Async<S>,
+    stream: Conn,
     send: Option<&str>,
     clock: Clock,
     backoff: &mut Backoff,
-) -> Result<(), String>
-where
-    S: std::os::fd::AsFd,
-    Async<S>: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
-{
-    use futures_lite::AsyncWriteExt;
+) -> Result<(), String> {
     if let Some(greeting) = send {
         with_timeout(stream.write_all(greeting.as_bytes()))
             .await
             .map_err(|e| format!("send_on_connect: {e}"))?;
     }
     sensor.source_up();
-    // The write side, for `write` backends, while this connection lasts.
-    let dup = stream
-        .get_ref()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| e.to_string())?;
-    *sensor.writer.borrow_mut() = Some(Rc::new(Async::new(WriteFd(dup)).map_err(|e| e.to_string())?));
+    // Shared with `write` backends while this connection lasts.
+    let stream = Rc::new(stream);
+    *sensor.writer.borrow_mut() = Some(stream.clone());
     struct Unset<'s>(&'s Sensor);
     impl Drop for Unset<'_> {
         fn drop(&mut self) {
@@ -579,7 +609,7 @@ where
     // A peer that has gone silent for twice max_age (a half-open connection looks like this)
     // is dropped and reconnected.
     let silence = sensor.config.max_age.map(|a| a * 2);
-    read_lines(sensor, &mut stream, clock, silence, || backoff.reset()).await?;
+    read_lines(sensor, &stream, clock, silence, || backoff.reset()).await?;
     Err("connection closed by the peer".into())
 }
 

@@ -1,14 +1,15 @@
 //! Serial ports: open a tty raw (`O_NOCTTY`, non-blocking, `CLOCAL | CREAD`), set baud, data
-//! bits, parity and stop bits through termios, and expose it as an async byte stream on the
-//! one executor. A hang-up or `EIO` (device unplugged, pty master closed) ends the stream; the
-//! sensor loop reopens the path with backoff.
+//! bits, parity and stop bits through termios, and register it with the reactor (`AsyncFd`):
+//! reads and writes wait for readiness, never block the thread. A hang-up or `EIO` (device
+//! unplugged, pty master closed) ends the stream; the sensor loop reopens the path with
+//! backoff.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use async_io::Async;
 use rustix::fs::{Mode, OFlags};
+use tokio::io::unix::AsyncFd;
 use rustix::termios::{self, ControlModes, OptionalActions};
 
 use crate::config::{Parity, SerialSettings};
@@ -16,14 +17,14 @@ use crate::config::{Parity, SerialSettings};
 /// An open serial device.
 pub struct Serial(OwnedFd);
 
-impl std::os::fd::AsFd for Serial {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.0.as_fd()
+impl std::os::fd::AsRawFd for Serial {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 
 /// Opens and configures `path`.
-pub fn open(path: &Path, s: &SerialSettings) -> io::Result<Async<Serial>> {
+pub fn open(path: &Path, s: &SerialSettings) -> io::Result<AsyncFd<Serial>> {
     let fd = rustix::fs::open(
         path,
         OFlags::RDWR | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -51,25 +52,19 @@ pub fn open(path: &Path, s: &SerialSettings) -> io::Result<Async<Serial>> {
     c.insert(ControlModes::CLOCAL | ControlModes::CREAD);
     t.control_modes = c;
     termios::tcsetattr(&fd, OptionalActions::Now, &t)?;
-    Async::new(Serial(fd))
+    // SAFETY: `Serial` owns the descriptor and only reads and writes it; nothing closes or
+    // replaces it while the `AsyncFd` holds it registered.
+    Ok(unsafe { AsyncFd::register(Serial(fd)) }?)
 }
 
-// SAFETY: `Serial`'s `Read`/`Write` only read and write the descriptor; nothing here closes
-// or replaces it while `Async` has it registered.
-unsafe impl async_io::IoSafe for Serial {}
-
-impl io::Read for Serial {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Serial {
+    /// One `read(2)`; `WouldBlock` when nothing is there.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         rustix::io::read(&self.0, buf).map_err(io::Error::from)
     }
-}
 
-impl io::Write for Serial {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+    /// One `write(2)`; `WouldBlock` when the device's buffer is full.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         rustix::io::write(&self.0, buf).map_err(io::Error::from)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
