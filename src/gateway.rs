@@ -265,6 +265,7 @@ impl Gateway {
             circuits,
             sensors,
             rss_bytes: crate::metrics::rss_bytes(),
+            sd_notify_dropped: crate::notify::dropped(),
         };
         crate::metrics::render(&self.metrics, &live)
     }

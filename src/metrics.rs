@@ -1,7 +1,8 @@
 //! Counters for `GET /__stats` (Prometheus text format): plain integers on the one thread — no
 //! locks, no allocation per request. Requests by endpoint and status class, a latency histogram
 //! with fixed integer millisecond buckets, rate-limit refusals, backend failures and timeouts,
-//! circuit states, sensor frames and reconnects, open connections, process RSS.
+//! circuit states, sensor frames and reconnects, open connections, dropped systemd
+//! notifications, process RSS.
 
 use std::cell::Cell;
 use std::fmt::Write;
@@ -103,6 +104,8 @@ pub struct Live<'a> {
     pub sensors: Vec<(String, u64, u64, u64)>,
     /// Resident set size in bytes, if known.
     pub rss_bytes: Option<u64>,
+    /// systemd notifications dropped since the process started (the reader's queue was full).
+    pub sd_notify_dropped: u64,
 }
 
 /// Renders everything in the Prometheus text exposition format (0.0.4).
@@ -212,6 +215,10 @@ pub fn render(m: &Metrics, live: &Live<'_>) -> String {
     }
     out.push_str("# HELP gatelet_open_connections Client connections open.\n# TYPE gatelet_open_connections gauge\n");
     let _ = writeln!(out, "gatelet_open_connections {}", m.connections.get());
+    out.push_str(
+        "# HELP gatelet_sd_notify_dropped_total systemd notifications dropped: the notify socket's queue was full.\n# TYPE gatelet_sd_notify_dropped_total counter\n",
+    );
+    let _ = writeln!(out, "gatelet_sd_notify_dropped_total {}", live.sd_notify_dropped);
     if let Some(rss) = live.rss_bytes {
         out.push_str(
             "# HELP process_resident_memory_bytes Resident memory.\n# TYPE process_resident_memory_bytes gauge\n",

@@ -1,10 +1,22 @@
 //! systemd's notify protocol, a few lines over a Unix datagram socket: `READY=1` once serving,
 //! `WATCHDOG=1` from a timer on the event loop itself (a wedged loop stops the pings and
 //! systemd restarts the service), `STOPPING=1` on shutdown. Nothing happens when
-//! `NOTIFY_SOCKET` is unset (not started by systemd).
+//! `NOTIFY_SOCKET` is unset (not started by systemd). Sends never block: the socket is
+//! non-blocking, and a message the reader's full queue cannot take is dropped and counted
+//! ([`dropped`], `gatelet_sd_notify_dropped_total` in `/__stats`).
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Notifications dropped because the reader's queue was full, since the process started.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many notifications were dropped (the reader's queue was full), process-wide: a reload
+/// does not reset it.
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
 
 /// Sends one notification; errors are logged, never fatal (systemd may have gone away).
 pub fn notify(message: &str) {
@@ -12,6 +24,12 @@ pub fn notify(message: &str) {
         return;
     };
     let Ok(socket) = UnixDatagram::unbound() else { return };
+    // A blocking send waits while the reader's queue (net.unix.max_dgram_qlen, 10 by default)
+    // is full, and it would wait on the one executor thread: no request served, no signal
+    // handled. Better to lose a notification than the gateway.
+    if socket.set_nonblocking(true).is_err() {
+        return;
+    }
     let bytes = path.as_encoded_bytes();
     let sent = if let Some(name) = bytes.strip_prefix(b"@") {
         // An abstract socket (systemd's default in containers).
@@ -21,8 +39,20 @@ pub fn notify(message: &str) {
     } else {
         socket.send_to(message.as_bytes(), &path)
     };
-    if let Err(e) = sent {
-        log::warn!("sd_notify {message:?}: {e}");
+    match sent {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            // A reader that stopped reading drops every later ping: warn once, not per ping.
+            if DROPPED.fetch_add(1, Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "sd_notify {message:?} dropped: the notify socket's queue is full (later drops \
+                     are logged at debug level and counted in gatelet_sd_notify_dropped_total)"
+                );
+            } else {
+                log::debug!("sd_notify {message:?} dropped: the notify socket's queue is full");
+            }
+        }
+        Err(e) => log::warn!("sd_notify {message:?}: {e}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The process as systemd runs it: `READY=1` once the port accepts, `WATCHDOG=1` from the event
 //! loop at half of `WATCHDOG_USEC`, and SIGTERM letting a slow in-flight request finish before
-//! a clean exit with `STOPPING=1`. Real process, real notify socket, real signals.
+//! a clean exit with `STOPPING=1`; a notify socket nobody reads stalls neither. Real process,
+//! real notify socket, real signals.
 
 mod common;
 
@@ -197,4 +198,77 @@ fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_errors() {
     run.child.kill().ok();
     run.child.wait().ok();
     std::fs::remove_dir_all(&run.dir).ok();
+}
+
+/// Kills the gateway and removes its directory however the test ends (a wedged gateway would
+/// otherwise outlive a failed test).
+struct Reap(Run);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        self.0.child.kill().ok();
+        self.0.child.wait().ok();
+        std::fs::remove_dir_all(&self.0.dir).ok();
+    }
+}
+
+/// `GET target` on a fresh connection, or `None` if no full answer came within `limit`.
+fn get_within(addr: std::net::SocketAddr, target: &str, limit: Duration) -> Option<Response> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    write!(s, "GET {target} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n").ok()?;
+    let (raw, closed) = read_to_close(&mut s);
+    closed.then(|| parse_response(&raw)).flatten().map(|(r, _)| r)
+}
+
+#[test]
+fn a_notify_socket_nobody_reads_stalls_neither_serving_nor_sigterm() {
+    // The reader never reads: its queue (net.unix.max_dgram_qlen datagrams) fills with READY=1
+    // and a WATCHDOG=1 every 0.5 s, and every datagram after that finds it full.
+    let qlen: u32 = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(10);
+    let run = start(
+        "unread",
+        &config(r#", "extra_config": {"gatelet/metrics": {}}, "endpoints": []"#),
+        Some(1_000_000),
+    );
+    let started = Instant::now();
+    let mut run = Reap(run);
+    let addr = run.0.addr;
+    let mut asked = 0;
+    let mut ask = |target: &str| {
+        asked += 1;
+        let sent = started.elapsed();
+        let r = get_within(addr, target, Duration::from_secs(2)).unwrap_or_else(|| {
+            panic!("request #{asked} (GET {target}, sent {sent:?} after start) not answered within 2 s")
+        });
+        assert_eq!(r.status, 200, "GET {target}: {}", r.text());
+        r
+    };
+    // Queue full after about qlen/2 s; serve until five pings later have been dropped.
+    let limit = Duration::from_millis(500) * (qlen + 10) + Duration::from_secs(5);
+    let dropped = poll_until(limit, || {
+        ask("/__health");
+        let stats = ask("/__stats").text();
+        let dropped: u64 = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("gatelet_sd_notify_dropped_total "))
+            .map_or(0, |v| v.parse().unwrap());
+        (dropped >= 5).then_some(dropped)
+    })
+    .unwrap_or_else(|| panic!("fewer than 5 notifications dropped in {limit:?}"));
+    eprintln!(
+        "{asked} requests answered in {:?}; {dropped} notifications dropped",
+        started.elapsed()
+    );
+
+    let pid = rustix::process::Pid::from_raw(run.0.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = poll_until(Duration::from_secs(5), || run.0.child.try_wait().ok().flatten())
+        .expect("no exit within 5 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
 }
