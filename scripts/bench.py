@@ -10,11 +10,16 @@ listens on 127.0.0.1 and every run is bounded in time.
 CPU per request is the gateway process's own utime+stime (/proc/PID/stat) over the requests wrk
 completed in that window: with the backend and wrk sharing a core, requests/s saturates near the
 backend's limit, and CPU per request is the figure that tells gateways apart.
+
+System calls per request: strace attached to each contender's serving process while a counted
+number of keep-alive requests (BENCH_STRACE_N) is answered, once per round, with an untraced
+perf count of the same load beside it where perf works; see syscalls() and write_syscalls().
 """
 
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -32,6 +37,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "50,1000").split(",")]
 HELD = 1000  # connections held open for the peak-RSS figure
 CALLGRIND_N = int(os.environ.get("BENCH_CALLGRIND_N", "2000"))
+# Requests counted under strace for the system calls per request; 0 leaves that section out.
+STRACE_N = int(os.environ.get("BENCH_STRACE_N", "10000"))
 # BENCH_QUICK=1: scenario 1 only, no footprint or instruction counts, no files written.
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -255,6 +262,75 @@ def hold(port, n, path):
     return conns, ok
 
 
+def response_end(buf):
+    """(status, length) of the first complete HTTP/1.1 answer in buf, or None if it is not
+    complete yet (Content-Length or chunked body)."""
+    i = buf.find(b"\r\n\r\n")
+    if i < 0:
+        return None
+    head = buf[:i].decode("latin-1").lower()
+    status = int(head.split(None, 2)[1]) if head.startswith("http/") else 0
+    m = re.search(r"content-length:\s*(\d+)", head)
+    if m:
+        end = i + 4 + int(m.group(1))
+        return (status, end) if len(buf) >= end else None
+    j = buf.find(b"\r\n0\r\n\r\n", i)
+    return (status, j + 7) if j >= 0 else None
+
+
+def keepalive_load(port, path, n, conns, limit):
+    """Sends exactly n keep-alive GETs of path over `conns` connections, one request in flight on
+    each, and reads every answer; the connections are opened here and closed at the end. Returns
+    the number of answers other than 200. Pinned to core 1, the load generator's, where there is
+    one."""
+    req = get(path)
+    sel = selectors.DefaultSelector()
+    socks, bufs = [], {}
+    sent = answered = bad = 0
+    end = time.monotonic() + limit
+    affinity = os.sched_getaffinity(0)
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {1})
+    try:
+        for _ in range(min(conns, n)):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks.append(s)
+        for s in socks:
+            s.sendall(req)
+            sent += 1
+            s.setblocking(False)
+            bufs[s] = b""
+            sel.register(s, selectors.EVENT_READ)
+        while answered < n:
+            if time.monotonic() > end:
+                raise SystemExit(f"port {port}: {answered} of {n} answers after {limit}s")
+            for key, _ in sel.select(1.0):
+                s = key.fileobj
+                try:
+                    chunk = s.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    raise SystemExit(f"port {port}: connection closed after {answered} answers")
+                buf = bufs[s] + chunk
+                while (done := response_end(buf)):
+                    buf = buf[done[1]:]
+                    answered += 1
+                    bad += done[0] != 200
+                    if sent < n:
+                        if s.send(req) != len(req):
+                            raise SystemExit(f"port {port}: short send of a request")
+                        sent += 1
+                bufs[s] = buf
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+        os.sched_setaffinity(0, affinity)
+    return bad
+
+
 def callgrind(argv, port, req, n, tag, env=None):
     """Instructions the process runs for n keep-alive requests `req` (bytes) on one connection
     (user space). Also scripts/callgrind.sh's and scripts/profile.sh's measurement."""
@@ -268,16 +344,10 @@ def callgrind(argv, port, req, n, tag, env=None):
         for _ in range(n):
             s.sendall(req)
             while True:
-                i = buf.find(b"\r\n\r\n")
-                if i >= 0:
-                    head = buf[:i].decode("latin-1").lower()
-                    m = re.search(r"content-length:\s*(\d+)", head)
-                    if m and len(buf) >= i + 4 + int(m.group(1)):
-                        buf = buf[i + 4 + int(m.group(1)):]
-                        break
-                    if not m and buf.find(b"\r\n0\r\n\r\n", i) >= 0:
-                        buf = buf[buf.find(b"\r\n0\r\n\r\n", i) + 7:]
-                        break
+                done = response_end(buf)
+                if done:
+                    buf = buf[done[1]:]
+                    break
                 chunk = s.recv(65536)
                 if not chunk:
                     raise SystemExit(f"{tag}: connection closed under callgrind")
@@ -305,6 +375,154 @@ def callgrind(argv, port, req, n, tag, env=None):
                     total += int(line.split()[1])
                     break
     return total
+
+
+# System-call classes of the per-request breakdown; anything else counts as "other".
+SYSCALL_CLASSES = {
+    "read": ("read", "readv", "recvfrom", "recvmsg", "recvmmsg", "pread64", "preadv", "preadv2"),
+    "write": ("write", "writev", "sendto", "sendmsg", "sendmmsg", "sendfile", "pwrite64", "pwritev",
+              "pwritev2"),
+    "epoll_wait": ("epoll_wait", "epoll_pwait", "epoll_pwait2"),
+    "epoll_ctl": ("epoll_ctl",),
+    "futex": ("futex",),
+    "timerfd_settime": ("timerfd_settime",),
+}
+STRACE_CONNS = 10
+FAILED_CALL = re.compile(r"^(?:\d+\s+)?(?:<\.\.\.\s+)?([a-z_0-9]+)(?:\(|\s+resumed>).*=\s+-1\s+(E[A-Z0-9]+)")
+
+
+def traced_pids(pid):
+    """The processes that serve requests: the children of pid if it has any (nginx's workers
+    under a master), else pid itself (nginx with master_process off, HAProxy -db, gatelet)."""
+    kids = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids += [int(k) for k in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            pass
+    return kids or [pid]
+
+
+def traced_by(pids, tracer):
+    """Whether every thread of every pid has `tracer` as its TracerPid."""
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                if status_kib(f"{pid}/task/{task}", "TracerPid") != tracer:
+                    return False
+            except OSError:  # a thread that just exited
+                pass
+    return True
+
+
+def untraced_syscalls(pids, port, path, n):
+    """System calls of pids, all threads, over the same n requests without ptrace: `perf stat`
+    counts the raw_syscalls:sys_enter tracepoint. A cross-check of strace's figure, which batching
+    under strace moves; None where perf is missing or not allowed. The half second before the
+    load and the linger after it are counted too (nothing subtracted)."""
+    if not shutil.which("perf"):
+        return None
+    out = os.path.join(WORK, f"perf.{port}")
+    err = open(out + ".err", "w")
+    pr = subprocess.Popen(["perf", "stat", "-x,", "-o", out, "-e", "raw_syscalls:sys_enter",
+                           "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        time.sleep(0.5)  # perf stat tells nothing when it is counting: give it the time to attach
+        if pr.poll() is not None:
+            return None
+        keepalive_load(port, path, n, STRACE_CONNS, max(120, n / 50))
+        time.sleep(0.3)
+    except SystemExit as e:  # the client gave up: no figure, but the benchmark goes on
+        print(f"untraced system calls: {e}", file=sys.stderr)
+        return None
+    finally:
+        pr.send_signal(signal.SIGINT)
+        try:
+            pr.wait(10)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.wait()
+    try:
+        for line in open(out):
+            f = line.split(",")
+            if len(f) > 2 and f[2].startswith("raw_syscalls:sys_enter"):
+                return int(f[0]) / n if f[0].isdigit() else None
+    except OSError:
+        pass
+    return None
+
+
+def syscalls(proc, path, n):
+    """System calls of the contender's serving process(es), all threads, while exactly n
+    keep-alive requests of path are answered over STRACE_CONNS connections: `strace -f -C -e
+    status=failed` counts every call (the -c summary) and prints the failed ones, whose errno
+    tells EAGAIN reads apart. Nothing is subtracted; totals are divided by n."""
+    pids = traced_pids(proc.pid)
+    threads = sum(status_kib(p, "Threads") for p in pids)
+    untraced = untraced_syscalls(pids, proc.port, path, n)
+    out = os.path.join(WORK, f"strace.{proc.name}")
+    argv = ["strace", "-f", "-C", "-e", "status=failed", "-U", "name,calls,errors", "-qq", "-o", out]
+    for pid in pids:
+        argv += ["-p", str(pid)]
+    err = open(os.path.join(WORK, f"strace.{proc.name}.err"), "w")
+    st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        end = time.monotonic() + 10
+        while not traced_by(pids, st.pid):
+            if st.poll() is not None or time.monotonic() > end:
+                err.flush()
+                print(f"{proc.name}: strace did not attach: "
+                      + open(err.name).read().strip()[-300:], file=sys.stderr)
+                return None
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        bad = keepalive_load(proc.port, path, n, STRACE_CONNS, max(120, n / 50))
+        elapsed = time.monotonic() - t0
+        time.sleep(0.3)  # the contender sees the closes and closes its side
+    except SystemExit as e:  # the client gave up under strace: no figure, the benchmark goes on
+        print(f"{proc.name}: under strace: {e}", file=sys.stderr)
+        return None
+    finally:
+        st.send_signal(signal.SIGINT)  # strace detaches and writes the summary
+        try:
+            st.wait(30)
+        except subprocess.TimeoutExpired:
+            st.kill()
+            st.wait()
+    calls, errors, errnos = {}, {}, {}
+    summary_rows = False
+    for line in open(out):
+        if not summary_rows:
+            if line.split()[:3] == ["syscall", "calls", "errors"]:
+                summary_rows = True
+                continue
+            m = FAILED_CALL.match(line)
+            if m:
+                e = errnos.setdefault(m.group(1), {})
+                e[m.group(2)] = e.get(m.group(2), 0) + 1
+            continue
+        f = line.split()
+        if not f or f[0].startswith("-") or f[0] == "total":
+            continue
+        calls[f[0]] = int(f[1])
+        if len(f) > 2:
+            errors[f[0]] = int(f[2])
+    total = sum(calls.values())
+    classes = {k: 0 for k in SYSCALL_CLASSES}
+    classes["other"] = 0
+    for name, c in calls.items():
+        cls = next((k for k, names in SYSCALL_CLASSES.items() if name in names), "other")
+        classes[cls] += c
+    eagain_reads = sum(errnos.get(name, {}).get("EAGAIN", 0) for name in SYSCALL_CLASSES["read"])
+    failed_reads = sum(errors.get(name, 0) for name in SYSCALL_CLASSES["read"])
+    return {
+        "requests": n, "connections": STRACE_CONNS, "non200": bad, "seconds": round(elapsed, 2),
+        "pids": pids, "threads": threads, "calls": calls, "errors": errors, "errnos": errnos,
+        "total": total, "per_request": total / n, "untraced_per_request": untraced,
+        "classes_per_request": {k: v / n for k, v in classes.items()},
+        "eagain_reads_per_request": eagain_reads / n,
+        "failed_reads_per_request": failed_reads / n,
+    }
 
 
 def per_request(argv_for, path, tag, env=None):
@@ -400,6 +618,32 @@ def run(procs):
                       file=sys.stderr)
     for name, p in live.items():
         memory.setdefault(name, {})["load_peak_kib"] = status_kib(p.pid, "VmHWM")
+    # System calls per request, on the warm processes of the load runs: scenario 1's path, once
+    # per round, contenders interleaved; the table shows the median run.
+    runs = {}
+    for rnd in range(0 if QUICK or not STRACE_N else ROUNDS):
+        for name, p in live.items():
+            runs.setdefault(name, []).append(syscalls(p, "/status.json", STRACE_N))
+            r = runs[name][-1]
+            if r:
+                print(f"round {rnd + 1} {name}: {r['per_request']:.2f} system calls/request over "
+                      f"{STRACE_N} requests ({r['seconds']} s under strace, {r['threads']} threads, "
+                      f"{r['non200']} non-200): "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in r["classes_per_request"].items())
+                      + f"; EAGAIN reads {r['eagain_reads_per_request']:.2f}; untraced (perf) "
+                      + (f"{r['untraced_per_request']:.2f}" if r["untraced_per_request"] else "n/a"),
+                      file=sys.stderr)
+    traced = {}
+    for name, rs in runs.items():
+        ok = sorted((r for r in rs if r), key=lambda r: r["per_request"])
+        untraced = [r["untraced_per_request"] for r in ok if r["untraced_per_request"]]
+        traced[name] = {
+            "median": ok[(len(ok) - 1) // 2] if ok else None,
+            "range": [ok[0]["per_request"], ok[-1]["per_request"]] if ok else None,
+            "untraced_median": statistics.median(untraced) if untraced else None,
+            "untraced_range": [min(untraced), max(untraced)] if untraced else None,
+            "runs": rs,
+        }
     for p in list(live.values()):
         p.stop()
     if QUICK:
@@ -443,10 +687,10 @@ def run(procs):
             "gatelet": version([GATELET, "--version"]), "nginx": version(["nginx", "-v"]),
             "haproxy": version(["haproxy", "-v"]), "wrk": version(["wrk", "-v"]),
         },
-        "binary_bytes": os.path.getsize(GATELET),
+        "binary_bytes": os.path.getsize(GATELET), "binary_static": not elf_interpreter(GATELET),
         "peer_binary_bytes": {"nginx": os.path.getsize(shutil.which("nginx")),
                               "haproxy": os.path.getsize(shutil.which("haproxy"))},
-        "memory": memory, "instructions": instructions,
+        "memory": memory, "instructions": instructions, "syscalls": traced,
         "runs": [{"scenario": s, "contender": n, "connections": c, "runs": r}
                  for (s, n, c), r in results.items()],
     }
@@ -454,6 +698,23 @@ def run(procs):
     json.dump(report, open(os.path.join(ROOT, "docs", "bench.json"), "w"), indent=1)
     write_markdown(report)
     chart(report)
+
+
+def elf_interpreter(path):
+    """Whether the ELF file asks for a dynamic loader (a PT_INTERP program header)."""
+    import struct
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only
+            return True
+        order = "<" if head[5] == 1 else ">"
+        phoff, = struct.unpack_from(order + "Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            if struct.unpack(order + "I", f.read(4))[0] == 3:  # PT_INTERP
+                return True
+    return False
 
 
 def git(*args):
@@ -547,7 +808,8 @@ def write_markdown(report):
       f"{mib(h['load_peak_kib'])} | {g['load_peak_kib'] / n['load_peak_kib']:.2f}× |")
     w(f"| threads | {g['threads']} | {n['threads']} | {h['threads']} | |")
     pb = report["peer_binary_bytes"]
-    w(f"| binary | {report['binary_bytes'] / 1048576:.2f} MiB (stripped, static Rust) | "
+    linkage = "static" if report.get("binary_static") else "+ shared libs (libc)"
+    w(f"| binary | {report['binary_bytes'] / 1048576:.2f} MiB (stripped Rust, {linkage}) | "
       f"{pb['nginx'] / 1048576:.2f} MiB (+ shared libs) | {pb['haproxy'] / 1048576:.2f} MiB (+ shared libs) | |")
     w(f"\nAnswered during the {report['held']}-connection hold: gatelet {g['held_ok']}, nginx {n['held_ok']}, "
       f"HAProxy {h['held_ok']}.\n")
@@ -560,6 +822,8 @@ def write_markdown(report):
     for k, v in ins.items():
         w(f"| {k} | {v:,.0f} |" if v else f"| {k} | n/a |")
     w("")
+    if report.get("syscalls"):
+        write_syscalls(w, report["syscalls"])
     w("## Targets (issue 8)\n")
     c_hi = max(report["connections"])
     c_lo = min(report["connections"])
@@ -582,6 +846,76 @@ def write_markdown(report):
     w("## Estimate for a Raspberry Pi (not measured)\n")
     w(pi_estimate(report, t))
     open(os.path.join(ROOT, "BENCHMARKS.md"), "w").write("\n".join(out) + "\n")
+
+
+def write_syscalls(w, sc):
+    w("## System calls per request\n")
+    some = next((e["median"] for e in sc.values() if e["median"]), None)
+    if not some:
+        w("strace attached to no contender: no counts.\n")
+        return
+    n, conns = some["requests"], some["connections"]
+    rounds = max(len(e["runs"]) for e in sc.values())
+    w(f"`strace -f -C -e status=failed` attached to each contender's serving process, all its "
+      "threads (nginx: its worker — here, with `master_process off`, its one process; HAProxy and "
+      f"gatelet: their one process) while a Python client sends exactly {n:,} keep-alive GETs of "
+      f"scenario 1's path (the no-op pass-through) over {conns} connections, one request in flight "
+      f"on each, and reads every answer; the counts are the totals of strace's `-c` summary divided "
+      f"by {n:,}, with nothing subtracted. The client's {conns} connections are opened and closed "
+      f"inside the traced window, so accepting and closing them is counted but amortised over "
+      f"about {n // conns:,} requests per connection; the upstream connections are the warm pools "
+      f"left by the load runs. Run after the load runs, on the same processes, {rounds} time"
+      f"{'s' if rounds != 1 else ''} per contender, contenders interleaved: the table gives the "
+      "median run, with its breakdown, and the range of the totals over the runs.\n")
+    w("Read with care: strace stops the process at every call, so the traced gateway runs several "
+      "times slower than untraced, and how many requests wait at each wake-up depends on that and "
+      "on whatever else the machine runs. Calls whose number follows the wake-ups (`epoll_wait`, "
+      "`epoll_ctl`, reads that find nothing, and whatever a contender does once per wake-up) move "
+      "with it, from run to run and against an untraced run; the figures compare contenders under "
+      "one method. As a cross-check, *untraced* is the same client's run of the same number of "
+      "requests on the same process without strace, just before each strace run, counted by "
+      "`perf stat -e raw_syscalls:sys_enter` (all calls, no breakdown; median of the runs; n/a "
+      "where perf is missing or not allowed).\n")
+    w("| contender | threads | system calls/request | range | untraced | reads | of which EAGAIN | "
+      "writes | epoll_wait | epoll_ctl | futex | timerfd_settime | other |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, e in sc.items():
+        r = e["median"]
+        if not r:
+            w(f"| {name} | | n/a (strace did not attach) | | | | | | | | | | |")
+            continue
+        c = r["classes_per_request"]
+        u = e["untraced_median"]
+        spread = f"{e['range'][0]:.2f}–{e['range'][1]:.2f}" if len(e["runs"]) > 1 else "–"
+        w(f"| {name} | {r['threads']} | **{r['per_request']:.2f}** | {spread} | "
+          f"{f'{u:.2f}' if u else 'n/a'} | {c['read']:.2f} | "
+          f"{r['eagain_reads_per_request']:.2f} | {c['write']:.2f} | {c['epoll_wait']:.2f} | "
+          f"{c['epoll_ctl']:.2f} | {c['futex']:.2f} | {c['timerfd_settime']:.2f} | {c['other']:.2f} |")
+    w("")
+    w("Reads: " + ", ".join(f"`{x}`" for x in SYSCALL_CLASSES["read"]) + "; writes: "
+      + ", ".join(f"`{x}`" for x in SYSCALL_CLASSES["write"]) + "; epoll_wait includes `epoll_pwait`. "
+      "*Of which EAGAIN*: reads that returned EAGAIN, from the errno of each failed call strace "
+      "printed. Per contender, from the median run, every system call per request, and the failed "
+      "ones by errno:\n")
+    for name, e in sc.items():
+        r = e["median"]
+        if not r:
+            continue
+        calls = sorted(r["calls"].items(), key=lambda kv: -kv[1])
+        failed = sorted(((f"{call} {err}", k) for call, es in r["errnos"].items() for err, k in es.items()),
+                        key=lambda kv: -kv[1])
+        w(f"- **{name}** ({r['threads']} thread{'s' if r['threads'] != 1 else ''}, "
+          f"{r['seconds']} s under strace"
+          + (f", {r['non200']} answers not 200" if r["non200"] else "") + "): "
+          + ", ".join(f"`{k}` {per(v, r['requests'])}" for k, v in calls)
+          + ". Failed: " + (", ".join(f"`{k}` {per(v, r['requests'])}" for k, v in failed) or "none")
+          + ".")
+    w("")
+
+
+def per(count, n):
+    v = count / n
+    return f"{v:.2f}" if v >= 0.01 else f"{v:.4f}"
 
 
 def pi_estimate(report, t):
