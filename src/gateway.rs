@@ -279,11 +279,7 @@ impl Gateway {
     /// Compiles `config` to replace `previous` (a reload): sensors whose configuration did not
     /// change keep running (same task, same readings), the clock and the shutdown signal carry
     /// over; everything else is built afresh.
-    pub fn replacing(
-        config: Config,
-        debug: bool,
-        previous: Option<&Gateway>,
-    ) -> Gateway {
+    pub fn replacing(config: Config, debug: bool, previous: Option<&Gateway>) -> Gateway {
         let addrs = config
             .endpoints
             .iter()

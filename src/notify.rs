@@ -25,7 +25,7 @@ pub fn notify(message: &str) {
     };
     let Ok(socket) = UnixDatagram::unbound() else { return };
     // A blocking send waits while the reader's queue (net.unix.max_dgram_qlen, 10 by default)
-    // is full, and it would wait on the one executor thread: no request served, no signal
+    // is full, and it would wait on the one thread: no request served, no signal
     // handled. Better to lose a notification than the gateway.
     if socket.set_nonblocking(true).is_err() {
         return;

@@ -169,8 +169,10 @@ fn run_serves_proxied_sensor_and_fleet_traffic_and_a_reload_on_exactly_one_threa
     std::fs::write(&file, config("after")).unwrap();
     let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
-    poll_until(Duration::from_secs(10), || (get(addr, "/after").status == 200).then_some(()))
-        .expect("the reload never took effect");
+    poll_until(Duration::from_secs(10), || {
+        (get(addr, "/after").status == 200).then_some(())
+    })
+    .expect("the reload never took effect");
     assert_eq!(get(addr, "/fuel").status, 200);
     let n = threads(child.0.id());
     drop(child);

@@ -79,13 +79,8 @@ fn linger_handle(stream: &TcpStream) -> Option<std::net::TcpStream> {
 }
 
 /// HTTP/1 over any connection IO, under its [`Watch`].
-async fn serve_io<I>(
-    gw: Rc<Gateway>,
-    io: I,
-    watch: Rc<Watch>,
-    peer: SocketAddr,
-    linger: Option<std::net::TcpStream>,
-) where
+async fn serve_io<I>(gw: Rc<Gateway>, io: I, watch: Rc<Watch>, peer: SocketAddr, linger: Option<std::net::TcpStream>)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
 {
     let shutdown_gw = gw.clone();
@@ -138,7 +133,9 @@ async fn serve_io<I>(
 /// Callers box it: inline, its scratch buffer made every connection's task 18 KiB.
 async fn linger_close(socket: std::net::TcpStream) {
     let _ = socket.shutdown(std::net::Shutdown::Write);
-    let Ok(socket) = TcpStream::from_std(socket) else { return };
+    let Ok(socket) = TcpStream::from_std(socket) else {
+        return;
+    };
     let drain = async {
         let mut scratch = [0u8; 4096];
         let mut left = limits::LINGER_MAX_BYTES;

@@ -705,7 +705,7 @@ impl Follow {
 fn read_file(sensor: &Sensor, path: &std::path::Path, clock: Clock) {
     let max = sensor.config.max_frame;
     let mut bytes = Vec::new();
-    // Non-blocking open: a FIFO at that path must not stall the one executor thread.
+    // Non-blocking open: a FIFO at that path must not stall the one thread.
     let read = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)

@@ -9,8 +9,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
-use tokio::io::unix::AsyncFd;
 use rustix::termios::{self, ControlModes, OptionalActions};
+use tokio::io::unix::AsyncFd;
 
 use crate::config::{Parity, SerialSettings};
 
