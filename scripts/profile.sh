@@ -41,8 +41,7 @@ try:
     rules = [("malloc/free", ("malloc.c",)), ("memcpy/memmove/memset", ("memmove", "memset", "memcpy")),
              ("libc other", ("libc.so",)), ("hyper", ("/hyper-",)), ("httparse", ("/httparse-",)),
              ("http (HeaderMap, Uri)", ("/http-1",)),
-             ("runtime (async-io, async-executor, async-task, polling, queues)",
-              ("/async-", "/polling-", "/concurrent-queue-", "/event-listener")),
+             ("runtime (tokio scheduler, reactor, timers; mio)", ("/tokio-1", "/mio-")),
              ("std/core/alloc", ("/rustc/", "/std-:", "/core-:", "/alloc-:")), ("ld.so", ("ld-linux",))]
     for line in text.splitlines():
         m = re.match(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", line)

@@ -13,8 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::sync::Notify;
-
 /// A future borrowed for the duration of one request.
 pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
@@ -212,35 +210,91 @@ pub async fn join_bounded<'a, T>(
 }
 
 /// A one-shot broadcast: [`Signal::fire`] once, and every [`Signal::wait`] (past or future)
-/// completes. Used for shutdown. A waiter registers once however often it is polled.
+/// completes. Used for shutdown, which every connection waits for: a waiter takes a slot once
+/// and a later poll only compares wakers, with no lock or atomic, since the connection's task
+/// polls it on every wake-up.
 #[derive(Default)]
 pub struct Signal {
     fired: std::cell::Cell<bool>,
-    event: Notify,
+    waiters: std::cell::RefCell<Waiters>,
+}
+
+/// Waiters' wakers by slot, and the free slots. At most one slot per live [`Wait`].
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Option<std::task::Waker>>,
+    free: Vec<usize>,
 }
 
 impl Signal {
     /// Fires it (idempotent).
     pub fn fire(&self) {
         self.fired.set(true);
-        self.event.notify_waiters();
-    }
-
-    /// Whether it has fired.
-    pub fn fired(&self) -> bool {
-        self.fired.get()
+        let woken: Vec<_> = self
+            .waiters
+            .borrow_mut()
+            .slots
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        woken.into_iter().for_each(std::task::Waker::wake);
     }
 
     /// Completes once it has fired.
-    pub async fn wait(&self) {
-        let notified = self.event.notified();
-        let mut notified = std::pin::pin!(notified);
-        // Registered before the check: a `fire` after it wakes this waiter.
-        notified.as_mut().enable();
-        if self.fired.get() {
-            return;
+    pub fn wait(&self) -> Wait<'_> {
+        Wait {
+            signal: self,
+            slot: None,
         }
-        notified.await;
+    }
+}
+
+/// The future of [`Signal::wait`].
+pub struct Wait<'s> {
+    signal: &'s Signal,
+    slot: Option<usize>,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.signal.fired.get() {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.signal.waiters.borrow_mut();
+        match self.slot {
+            Some(i) => match &mut waiters.slots[i] {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            },
+            None => {
+                let waker = Some(cx.waker().clone());
+                let i = match waiters.free.pop() {
+                    Some(i) => {
+                        waiters.slots[i] = waker;
+                        i
+                    }
+                    None => {
+                        waiters.slots.push(waker);
+                        waiters.slots.len() - 1
+                    }
+                };
+                drop(waiters);
+                self.slot = Some(i);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot {
+            let mut waiters = self.signal.waiters.borrow_mut();
+            waiters.slots[i] = None;
+            waiters.free.push(i);
+        }
     }
 }
 

@@ -100,9 +100,15 @@ where
         let (gw, watch) = (gw.clone(), watch.clone());
         Box::pin(async move { Ok::<_, Infallible>(handle(&gw, &watch, peer, req).await) })
     });
+    // half_close: hyper does not probe the socket for EOF while a request is in flight. That
+    // probe reserves a second 8 KiB read buffer per request in flight (the first is still
+    // pinned by the request head's bytes) and costs a read. A client that half-closes after
+    // its request still gets the answer (RFC 9112 §9.6 allows it); one that vanishes is
+    // noticed when its answer is written, so the backend call runs to its end or deadline.
     let conn = http1::Builder::new()
         .max_buf_size(limits::MAX_READ_BUF)
         .max_header_size(limits::MAX_HEAD_BYTES)
+        .half_close(true)
         .serve_connection(io, service);
     // On shutdown hyper finishes the request in flight (answering with Connection: close) and
     // closes an idle keep-alive connection at once.
@@ -238,7 +244,7 @@ async fn respond(
     }
     if gw.fleet.is_some() && path == "/__fleet/health" {
         get_only(parts, || ())?;
-        let doc = crate::fleet::health(gw).await;
+        let doc = Box::pin(crate::fleet::health(gw)).await;
         return Ok(encode::json(
             StatusCode::OK,
             serde_json::to_vec(&doc).unwrap_or_default(),
@@ -327,7 +333,7 @@ async fn call_endpoint(
     if let [backend] = &endpoint.backends[..]
         && backend.sensor.is_some_and(|s| s.write)
     {
-        let written = endpoint::write_sensor(gw, index, &inbound, deadline)
+        let written = Box::pin(endpoint::write_sensor(gw, index, &inbound, deadline))
             .await
             .map_err(|e| Error::BadSensorWrite(e.0))??;
         let body = format!(r#"{{"written":{written}}}"#);
@@ -341,7 +347,10 @@ async fn call_endpoint(
         resp.headers_mut().insert(encode::COMPLETED, encode::completed(ok));
         return Ok(resp.map(Body::stream));
     }
-    let answer = endpoint::aggregate(gw, index, &inbound, deadline).await?;
+    // Boxed, like the fleet and sensor-write branches: a request's future is as large as its
+    // largest branch, and every request in flight holds one (1000 held pass-through requests
+    // would each carry the aggregation's state).
+    let answer = Box::pin(endpoint::aggregate(gw, index, &inbound, deadline)).await?;
     Ok(encode::answer(endpoint, &answer))
 }
 
