@@ -4,6 +4,7 @@
 # backend (nginx serving the same JSON file as scripts/bench.sh) for N keep-alive requests to
 # PATH, and prints callgrind_annotate's exclusive and inclusive tops.
 # Usage: scripts/profile.sh [PATH] [N]   (default /status.json, the pass-through; 5000)
+# KEEP=1 keeps the callgrind output (for callgrind_annotate --tree=caller and the like).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 path=${1:-/status.json}
@@ -66,5 +67,8 @@ try:
 finally:
     for p in procs:
         p.stop()
-    shutil.rmtree(bench.WORK, ignore_errors=True)
+    if os.environ.get("KEEP"):
+        print(f"kept {bench.WORK}")
+    else:
+        shutil.rmtree(bench.WORK, ignore_errors=True)
 PY

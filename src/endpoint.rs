@@ -24,6 +24,9 @@ use crate::sensor::run::WriteError;
 /// `User-Agent` sent upstream.
 pub const USER_AGENT_STR: &str = concat!("gatelet/", env!("CARGO_PKG_VERSION"));
 const USER_AGENT: HeaderValue = HeaderValue::from_static(USER_AGENT_STR);
+/// Names built at compile time (a `&str` name is parsed on every insert).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Why an endpoint produced no data at all. Each string names one backend and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,9 +154,9 @@ pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &I
     if !out.contains_key(header::USER_AGENT) {
         out.insert(header::USER_AGENT, USER_AGENT);
     }
-    out.insert("x-forwarded-for", inbound.forwarded_for.clone());
+    out.insert(X_FORWARDED_FOR, inbound.forwarded_for.clone());
     if let Some(h) = inbound.headers.get(header::HOST) {
-        out.insert("x-forwarded-host", h.clone());
+        out.insert(X_FORWARDED_HOST, h.clone());
     }
     for (name, value) in &inbound.propagated {
         out.insert(name.clone(), value.clone());
@@ -169,8 +172,9 @@ pub(crate) fn target_uri(backend: &CompiledBackend, inbound: &Inbound<'_>) -> Re
     uri.parse().map_err(|_| ProxyError::BadTarget(uri))
 }
 
-/// Builds the request one backend receives; called again for a retry.
-pub(crate) fn request(backend: &Backend, uri: &http::Uri, headers: &HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+/// Builds the request one backend receives; called again for a retry. `headers` is built anew
+/// for each call (cheaper than keeping a map to clone for the rare retry).
+pub(crate) fn request(backend: &Backend, uri: &http::Uri, headers: HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
     let body = if matches!(backend.method, Method::GET | Method::HEAD) {
         Bytes::new()
     } else {
@@ -179,7 +183,7 @@ pub(crate) fn request(backend: &Backend, uri: &http::Uri, headers: &HeaderMap, b
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = backend.method.clone();
     *req.uri_mut() = uri.clone();
-    *req.headers_mut() = headers.clone();
+    *req.headers_mut() = headers;
     req
 }
 
@@ -342,8 +346,7 @@ async fn call(
     };
     let (pool, host) = compiled.pick();
     let uri = target_uri(compiled, inbound)?;
-    let headers = headers(compiled, host, inbound);
-    let build = || request(backend, &uri, &headers, &inbound.body);
+    let build = || request(backend, &uri, headers(compiled, host, inbound), &inbound.body);
     let key = || format!("{}{uri}", host.to_str().unwrap_or(""));
     let body = cached_fetch(compiled, key, || {
         with_retry(backend, compiled, deadline, || proxy::fetch(pool, &build, deadline))
@@ -523,9 +526,11 @@ pub async fn pass_through(
     let endpoint = &gw.config.endpoints[index];
     let (backend, compiled) = (&endpoint.backends[0], &gw.backends[index][0]);
     let (pool, host) = compiled.pick();
-    let headers = headers(compiled, host, inbound);
     let opened = match admit(compiled, inbound.now).and_then(|()| target_uri(compiled, inbound)) {
-        Ok(uri) => proxy::open(pool, &|| request(backend, &uri, &headers, &inbound.body), deadline).await,
+        Ok(uri) => {
+            let build = || request(backend, &uri, headers(compiled, host, inbound), &inbound.body);
+            proxy::open(pool, &build, deadline).await
+        }
         Err(e) => Err(e),
     };
     let mut resp = opened.map_err(|e| {

@@ -114,8 +114,10 @@ pub async fn fan_out(
                     Some(breaker) => Some(Outcome::admit(breaker, log, &member.id, compiled.clock)?),
                     None => None,
                 };
-                let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));
-                let build = || endpoint::request(backend, uri, &headers, &inbound.body);
+                let build = || {
+                    let headers = member_headers(fleet, endpoint::headers(compiled, &member.authority, inbound));
+                    endpoint::request(backend, uri, headers, &inbound.body)
+                };
                 let key = || format!("{}{uri}", member.authority.to_str().unwrap_or(""));
                 let body =
                     endpoint::cached_fetch(compiled, key, || proxy::fetch(&member.pool, &build, deadline)).await?;

@@ -18,7 +18,7 @@ use crate::limiter::bucket::ceil_secs;
 const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 /// `X-Gatelet-Completed`: whether every backend answered in time.
-pub const COMPLETED: &str = "x-gatelet-completed";
+pub const COMPLETED: http::HeaderName = http::HeaderName::from_static("x-gatelet-completed");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const FALSE: HeaderValue = HeaderValue::from_static("false");
 
