@@ -30,7 +30,7 @@ try:
     procs.append(bench.Proc("backend", ["nginx", "-c", f"{bench.WORK}/backend.conf", "-p", bench.WORK], bport, 1))
     port = bench.free_port()
     conf = os.path.join(bench.WORK, "gatelet.json")
-    open(conf, "w").write(bench.gatelet_conf(port, bport, sensor))
+    open(conf, "w").write(bench.gatelet_conf(port, bport, sensor, "1h"))
     total = bench.callgrind([bench.GATELET, "run", "-c", conf], port, bench.get(path), n, "profile",
                             dict(os.environ, RUST_LOG="error"))
     out = os.path.join(bench.WORK, f"cg.profile.{n}")
