@@ -7,6 +7,10 @@
 //! tokio's reactor skips the read system call after a short read (the socket is drained). The
 //! deadline timers are polled only when a read or write has to wait, so they cost nothing
 //! while the socket keeps up. Never blocks, never allocates per read or write.
+//!
+//! hyper-util's `TokioIo` does the plain forwarding part of this (and as cheaply: tokio's
+//! `ReadBuf` over hyper's cursor); it is not used because the deadlines and the scan have to sit
+//! exactly here, between the socket and hyper, for plain and TLS connections alike.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
