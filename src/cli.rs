@@ -147,8 +147,9 @@ pub fn main(args: Args) -> ExitCode {
             );
             // Registered at the runtime's first poll of `stop` (tokio signals need the reactor),
             // before the first connection is accepted.
-            let no_signals = std::cell::Cell::new(false);
-            let stop = async {
+            let no_signals = std::rc::Rc::new(std::cell::Cell::new(false));
+            let failed = no_signals.clone();
+            let stop = async move {
                 use tokio::signal::unix::{SignalKind, signal};
                 match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
                     (Ok(mut term), Ok(mut int)) => {
@@ -167,7 +168,7 @@ pub fn main(args: Args) -> ExitCode {
                     }
                     (Err(e), _) | (_, Err(e)) => {
                         log::error!("cannot handle SIGTERM/SIGINT: {e}");
-                        no_signals.set(true);
+                        failed.set(true);
                     }
                 }
             };
