@@ -366,7 +366,14 @@ impl Gateway {
             sensor_tasks,
             reload_error: std::cell::RefCell::new(None),
             timesync: Cell::new(None),
-            metrics: crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len())),
+            metrics: {
+                let mut metrics = crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len()));
+                // Connections accepted under the old config are still open after a reload.
+                if let Some(p) = previous {
+                    metrics.connections = p.metrics.connections.clone();
+                }
+                metrics
+            },
             sensors,
             fleet: config.fleet.as_ref().map(|f| crate::fleet::CompiledFleet {
                 config: f.clone(),

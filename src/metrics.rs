@@ -35,8 +35,9 @@ pub struct Metrics {
     pub endpoints: Vec<EndpointStats>,
     /// Per endpoint, per backend.
     pub backends: Vec<Vec<BackendStats>>,
-    /// Client connections open now.
-    pub connections: Cell<u64>,
+    /// Client connections open now, whichever gateway (before or after a reload) serves them:
+    /// shared by every gateway of the process.
+    pub connections: std::rc::Rc<Cell<u64>>,
 }
 
 fn inc(c: &Cell<u64>) {
@@ -52,7 +53,7 @@ impl Metrics {
         Metrics {
             endpoints: (0..=backends.len()).map(|_| EndpointStats::default()).collect(),
             backends,
-            connections: Cell::new(0),
+            connections: std::rc::Rc::new(Cell::new(0)),
         }
     }
 

@@ -19,6 +19,16 @@ struct Run {
     dir: std::path::PathBuf,
 }
 
+/// Kills the gateway and removes its directory however the test ends (a wedged gateway would
+/// otherwise outlive a failed test, holding the test runner's output open).
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
 fn start(name: &str, config: &str, watchdog_usec: Option<u64>) -> Run {
     let dir = std::env::temp_dir().join(format!("gatelet-life-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -61,7 +71,7 @@ fn config(extra: &str) -> String {
 
 #[test]
 fn ready_then_watchdog_pings_at_half_the_interval() {
-    let mut run = start("watchdog", &config(r#", "endpoints": []"#), Some(200_000));
+    let run = start("watchdog", &config(r#", "endpoints": []"#), Some(200_000));
     let (first, _) = message(&run.notify);
     assert_eq!(first, "READY=1");
     assert_eq!(get(run.addr, "/__health").status, 200, "READY means the port accepts");
@@ -78,9 +88,6 @@ fn ready_then_watchdog_pings_at_half_the_interval() {
         median >= Duration::from_millis(60) && median <= Duration::from_millis(250),
         "WATCHDOG_USEC 200ms: pings every ~100ms, median gap {median:?}"
     );
-    run.child.kill().ok();
-    run.child.wait().ok();
-    std::fs::remove_dir_all(&run.dir).ok();
 }
 
 #[test]
@@ -109,7 +116,6 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
     let status = poll_until(Duration::from_secs(10), || run.child.try_wait().ok().flatten()).expect("did not exit");
     assert!(status.success(), "exit status {status:?}");
     assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
-    std::fs::remove_dir_all(&run.dir).ok();
 }
 
 #[test]
@@ -158,12 +164,12 @@ fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_errors() {
     let backend = Backend::start(|seen| Reply::json(&format!(r#"{{"path":"{}"}}"#, seen.target)));
     let endpoint = |path: &str| {
         config(&format!(
-            r#", "endpoints": [{{"endpoint": "{path}", "backend": [{{"host": ["{}"], "url_pattern": "{path}"}}]}}]"#,
+            r#", "extra_config": {{"gatelet/metrics": {{}}}},
+                "endpoints": [{{"endpoint": "{path}", "backend": [{{"host": ["{}"], "url_pattern": "{path}"}}]}}]"#,
             backend.url()
         ))
     };
     let run = start("reload", &endpoint("/a"), None);
-    let mut run = run;
     assert_eq!(message(&run.notify).0, "READY=1");
     // A keep-alive connection opened before the reload.
     let mut old = connect(run.addr);
@@ -181,6 +187,15 @@ fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_errors() {
     assert_eq!(get(run.addr, "/b").status, 200, "new connections get the new config");
     assert_eq!(get(run.addr, "/a").status, 404);
     assert_eq!(ask(&mut old, "/a"), 200, "the old keep-alive connection keeps working");
+    // The open-connections gauge counts it too: the old one plus the one asking.
+    let gauge = || {
+        get(run.addr, "/__stats")
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("gatelet_open_connections ")?.parse::<u64>().ok())
+    };
+    let seen = poll_until(Duration::from_secs(5), || gauge().filter(|&n| n == 2));
+    assert_eq!(seen, Some(2), "gauge after the reload: last read {:?}", gauge());
 
     // A broken config: refused, the running one stays, /__health says so.
     std::fs::write(run.dir.join("krakend.json"), r#"{"version": 2}"#).unwrap();
@@ -195,21 +210,6 @@ fn sighup_swaps_in_a_valid_config_and_keeps_the_old_one_on_errors() {
         health["reload"]["errors"][0].as_str().unwrap().contains("version"),
         "{health}"
     );
-    run.child.kill().ok();
-    run.child.wait().ok();
-    std::fs::remove_dir_all(&run.dir).ok();
-}
-
-/// Kills the gateway and removes its directory however the test ends (a wedged gateway would
-/// otherwise outlive a failed test).
-struct Reap(Run);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        self.0.child.kill().ok();
-        self.0.child.wait().ok();
-        std::fs::remove_dir_all(&self.0.dir).ok();
-    }
 }
 
 /// `GET target` on a fresh connection, or `None` if no full answer came within `limit`.
@@ -237,8 +237,8 @@ fn a_notify_socket_nobody_reads_stalls_neither_serving_nor_sigterm() {
         Some(1_000_000),
     );
     let started = Instant::now();
-    let mut run = Reap(run);
-    let addr = run.0.addr;
+    let mut run = run;
+    let addr = run.addr;
     let mut asked = 0;
     let mut ask = |target: &str| {
         asked += 1;
@@ -266,9 +266,9 @@ fn a_notify_socket_nobody_reads_stalls_neither_serving_nor_sigterm() {
         started.elapsed()
     );
 
-    let pid = rustix::process::Pid::from_raw(run.0.child.id() as i32).unwrap();
+    let pid = rustix::process::Pid::from_raw(run.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let status = poll_until(Duration::from_secs(5), || run.0.child.try_wait().ok().flatten())
+    let status = poll_until(Duration::from_secs(5), || run.child.try_wait().ok().flatten())
         .expect("no exit within 5 s of SIGTERM");
     assert!(status.success(), "exit status {status:?}");
 }
