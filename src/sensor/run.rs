@@ -62,54 +62,52 @@ pub enum Conn {
 }
 
 impl Conn {
-    /// Reads what is there (waiting for something); 0 at the end of the stream.
-    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match self {
+            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => s.as_fd(),
+            Conn::Serial(fd) => fd.get_ref().as_fd(),
+        }
+    }
+
+    /// Runs `op` on the descriptor once the reactor says it is ready for `interest`, and again
+    /// after `EAGAIN` (which clears the readiness) or `EINTR`.
+    async fn ready<R>(
+        &self,
+        interest: tokio::io::Interest,
+        mut op: impl FnMut(std::os::fd::BorrowedFd<'_>) -> rustix::io::Result<R>,
+    ) -> std::io::Result<R> {
+        let fd = self.fd();
         loop {
-            let read = match self {
-                Conn::Tcp(s) => {
-                    s.readable().await?;
-                    s.try_read(buf)
-                }
-                Conn::Unix(s) => {
-                    s.readable().await?;
-                    s.try_read(buf)
-                }
-                Conn::Serial(fd) => match fd.readable().await?.try_io(|fd| fd.get_ref().read(buf)) {
-                    Ok(read) => read,
-                    Err(_would_block) => continue,
-                },
+            let mut once = || op(fd).map_err(std::io::Error::from);
+            let done = match self {
+                Conn::Tcp(s) => s.async_io(interest, &mut once).await,
+                Conn::Unix(s) => s.async_io(interest, &mut once).await,
+                Conn::Serial(serial) => serial.async_io(interest, |_| once()).await,
             };
-            match read {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            match done {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => return other,
+                done => return done,
             }
         }
+    }
+
+    /// Reads what is there (waiting for something); 0 at the end of the stream.
+    pub async fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.ready(tokio::io::Interest::READABLE, |fd| rustix::io::read(fd, &mut *buf))
+            .await
     }
 
     /// Writes all of `bytes`, waiting for room as needed.
     pub async fn write_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
         while !bytes.is_empty() {
-            let written = match self {
-                Conn::Tcp(s) => {
-                    s.writable().await?;
-                    s.try_write(bytes)
-                }
-                Conn::Unix(s) => {
-                    s.writable().await?;
-                    s.try_write(bytes)
-                }
-                Conn::Serial(fd) => match fd.writable().await?.try_io(|fd| fd.get_ref().write(bytes)) {
-                    Ok(written) => written,
-                    Err(_would_block) => continue,
-                },
-            };
-            match written {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            match self
+                .ready(tokio::io::Interest::WRITABLE, |fd| rustix::io::write(fd, bytes))
+                .await?
+            {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => bytes = &bytes[n..],
             }
         }
         Ok(())

@@ -17,6 +17,12 @@ use crate::config::{Parity, SerialSettings};
 /// An open serial device.
 pub struct Serial(OwnedFd);
 
+impl std::os::fd::AsFd for Serial {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl std::os::fd::AsRawFd for Serial {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.as_raw_fd()
@@ -55,16 +61,4 @@ pub fn open(path: &Path, s: &SerialSettings) -> io::Result<AsyncFd<Serial>> {
     // SAFETY: `Serial` owns the descriptor and only reads and writes it; nothing closes or
     // replaces it while the `AsyncFd` holds it registered.
     Ok(unsafe { AsyncFd::register(Serial(fd)) }?)
-}
-
-impl Serial {
-    /// One `read(2)`; `WouldBlock` when nothing is there.
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        rustix::io::read(&self.0, buf).map_err(io::Error::from)
-    }
-
-    /// One `write(2)`; `WouldBlock` when the device's buffer is full.
-    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        rustix::io::write(&self.0, buf).map_err(io::Error::from)
-    }
 }
