@@ -129,13 +129,11 @@ struct Timers {
 }
 
 /// Arms `slot`'s timer for `at` (creating it the first time).
-fn arm(slot: &mut Option<Pin<Box<Sleep>>>, at: Instant) -> Pin<&mut Sleep> {
+fn arm(slot: &mut Option<Pin<Box<Sleep>>>, at: Instant) {
     match slot {
         Some(timer) => runtime::reset(timer.as_mut(), at),
         None => *slot = Some(Box::pin(runtime::sleep_until(at))),
     }
-    // Invariant: set just above.
-    slot.as_mut().map(|t| t.as_mut()).expect("armed")
 }
 
 impl Watch {
