@@ -66,10 +66,6 @@ pub const MAX_BACKEND_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Open upstream connections per backend host; excess calls wait within the endpoint deadline.
 /// A naive proxy with one upstream per client peaked at ~60 MB RSS with 1000 clients.
 pub const MAX_UPSTREAM_CONNECTIONS: usize = 16;
-/// Idle upstream connections kept per backend host: as many as may be open. A lower cap closed
-/// connections that the next burst reopened at once (at 10 client connections, one upstream
-/// connect and close per ~10 requests); idle ones are closed after `UPSTREAM_IDLE_TIMEOUT`.
-pub const MAX_UPSTREAM_IDLE: usize = MAX_UPSTREAM_CONNECTIONS;
 /// An idle upstream connection older than this is not reused (backends close idle ones too;
 /// Go's default is 90 s, Python's http.server closes at once, nginx 75 s).
 pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
