@@ -1,0 +1,431 @@
+//! Backends: hosts (resolved once, here), `url_pattern` with its parameters, the data
+//! manipulation keys (`target`, `allow`/`deny`, `mapping`, `group`) and the backend-level
+//! namespaces (sensor, fleet, rate limit, breaker, cache, retry).
+
+use super::*;
+
+pub(super) fn hosts(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Host>> {
+    let list = c.strings(node, path)?;
+    if list.is_empty() {
+        c.error(
+            node.pos,
+            path,
+            "needs at least one host, e.g. [\"http://127.0.0.1:8000\"]",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (s, pos, p) in list {
+        match host(s) {
+            Ok(h) => out.push(h),
+            Err(m) => {
+                c.error(pos, &p, m);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Parses and resolves one `host` entry (`http://name:port`; a missing scheme means `http`).
+pub fn host(s: &str) -> Result<Host, String> {
+    let rest = if let Some(r) = s.strip_prefix("http://") {
+        r
+    } else if s.starts_with("https://") {
+        return Err(format!(
+            "\"{s}\": https backends are not supported by gatelet (plain HTTP on the bus; terminate TLS in front)"
+        ));
+    } else if let Some((scheme, _)) = s.split_once("://") {
+        return Err(format!("\"{s}\": scheme \"{scheme}\" is not supported (http)"));
+    } else {
+        s
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !tail.is_empty() && tail != "/" {
+        return Err(format!(
+            "\"{s}\": a path in host is not supported; put it in url_pattern"
+        ));
+    }
+    if authority.is_empty() || authority.contains('@') || authority.contains(['?', '#']) {
+        return Err(format!("\"{s}\" is not a host such as \"http://127.0.0.1:8000\""));
+    }
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a host such as \"http://127.0.0.1:8000\""))?;
+    let name = parsed.host();
+    let port = match parsed.port() {
+        Some(p) => p.as_u16(),
+        None if authority.ends_with(':') => return Err(format!("\"{s}\": the port is missing after ':'")),
+        None => 80,
+    };
+    if port == 0 {
+        return Err(format!("\"{s}\": port 0 cannot be connected to"));
+    }
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = match bare.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("\"{s}\": cannot resolve \"{bare}\": {e}"))?
+            .next()
+            .ok_or_else(|| format!("\"{s}\": \"{bare}\" resolves to no address"))?,
+    };
+    let authority = if port == 80 {
+        name.to_string()
+    } else {
+        format!("{name}:{port}")
+    };
+    Ok(Host { authority, addr })
+}
+
+/// What a backend needs from its endpoint.
+pub(super) struct BackendContext<'a> {
+    pub(super) params: &'a [String],
+    pub(super) method: Method,
+    pub(super) output: OutputEncoding,
+    pub(super) hosts: Option<&'a [Host]>,
+    pub(super) hosts_given: bool,
+    pub(super) sensors: &'a [Sensor],
+    pub(super) sensor_names: &'a [String],
+    pub(super) fleet: bool,
+}
+
+pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
+    let s = c.string(node, path)?;
+    if !s.starts_with('/') {
+        c.error(node.pos, path, format!("\"{s}\" must start with '/'"));
+        return None;
+    }
+    if let Some(bad) = s.chars().find(|ch| ch.is_whitespace() || ch.is_control() || *ch == '#') {
+        c.error(
+            node.pos,
+            path,
+            format!("\"{s}\": '{}' is not allowed in url_pattern", bad.escape_default()),
+        );
+        return None;
+    }
+    // Sent as the backend request's target with parameters filled in (client path segments,
+    // themselves valid there): one the URI parser refuses (`<`, `>`, `` ` ``) would silently
+    // become "/" in `endpoint::request`.
+    if s.parse::<http::uri::PathAndQuery>().is_err() {
+        c.error(
+            node.pos,
+            path,
+            format!("\"{s}\" is not a valid request target (percent-encode what it needs)"),
+        );
+        return None;
+    }
+    let mut rest = s;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            c.error(node.pos, path, format!("\"{s}\": '}}' without '{{'"));
+            return None;
+        }
+        let Some(len) = rest[open..].find('}') else {
+            c.error(node.pos, path, format!("\"{s}\": '{{' without '}}'"));
+            return None;
+        };
+        let name = &rest[open + 1..open + len];
+        if !params.iter().any(|p| p == name) {
+            let known = if params.is_empty() {
+                "the endpoint has no parameters".to_string()
+            } else {
+                format!(
+                    "the endpoint has {}",
+                    params.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            c.error(
+                node.pos,
+                path,
+                format!("\"{s}\": {{{name}}} is not a parameter of the endpoint ({known})"),
+            );
+            return None;
+        }
+        rest = &rest[open + len + 1..];
+    }
+    Some(s.to_string())
+}
+
+pub(super) fn dot_path(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Vec<String>> {
+    if s.is_empty() || s.split('.').any(str::is_empty) {
+        c.error(pos, path, format!("\"{s}\" is not a dot path such as \"data.items\""));
+        return None;
+    }
+    Some(s.split('.').map(str::to_string).collect())
+}
+
+pub(super) fn dot_paths(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Vec<String>>> {
+    let list = c.strings(node, path)?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (s, pos, p) in list {
+        match dot_path(c, s, pos, &p) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Option<Backend> {
+    let mut obj = c.object(node, path)?;
+    let errors_before = c.errors.len();
+    // `extra_config` first: a sensor backend has no host and no url_pattern.
+    let mut rate_limit = None;
+    let mut breaker = None;
+    let mut cache = None;
+    let mut retry = None;
+    let mut sensor = None;
+    let mut fleet = false;
+    if let Some((n, p)) = obj.take("extra_config")
+        && let Some(mut extra) = c.object(n, &p)
+    {
+        if let Some((n, p)) = extra.take("qos/ratelimit/proxy")
+            && let Some(mut q) = c.object(n, &p)
+        {
+            let every = every(c, &mut q);
+            rate_limit = bucket(c, &mut q, "max_rate", "capacity", every, true).flatten();
+            q.finish(c);
+        }
+        if let Some((n, p)) = extra.take("qos/circuit-breaker") {
+            breaker = circuit_breaker(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("qos/http-cache") {
+            if ctx.method != Method::GET {
+                c.error(n.pos, &p, "the cache keeps GET answers only");
+            }
+            cache = http_cache(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("gatelet/retry") {
+            if ctx.method != Method::GET {
+                c.error(n.pos, &p, "retries are for idempotent GETs only");
+            }
+            retry = retry_config(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("gatelet/fleet") {
+            if let Some(f) = c.object(n, &p) {
+                f.finish(c);
+            }
+            if !ctx.fleet {
+                c.error(n.pos, &p, "needs the service's extra_config.\"gatelet/fleet\" members");
+            }
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a fleet answer is merged JSON: it cannot be passed through \"no-op\"",
+                );
+            }
+            fleet = true;
+        }
+        if let Some((n, p)) = extra.take("gatelet/sensor") {
+            sensor = Some(super::super::sensors::backend(
+                c,
+                n,
+                &p,
+                ctx.sensors,
+                ctx.sensor_names,
+                &ctx.method,
+            ));
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a sensor reading is JSON: it cannot be passed through \"no-op\"",
+                );
+            }
+        }
+        unsupported_namespaces(c, &mut extra);
+    }
+    if let Some(sensor) = sensor {
+        for key in ["host", "url_pattern", "encoding", "sd", "method"] {
+            if let Some((n, p)) = obj.take(key) {
+                c.error(n.pos, &p, "has no effect on a \"gatelet/sensor\" backend");
+            }
+        }
+        let shape = shape(c, &mut obj, Encoding::Json);
+        if sensor.is_some_and(|s| s.write) && shape != Shape::default() {
+            c.error(
+                obj.pos,
+                path,
+                "target, allow, deny, mapping and group have no effect on a sensor write",
+            );
+        }
+        obj.finish(c);
+        if c.errors.len() > errors_before {
+            return None;
+        }
+        let sensor = sensor?;
+        return Some(Backend {
+            hosts: Vec::new(),
+            url_pattern: format!("sensor {}", ctx.sensors[sensor.sensor].name),
+            method: ctx.method.clone(),
+            encoding: Encoding::Json,
+            shape,
+            input_headers: None,
+            input_query_strings: None,
+            rate_limit,
+            breaker,
+            cache,
+            retry,
+            sensor: Some(sensor),
+            fleet: false,
+        });
+    }
+    let mut hosts = match obj.take("host") {
+        Some((n, _)) if fleet => {
+            c.error(
+                n.pos,
+                &join(path, "host"),
+                "has no effect: a fleet backend calls every member",
+            );
+            None
+        }
+        None if fleet => Some(Vec::new()),
+        Some((n, p)) => hosts(c, n, &p),
+        None => match ctx.hosts {
+            Some(h) => Some(h.to_vec()),
+            None if ctx.hosts_given => None,
+            None => {
+                c.error(
+                    obj.pos,
+                    path,
+                    "missing required key \"host\" (and the service sets no default \"host\")",
+                );
+                None
+            }
+        },
+    };
+    if let Some((n, p)) = obj.take("sd")
+        && let Some(s) = c.string(n, &p)
+        && s != "static"
+    {
+        c.error(
+            n.pos,
+            &p,
+            format!("service discovery \"{s}\" is not supported by gatelet (static)"),
+        );
+        hosts = None;
+    }
+    if let Some((n, p)) = obj.take("disable_host_sanitize") {
+        // Hosts are always parsed strictly; the flag only matters to KrakenD's rewriting.
+        c.boolean(n, &p);
+    }
+    let url = obj
+        .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
+        .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
+    let method = match obj.take("method") {
+        Some((n, p)) => method(c, n, &p),
+        None => Some(ctx.method.clone()),
+    };
+    let default_encoding = if ctx.output == OutputEncoding::NoOp {
+        Encoding::NoOp
+    } else {
+        Encoding::Json
+    };
+    let encoding = match obj.take("encoding") {
+        Some((n, p)) => {
+            let e = encoding(c, n, &p);
+            match e {
+                Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
+                    n.pos,
+                    &p,
+                    "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
+                ),
+                Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
+                    n.pos,
+                    &p,
+                    "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
+                ),
+                _ => {}
+            }
+            e
+        }
+        None => Some(default_encoding),
+    };
+    let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
+    let input_headers = match obj.take("input_headers") {
+        Some((n, p)) => forward(c, n, &p, true).map(Some),
+        None => Some(None),
+    };
+    let input_query = match obj.take("input_query_strings") {
+        Some((n, p)) => forward(c, n, &p, false).map(Some),
+        None => Some(None),
+    };
+    obj.finish(c);
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(Backend {
+        rate_limit,
+        breaker,
+        cache,
+        retry,
+        sensor: None,
+        fleet,
+        hosts: hosts?,
+        url_pattern: url?,
+        method: method?,
+        encoding: encoding?,
+        shape,
+        input_headers: input_headers?,
+        input_query_strings: input_query?,
+    })
+}
+
+/// `is_collection`, `target`, `allow`, `deny`, `mapping`, `group` of a backend; all of them are
+/// errors with `no-op` encoding, where the body is never decoded.
+pub(super) fn shape(c: &mut Checker, obj: &mut Obj, encoding: Encoding) -> Shape {
+    let mut shape = Shape::default();
+    let mut shaping: Vec<(Pos, String)> = Vec::new();
+    if let Some((n, p)) = obj.take("is_collection") {
+        shape.is_collection = c.boolean(n, &p).unwrap_or(false);
+        if shape.is_collection {
+            shaping.push((n.pos, p));
+        }
+    }
+    if let Some((n, p)) = obj.take("target") {
+        if let Some(s) = c.string(n, &p) {
+            shape.target = dot_path(c, s, n.pos, &p).unwrap_or_default();
+        }
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("allow") {
+        shape.allow = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("deny") {
+        shape.deny = dot_paths(c, n, &p).unwrap_or_default();
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("mapping")
+        && let Some(mut m) = c.object(n, &p)
+    {
+        for (key, value) in m.rest() {
+            let kp = join(&p, &key.name);
+            if key.name.is_empty() {
+                c.error(key.pos, &kp, "must not be empty");
+            } else if let Some(to) = c.nonempty(value, &kp) {
+                shape.mapping.push((key.name.clone(), to.to_string()));
+            }
+        }
+        m.finish(c);
+        shaping.push((n.pos, p));
+    }
+    if let Some((n, p)) = obj.take("group") {
+        shape.group = c.nonempty(n, &p).map(str::to_string);
+        shaping.push((n.pos, p));
+    }
+    if encoding == Encoding::NoOp {
+        for (pos, p) in shaping {
+            c.error(
+                pos,
+                &p,
+                "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
+            );
+        }
+    }
+    shape
+}

@@ -1,0 +1,271 @@
+//! The checker toolkit every config section uses: [`Checker`] collects errors with JSON path
+//! and `line:column`, [`Obj`] takes an object's keys one by one and reports the unknown ones, and
+//! the small typed readers (choices, durations) built on them.
+
+use super::*;
+
+/// Collects errors while the tree is walked.
+pub struct Checker<'f> {
+    file: &'f str,
+    /// Everything found so far.
+    pub errors: Vec<ConfigError>,
+}
+
+impl<'f> Checker<'f> {
+    /// A checker for `file` (used in messages only).
+    pub fn new(file: &'f str) -> Self {
+        Checker {
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records one error.
+    pub fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn expected(&mut self, node: &Node, path: &str, what: &str) {
+        self.error(node.pos, path, format!("expected {what}, found {}", node.value.kind()));
+    }
+
+    /// The node as an object whose keys will be checked; reports duplicates.
+    pub fn object<'n>(&mut self, node: &'n Node, path: &str) -> Option<Obj<'n>> {
+        let Value::Object(members) = &node.value else {
+            self.expected(node, path, "an object");
+            return None;
+        };
+        let mut used = vec![false; members.len()];
+        for (i, (key, _)) in members.iter().enumerate() {
+            if let Some(first) = members[..i].iter().find(|(k, _)| k.name == key.name) {
+                self.error(
+                    key.pos,
+                    &join(path, &key.name),
+                    format!(
+                        "duplicate key \"{}\" (first at {}:{})",
+                        key.name, first.0.pos.line, first.0.pos.col
+                    ),
+                );
+                used[i] = true;
+            }
+        }
+        Some(Obj {
+            pos: node.pos,
+            path: path.to_string(),
+            members,
+            used,
+        })
+    }
+
+    /// A string value.
+    pub fn string<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        match &node.value {
+            Value::String(s) => Some(s),
+            _ => {
+                self.expected(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    /// A string that must not be empty.
+    pub fn nonempty<'n>(&mut self, node: &'n Node, path: &str) -> Option<&'n str> {
+        let s = self.string(node, path)?;
+        if s.is_empty() {
+            self.error(node.pos, path, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A boolean value.
+    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match node.value {
+            Value::Bool(b) => Some(b),
+            _ => {
+                self.expected(node, path, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    pub fn integer(&mut self, node: &Node, path: &str, min: i64, max: i64) -> Option<i64> {
+        let Value::Number(text) = &node.value else {
+            self.expected(node, path, "an integer");
+            return None;
+        };
+        let Ok(n) = text.parse::<i64>() else {
+            let whole = text.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+            let why = if whole {
+                "is out of range"
+            } else {
+                "must be a whole number"
+            };
+            self.error(node.pos, path, format!("{text} {why} (between {min} and {max})"));
+            return None;
+        };
+        if n < min || n > max {
+            self.error(node.pos, path, format!("{n} is out of range (between {min} and {max})"));
+            return None;
+        }
+        Some(n)
+    }
+
+    /// A Go duration string.
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let Value::String(text) = &node.value else {
+            self.expected(node, path, "a duration string such as \"2s\"");
+            return None;
+        };
+        match duration::parse(text) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.error(node.pos, path, message);
+                None
+            }
+        }
+    }
+
+    /// A duration that must be more than zero.
+    pub fn positive_duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let d = self.duration(node, path)?;
+        if d.is_zero() {
+            self.error(node.pos, path, "must be more than 0");
+            return None;
+        }
+        Some(d)
+    }
+
+    /// An array of strings, each with its position and path.
+    pub fn strings<'n>(&mut self, node: &'n Node, path: &str) -> Option<Vec<(&'n str, Pos, String)>> {
+        let Value::Array(items) = &node.value else {
+            self.expected(node, path, "an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            match self.string(item, &p) {
+                Some(s) => out.push((s, item.pos, p)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+/// An object being checked: every key must be taken by [`Obj::take`] before [`Obj::finish`],
+/// or it is reported as not supported.
+pub struct Obj<'n> {
+    /// Where the object starts.
+    pub pos: Pos,
+    /// Its JSON path.
+    pub path: String,
+    members: &'n [(Key, Node)],
+    used: Vec<bool>,
+}
+
+impl<'n> Obj<'n> {
+    /// The value of `key` (first occurrence) and its path; marks the key as known.
+    pub fn take(&mut self, key: &str) -> Option<(&'n Node, String)> {
+        let i = self.members.iter().position(|(k, _)| k.name == key)?;
+        self.used[i] = true;
+        Some((&self.members[i].1, join(&self.path, key)))
+    }
+
+    /// Like [`Obj::take`], but a missing key is an error.
+    pub fn require(&mut self, c: &mut Checker, key: &str, what: &str) -> Option<(&'n Node, String)> {
+        let found = self.take(key);
+        if found.is_none() {
+            c.error(self.pos, &self.path, format!("missing required key \"{key}\" ({what})"));
+        }
+        found
+    }
+
+    /// An optional array of strings under `key`; `default` when absent, `None` after an error.
+    pub fn string_list(&mut self, c: &mut Checker, key: &str, default: &[&str]) -> Option<Vec<String>> {
+        match self.take(key) {
+            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
+            None => Some(default.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    /// The keys not taken yet, with their values, marking them as known.
+    pub fn rest(&mut self) -> Vec<(&'n Key, &'n Node)> {
+        let mut out = Vec::new();
+        for (i, (k, v)) in self.members.iter().enumerate() {
+            if !self.used[i] {
+                self.used[i] = true;
+                out.push((k, v));
+            }
+        }
+        out
+    }
+
+    /// Reports every key that was not taken.
+    pub fn finish(self, c: &mut Checker) {
+        for (i, (key, _)) in self.members.iter().enumerate() {
+            if self.used[i] {
+                continue;
+            }
+            let path = join(&self.path, &key.name);
+            let message = match KRAKEND_KEYS.iter().find(|(k, _)| *k == key.name) {
+                Some((_, "")) => format!("KrakenD key \"{}\" is not supported by gatelet", key.name),
+                Some((_, hint)) => format!("KrakenD key \"{}\" is not supported by gatelet; {hint}", key.name),
+                None => format!("unknown key \"{}\": not supported by gatelet", key.name),
+            };
+            c.error(key.pos, &path, message);
+        }
+    }
+}
+
+/// `path.key`, or `key` at the root.
+pub fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// One of a fixed set of names (`supported`); `krakend_only` are KrakenD's other values, which
+/// get "not supported by gatelet" rather than "unknown".
+pub(super) fn choice<T: Copy>(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    what: &str,
+    supported: &[(&str, T)],
+    krakend_only: &[&str],
+) -> Option<T> {
+    let s = c.string(node, path)?;
+    if let Some((_, v)) = supported.iter().find(|(name, _)| *name == s) {
+        return Some(*v);
+    }
+    let names = supported.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let m = if krakend_only.contains(&s) {
+        format!("{what} \"{s}\" is not supported by gatelet ({names})")
+    } else {
+        format!("unknown {what} \"{s}\" ({names})")
+    };
+    c.error(node.pos, path, m);
+    None
+}
+
+/// A duration given as KrakenD's integer seconds or as a Go duration string; more than zero.
+pub(super) fn seconds_or_duration(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
+    match &node.value {
+        Value::Number(_) => c
+            .integer(node, path, 1, 86_400 * 365)
+            .map(|s| Duration::from_secs(s as u64)),
+        _ => c.positive_duration(node, path),
+    }
+}
