@@ -16,12 +16,13 @@
 #
 # The toolchain: Debian's rustc-web and cargo-web (1.96 in bookworm-security), whose std for
 # armhf and arm64 comes from the libstd-rust-web-dev package of those architectures, fetched as
-# a single file through a private apt configuration (the system's own sources, read but never
-# changed; no foreign architecture is added to dpkg) and unpacked under target/debian-std/.
-# Debian has no std for armel or ARMv6, so the armv5te build compiles std from rust-web-src
-# (RUSTC_BOOTSTRAP=1 -Zbuild-std) in a target directory of its own, target/build-std/, and the
-# binary is copied to target/armv5te-unknown-linux-gnueabi/release/. Linkers and C compilers
-# (ring's C and assembly) are Debian's cross gcc; tests run under qemu-user-static.
+# a single file through a private apt configuration (the system's own repositories, read but
+# never changed; no foreign architecture is added to dpkg) and unpacked under
+# target/cross-tools/. Debian has no std for armel or ARMv6, so the armv5te build compiles std
+# from rust-web-src (RUSTC_BOOTSTRAP=1 -Zbuild-std) in a target directory of its own,
+# target/build-std/, and the binary is copied to target/armv5te-unknown-linux-gnueabi/release/.
+# Linkers and C compilers (ring's C and assembly) are Debian's cross gcc. Tests run under
+# qemu-user 10.0 from bookworm-backports, unpacked under target/cross-tools/ (see fetch_qemu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,9 +38,9 @@ triple_of() {
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages on the build machine (amd64): the toolchain, std's source, cross gcc, qemu.
+# Debian packages on the build machine (amd64): the toolchain, std's source, cross gcc.
 host_packages=(rustc-web cargo-web rust-web-src gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu
-    gcc-arm-linux-gnueabi qemu-user-static binutils-arm-linux-gnueabihf binutils-aarch64-linux-gnu)
+    gcc-arm-linux-gnueabi binutils-arm-linux-gnueabihf binutils-aarch64-linux-gnu)
 install_host_packages() {
     local missing=() p
     for p in "${host_packages[@]}"; do
@@ -61,38 +62,78 @@ install_host_packages() {
     fi
 }
 
+tools=$root/target/cross-tools
+std_version() { dpkg-query -W -f '${Version}' rustc-web; }
+sysroot() { echo "$tools/std-$(std_version)"; }
+qemu_dir() { echo "$tools/qemu"; }
+
+# apt-get download through a private configuration: the system's own repositories, plus the
+# backports suite of its main one, asked for armhf and arm64 indexes too, with lists and cache
+# under target/. Neither dpkg's architectures nor apt's sources change.
+#   fetch_debs DIR PACKAGE[:ARCH][=VERSION|/SUITE]...   (the .debs land in DIR)
+fetch_debs() {
+    local dir=$1 apt=$tools/apt codename main
+    shift
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$dir"
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    {
+        apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' | sort -u |
+            awk '{print "deb [arch=amd64,armhf,arm64] " $1 " " $2 " " $3}'
+        main=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' | awk -v c="$codename" '$1 == c {print $2; exit}')
+        [ -z "$main" ] || echo "deb [arch=amd64] $main $codename-backports main"
+    } >"$apt/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts"
+        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache"
+        -o "APT::Architectures::=armhf" -o "APT::Architectures::=arm64"
+        -o "APT::Sandbox::User=root" -qq)
+    # One index download per run of this script is enough.
+    [ -e "$apt/updated.$$" ] || { apt-get "${opts[@]}" update && touch "$apt/updated.$$"; }
+    (cd "$dir" && apt-get "${opts[@]}" download "$@")
+}
+
 # std for armhf and arm64, the exact version of the installed rustc-web, as a sysroot that also
 # links back to the host's std (build scripts and proc macros).
-std_version() { dpkg-query -W -f '${Version}' rustc-web; }
-sysroot() { echo "$root/target/debian-std/$(std_version)"; }
 fetch_std() {
-    local version sys apt debarch
+    local version sys debs deb
     version=$(std_version)
     sys=$(sysroot)
     [ -e "$sys/.complete" ] && return 0
     echo "cross.sh: fetching libstd-rust-web-dev $version for armhf and arm64" >&2
     rm -rf "$sys"
-    apt=$root/target/debian-std/apt
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts" "$apt/debs" "$sys/lib/rustlib"
-    # The system's own repositories, asked for armhf and arm64 indexes in a private list dir.
-    apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' | sort -u |
-        awk '{print "deb [arch=armhf,arm64] " $1 " " $2 " " $3}' >"$apt/sources.list"
-    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts"
-        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache"
-        -o "APT::Architectures::=armhf" -o "APT::Architectures::=arm64"
-        -o "APT::Sandbox::User=root" -qq)
-    apt-get "${opts[@]}" update
-    (cd "$apt/debs" && rm -f ./*.deb &&
-        apt-get "${opts[@]}" download "libstd-rust-web-dev:armhf=$version" "libstd-rust-web-dev:arm64=$version")
-    for debarch in armhf arm64; do
-        dpkg-deb -x "$apt/debs/libstd-rust-web-dev_${version//:/%3a}_$debarch.deb" "$apt/x-$debarch"
-        mv "$apt/x-$debarch"/usr/lib/rustlib/* "$sys/lib/rustlib/"
-        rm -rf "$apt/x-$debarch"
+    debs=$tools/debs-std
+    rm -rf "$debs"
+    fetch_debs "$debs" "libstd-rust-web-dev:armhf=$version" "libstd-rust-web-dev:arm64=$version"
+    mkdir -p "$sys/lib/rustlib"
+    for deb in "$debs"/*.deb; do
+        dpkg-deb -x "$deb" "$debs/x"
+        mv "$debs"/x/usr/lib/rustlib/*-linux-* "$sys/lib/rustlib/"
+        rm -rf "$debs/x"
     done
     ln -s /usr/lib/rustlib/x86_64-unknown-linux-gnu "$sys/lib/rustlib/x86_64-unknown-linux-gnu"
     ln -s /usr/lib/rustlib/src "$sys/lib/rustlib/src"
-    rm -rf "$apt"
+    rm -rf "$debs"
     touch "$sys/.complete"
+}
+
+# qemu-user from the backports suite (10.0 for bookworm), unpacked under target/, not installed.
+# bookworm's own qemu-user-static (7.2) answers ENOSYS to the TCGETS2 ioctl, so rustix's
+# termios calls fail instead of falling back to TCGETS, and no serial sensor opens under it;
+# 10.0 answers ENOTTY, as a kernel without termios2 would.
+fetch_qemu() {
+    local q debs
+    q=$(qemu_dir)
+    [ -e "$q/.complete" ] && return 0
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    echo "cross.sh: fetching qemu-user from $codename-backports" >&2
+    rm -rf "$q"
+    debs=$tools/debs-qemu
+    rm -rf "$debs"
+    fetch_debs "$debs" "qemu-user/$codename-backports"
+    dpkg-deb -x "$debs"/qemu-user_*.deb "$debs/x"
+    mkdir -p "$q"
+    mv "$debs/x/usr/bin/qemu-arm" "$debs/x/usr/bin/qemu-aarch64" "$q/"
+    rm -rf "$debs"
+    "$q/qemu-arm" --version | head -1 >"$q/.complete"
 }
 
 # The environment for one target, as `export` lines (eval'd below, printed by --env).
@@ -101,18 +142,18 @@ target_env() {
     T=$(echo "$t" | tr 'a-z-' 'A-Z_')
     cc=${t//-/_}
     case "$t" in
-        armv5te-*) prefix=arm-linux-gnueabi qemu=qemu-arm-static cpu=arm1176
+        armv5te-*) prefix=arm-linux-gnueabi qemu=qemu-arm cpu=arm1176
             flags="-C target-feature=+crt-static" ;;
-        armv7-*) prefix=arm-linux-gnueabihf qemu=qemu-arm-static cpu=cortex-a7
+        armv7-*) prefix=arm-linux-gnueabihf qemu=qemu-arm cpu=cortex-a7
             flags="--sysroot=$(sysroot)" ;;
-        aarch64-*) prefix=aarch64-linux-gnu qemu=qemu-aarch64-static cpu=cortex-a53
+        aarch64-*) prefix=aarch64-linux-gnu qemu=qemu-aarch64 cpu=cortex-a53
             flags="--sysroot=$(sysroot)" ;;
     esac
     echo "export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc"
     echo "export CARGO_TARGET_${T}_LINKER=$prefix-gcc CC_$cc=$prefix-gcc AR_$cc=$prefix-ar"
     echo "export CARGO_TARGET_${T}_RUSTFLAGS='$flags'"
     # The C library of a dynamic build is found under -L; the static build needs none.
-    echo "export CARGO_TARGET_${T}_RUNNER='$qemu -cpu $cpu -L /usr/$prefix'"
+    echo "export CARGO_TARGET_${T}_RUNNER='$(qemu_dir)/$qemu -cpu $cpu -L /usr/$prefix'"
     if [[ $t == armv5te-* ]]; then
         echo "export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$root/target/build-std"
     fi
@@ -126,6 +167,8 @@ cargo_flags() {
 prepare() {
     install_host_packages
     fetch_std
+    fetch_qemu
+    rm -f "$tools"/apt/updated.*
 }
 
 if [ "${1:-}" = --env ]; then
