@@ -2,7 +2,8 @@
 # Figures for the ARM builds, every one taken on x86-64 under emulation unless it is a file size:
 #   - stripped binary size per target, with and without TLS (the release profile strips);
 #   - RSS of the qemu-user process running the release binary: idle, and after N keep-alive
-#     proxied requests (emulated: it includes qemu's own translator and code cache);
+#     proxied requests (emulated: it includes qemu's own translator and code cache), and for
+#     32-bit targets the guest's share (the mappings inside qemu's 4 GiB guest reservation);
 #   - instructions per proxied request: the guest ARM instructions, counted by a qemu TCG plugin
 #     (scripts/qemu-insn.c) in Debian's dynamically linked qemu-user 7.2 (the static 10.0 that
 #     runs the tests cannot load plugins), for the request scripts/callgrind.sh measures on
@@ -15,7 +16,7 @@ N=2000
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then N=$1; shift; fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(armv5te armv7 aarch64)
-tools=target/cross-tools
+tools=$PWD/target/cross-tools
 mkdir -p "$tools/figures"
 
 # Debian's qemu-user 7.2 (dynamic, plugins enabled) and libcapstone4, unpacked, not installed;
@@ -71,7 +72,7 @@ for t in "${targets[@]}"; do
     [ -x "$bin" ] || { echo "| ${triple[$t]} | no binary | | |"; continue; }
     runner=$(scripts/cross.sh --env "$t" | sed -n "s/^export CARGO_TARGET_.*_RUNNER='\(.*\)'/\1/p")
     python3 - "$N" "$bin" "$runner" "$tools/qemu-plugin" "${triple[$t]}" <<'PY'
-import json, os, signal, socket, subprocess, sys, tempfile, threading
+import json, os, re, signal, socket, subprocess, sys, tempfile, threading
 sys.path.insert(0, "scripts")
 sys.dont_write_bytecode = True  # no __pycache__ left in scripts/
 import bench
@@ -119,9 +120,30 @@ def requests(s, count):
             buf += chunk
 
 def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    """(qemu's whole RSS, the guest's share or None), KiB. A 32-bit guest lives in one 4 GiB
+    reservation of qemu's address space: the run of adjacent mappings that holds the binary."""
+    vmas, cur = [], None
+    for line in open(f"/proc/{pid}/smaps"):
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$", line)
+        if m:
+            cur = [int(m[1], 16), int(m[2], 16), m[3], 0]
+            vmas.append(cur)
+        elif line.startswith("Rss:"):
+            cur[3] = int(line.split()[1])
+    vmas.sort()
+    runs, run = [], [vmas[0]]
+    for v in vmas[1:]:
+        if v[0] == run[-1][1]:
+            run.append(v)
+        else:
+            runs.append(run)
+            run = [v]
+    runs.append(run)
+    guest = None
+    for run in runs:
+        if run[-1][1] - run[0][0] >= (4 << 30) - (1 << 20) and any(v[2] == os.path.realpath(binary) for v in run):
+            guest = sum(v[3] for v in run)
+    return sum(v[3] for v in vmas), guest
 
 def run(prefix, count, env=None):
     port, conf = config()
@@ -149,6 +171,8 @@ for count in (n, 2 * n):
     run([qemu, "-plugin", f"{plugdir}/qemu-insn.so,out={out}"] + runner[1:], count, env)
     counts.append(int(open(out).read()))
 per = (counts[1] - counts[0]) // n
-print(f"| {triple} | {idle} KiB | {busy} KiB | {per} (guest instructions {counts[0]} for {n} requests, {counts[1]} for {2 * n}) |")
+def kib(r):
+    return f"{r[0]} KiB" + (f" (guest {r[1]} KiB)" if r[1] is not None else "")
+print(f"| {triple} | {kib(idle)} | {kib(busy)} | {per} (guest instructions {counts[0]} for {n} requests, {counts[1]} for {2 * n}) |")
 PY
 done
