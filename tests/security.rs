@@ -368,6 +368,121 @@ fn hs256_tokens_are_validated_with_a_pinned_algorithm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A JWK set holding one HS256 `secret`, in a fresh directory named after `test`.
+fn oct_jwk_set(secret: &[u8], test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    let set = serde_json::json!({"keys": [{"kty": "oct", "k": b64url(secret)}]});
+    std::fs::write(&jwks, set.to_string()).unwrap();
+    (dir, jwks)
+}
+
+/// An HS256 token over raw header and claims text (for JSON a `Value` cannot hold: duplicate
+/// names).
+fn hs256_raw(secret: &[u8], header: &str, claims: &str) -> String {
+    let signed = format!("{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()));
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        signed.as_bytes(),
+    );
+    format!("{signed}.{}", b64url(tag.as_ref()))
+}
+
+/// What RFC 7515 (JWS), RFC 7519 (JWT) and RFC 8725 (JWT best practices) require of a
+/// validator, one case each (docs/configuration.md lists them with this test).
+#[test]
+fn tokens_outside_rfc_7515_7519_8725_are_refused() {
+    let secret = b"0123456789abcdef0123456789abcdef-rfc";
+    let (dir, jwks) = oct_jwk_set(secret, "rfc");
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [
+              {{"endpoint": "/bus", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}",
+                  "audience": ["bus-42"], "issuer": "https://büro.example"}}}}, "backend": [{{"url_pattern": "/"}}]}},
+              {{"endpoint": "/any", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}"}}}},
+                  "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        k = jwks.display()
+    ));
+    let exp = unix_now() + 300;
+    let h = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let good = format!(r#"{{"iss":"https://büro.example","aud":["bus-42"],"exp":{exp}}}"#);
+    let call = |path: &str, header: &str, claims: &str| {
+        let token = hs256_raw(secret, header, claims);
+        request(gw, "GET", path, &[&format!("Authorization: Bearer {token}")], b"").status
+    };
+    assert_eq!(call("/bus", h, &good), 200);
+    assert_eq!(call("/any", h, &format!(r#"{{"exp":{exp}}}"#)), 200);
+    // JSON escapes are undone before comparing (RFC 7519 §7.3): `\/` is `/`, `\u00fc` is `ü`.
+    let escaped = format!(r#"{{"iss":"https:\/\/b\u00fcro.example","aud":"bus-42","exp":{exp}}}"#);
+    assert_eq!(call("/bus", h, &escaped), 200);
+    let refused: Vec<(&str, &str, String)> = vec![
+        // RFC 7515 §4.1.11: gatelet understands no extension, so any "crit" is refused.
+        ("crit", r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, good.clone()),
+        ("crit, empty list", r#"{"alg":"HS256","crit":[]}"#, good.clone()),
+        (
+            "crit, RFC 7797 unencoded payload",
+            r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+            good.clone(),
+        ),
+        // RFC 7515 §4, RFC 7519 §4: duplicate names are refused, not resolved.
+        ("duplicate header name", r#"{"alg":"none","alg":"HS256"}"#, good.clone()),
+        (
+            "duplicate claim name",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-7"],"aud":["bus-42"],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §7.2 step 8, RFC 7515 §4.1.10: a nested token carries a token, not claims.
+        ("cty JWT", r#"{"alg":"HS256","cty":"JWT"}"#, good.clone()),
+        (
+            "cty application/jwt",
+            r#"{"alg":"HS256","cty":"application/JWT"}"#,
+            good.clone(),
+        ),
+        // RFC 7515 §4.1.1: "alg" is case-sensitive.
+        ("alg hs256", r#"{"alg":"hs256"}"#, good.clone()),
+        // RFC 7519 §4.1.3: an aud that does not name this recipient.
+        (
+            "aud as one string with a space",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":"bus-7 bus-42","exp":{exp}}}"#),
+        ),
+        (
+            "aud not strings",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-42",42],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §7.3: code points compared as they are, no Unicode normalisation.
+        (
+            "iss normalised differently",
+            h,
+            format!(r#"{{"iss":"https://bu\u0308ro.example","aud":["bus-42"],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §4.1.6: iat is a NumericDate.
+        (
+            "iat not a number",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-42"],"exp":{exp},"iat":"now"}}"#),
+        ),
+        // RFC 7515 §5.2 / RFC 7519 §7.2: header and claims are JSON objects.
+        ("claims not an object", h, format!("[{exp}]")),
+    ];
+    let mut accepted: Vec<&str> = refused
+        .iter()
+        .filter(|(_, header, claims)| call("/bus", header, claims) != 401)
+        .map(|(why, ..)| *why)
+        .collect();
+    // RFC 7519 §4.1.3: a recipient with no audience configured cannot find itself in an aud.
+    if call("/any", h, &format!(r#"{{"aud":"bus-42","exp":{exp}}}"#)) != 401 {
+        accepted.push("aud, no audience configured");
+    }
+    assert!(accepted.is_empty(), "not refused: {accepted:?}");
+    assert_eq!(b.seen().len(), 3, "only the valid tokens reached the backend");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
     let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
     let input = format!(
@@ -488,14 +603,7 @@ fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
 fn tokens_can_come_from_a_cookie_or_another_header() {
     use serde_json::json;
     let secret = b"0123456789abcdef0123456789abcdef-cookie";
-    let dir = std::env::temp_dir().join(format!("gatelet-jwt-cookie-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks = dir.join("keys.json");
-    std::fs::write(
-        &jwks,
-        json!({"keys": [{"kty": "oct", "k": b64url(secret)}]}).to_string(),
-    )
-    .unwrap();
+    let (dir, jwks) = oct_jwk_set(secret, "cookie");
     let b = Backend::start(|_| Reply::json("{}"));
     let gw = gateway(&format!(
         r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
