@@ -227,15 +227,7 @@ fn b64url(bytes: &[u8]) -> String {
 }
 
 fn hs256(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    use hmac::Mac;
-    let signed = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
+    hs256_raw(secret, &header.to_string(), &claims.to_string())
 }
 
 fn unix_now() -> u64 {
@@ -493,21 +485,29 @@ fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8])
     format!("{input}.{}", b64url(&sign(input.as_bytes())))
 }
 
+/// A fresh P-256 key pair (ring makes them only from random bytes).
+fn p256_pair(rng: &ring::rand::SystemRandom) -> ring::signature::EcdsaKeyPair {
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, rng).unwrap();
+    ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), rng).unwrap()
+}
+
 #[test]
 fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
-    use p256::ecdsa::signature::Signer;
+    use ring::signature::KeyPair;
     use serde_json::json;
-    let ec = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
-    let point = ec.verifying_key().to_encoded_point(false);
-    let ed = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let rng = ring::rand::SystemRandom::new();
+    let ec = p256_pair(&rng);
+    let point = ec.public_key().as_ref().to_vec();
+    let ed = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).unwrap();
     let dir = std::env::temp_dir().join(format!("gatelet-jwt-asym-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("keys.json");
     std::fs::write(
         &jwks,
         json!({"keys": [
-            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64url(point.x().unwrap()), "y": b64url(point.y().unwrap())},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64url(&ed.verifying_key().to_bytes())}]})
+            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64url(&point[1..33]), "y": b64url(&point[33..])},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64url(ed.public_key().as_ref())}]})
         .to_string(),
     )
     .unwrap();
@@ -522,10 +522,9 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
     ));
     let claims = json!({"sub": "office", "exp": unix_now() + 300});
     let es = signed("ES256", "ec-1", &claims, |m| {
-        let s: p256::ecdsa::Signature = ec.sign(m);
-        s.to_bytes().to_vec()
+        ec.sign(&rng, m).unwrap().as_ref().to_vec()
     });
-    let eddsa = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).to_bytes().to_vec());
+    let eddsa = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).as_ref().to_vec());
     let call =
         |path: &str, token: &str| request(gw, "GET", path, &[&format!("Authorization: Bearer {token}")], b"").status;
     assert_eq!(call("/es", &es), 200);
@@ -534,14 +533,12 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
     assert_eq!(call("/es", &eddsa), 401);
     assert_eq!(call("/ed", &es), 401);
     // The classic confusion: the public key used as an HMAC secret, alg switched to HS256.
-    let public = point.as_bytes().to_vec();
-    let confused = hs256(&public, &json!({"alg": "HS256", "kid": "ec-1"}), &claims);
+    let confused = hs256(&point, &json!({"alg": "HS256", "kid": "ec-1"}), &claims);
     assert_eq!(call("/es", &confused), 401);
     // A signature from another key, with the right kid.
-    let stranger = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+    let stranger = p256_pair(&rng);
     let forged = signed("ES256", "ec-1", &claims, |m| {
-        let s: p256::ecdsa::Signature = stranger.sign(m);
-        s.to_bytes().to_vec()
+        stranger.sign(&rng, m).unwrap().as_ref().to_vec()
     });
     assert_eq!(call("/es", &forged), 401);
     std::fs::remove_dir_all(&dir).ok();
@@ -549,18 +546,25 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
 
 #[test]
 fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
-    use rsa::traits::PublicKeyParts;
     use serde_json::json;
     // A throwaway 2048-bit key made for this test with `openssl genrsa` (never used elsewhere).
-    let private = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("rsa_test_key.pem")).unwrap();
-    let public = private.to_public_key();
-    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+    let pem = include_str!("rsa_test_key.pem");
+    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = gatelet::auth::jwt::b64url_decode(der.replace('+', "-").replace('/', "_").trim_end_matches('=')).unwrap();
+    let private = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let sign = |m: &[u8]| {
+        let mut signature = vec![0; private.public().modulus_len()];
+        private
+            .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut signature)
+            .unwrap();
+        signature
+    };
+    let public: ring::rsa::PublicKeyComponents<Vec<u8>> = private.public().into();
     let dir = std::env::temp_dir().join(format!("gatelet-jwt-rsa-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("keys.json");
-    let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());
+    let (n, e) = (public.n, public.e);
     std::fs::write(
         &jwks,
         json!({"keys": [{"kty": "RSA", "kid": "rsa-1", "n": b64url(&n), "e": b64url(&e)}]}).to_string(),
@@ -575,25 +579,22 @@ fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
         jwks.display()
     ));
     let claims = json!({"sub": "office", "exp": unix_now() + 300});
-    let good = signed("RS256", "rsa-1", &claims, |m| signer.sign(m).to_vec());
+    let good = signed("RS256", "rsa-1", &claims, sign);
     let call = |token: &str| request(gw, "GET", "/rs", &[&format!("Authorization: Bearer {token}")], b"").status;
     assert_eq!(call(&good), 200);
-    // HS256 "signed" with the RS256 public key (the JWK's n, or its PEM): the alg is pinned.
+    // HS256 "signed" with the RS256 public key (the JWK's n, or the JWK set's text): the alg
+    // is pinned.
     assert_eq!(call(&hs256(&n, &json!({"alg": "HS256", "kid": "rsa-1"}), &claims)), 401);
-    let pem = rsa::pkcs8::EncodePublicKey::to_public_key_pem(&public, rsa::pkcs8::LineEnding::LF).unwrap();
+    let set = std::fs::read(&jwks).unwrap();
     assert_eq!(
-        call(&hs256(
-            pem.as_bytes(),
-            &json!({"alg": "HS256", "kid": "rsa-1"}),
-            &claims
-        )),
+        call(&hs256(&set, &json!({"alg": "HS256", "kid": "rsa-1"}), &claims)),
         401
     );
     let expired = signed(
         "RS256",
         "rsa-1",
         &json!({"sub": "office", "exp": unix_now() - 60}),
-        |m| signer.sign(m).to_vec(),
+        sign,
     );
     assert_eq!(call(&expired), 401);
     std::fs::remove_dir_all(&dir).ok();

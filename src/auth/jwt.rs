@@ -8,12 +8,11 @@
 //! is present (docs/configuration.md lists each rule with its test).
 //! Keys come from a local JWK set file, loaded and checked at start-up.
 
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName};
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
-use super::Denied;
+use super::{Denied, curves};
 
 /// Largest token accepted (bytes); KrakenD sets none, a JWT is rarely over 2 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -54,24 +53,26 @@ impl Alg {
     }
 }
 
-/// A verification key from the JWK set.
+/// A verification key from the JWK set, checked when the set was loaded (see
+/// [`parse_jwk_set`]); ring verifies with it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeyMaterial {
     /// An HMAC secret.
     Oct(Vec<u8>),
-    /// An RSA public key (2048 bits or more).
-    Rsa(Box<rsa::RsaPublicKey>),
-    /// A P-256 public key.
-    P256(p256::ecdsa::VerifyingKey),
-    /// An Ed25519 public key.
-    Ed25519(ed25519_dalek::VerifyingKey),
+    /// An RSA public key of 2048 to 4096 bits: modulus and exponent, big-endian without
+    /// leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// A P-256 public key: the uncompressed point, `04 || x || y`.
+    P256(Box<[u8; 65]>),
+    /// An Ed25519 public key, not of small order.
+    Ed25519([u8; 32]),
 }
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Oct(k) => write!(f, "Oct({} bytes)", k.len()),
-            KeyMaterial::Rsa(_) => f.write_str("Rsa"),
+            KeyMaterial::Rsa { .. } => f.write_str("Rsa"),
             KeyMaterial::P256(_) => f.write_str("P256"),
             KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
         }
@@ -178,36 +179,23 @@ fn token<'h>(v: &Validator, headers: &'h HeaderMap) -> Result<&'h str, Denied> {
 }
 
 fn verify(alg: Alg, key: &KeyMaterial, signed: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier;
     match (alg, key) {
+        // `hmac::verify` compares in constant time.
         (Alg::HS256, KeyMaterial::Oct(secret)) => {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-                return false;
-            };
-            mac.update(signed);
-            // `verify_slice` compares in constant time.
-            mac.verify_slice(signature).is_ok()
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+            ring::hmac::verify(&key, signed, signature).is_ok()
         }
-        (Alg::RS256, KeyMaterial::Rsa(key)) => {
-            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
-                return false;
-            };
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**key).clone())
-                .verify(signed, &sig)
-                .is_ok()
-        }
-        (Alg::ES256, KeyMaterial::P256(key)) => {
-            // JWS carries r || s (64 bytes), not DER.
-            let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-                return false;
-            };
-            key.verify(signed, &sig).is_ok()
-        }
+        (Alg::RS256, KeyMaterial::Rsa { n, e }) => ring::rsa::PublicKeyComponents { n, e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, signed, signature)
+            .is_ok(),
+        // JWS carries r || s (64 bytes), not DER: the FIXED form.
+        (Alg::ES256, KeyMaterial::P256(point)) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point[..])
+            .verify(signed, signature)
+            .is_ok(),
+        // S must be below the group order and R is compared as encoded, so a signature has
+        // one form; the key is not of small order (checked at load).
         (Alg::EdDSA, KeyMaterial::Ed25519(key)) => {
-            let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-                return false;
-            };
-            key.verify_strict(signed, &sig).is_ok()
+            UnparsedPublicKey::new(&ED25519, key).verify(signed, signature).is_ok()
         }
         // A key of another type never verifies: no HS/RS-style confusion.
         _ => false,
@@ -403,17 +391,29 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
             }
             (Alg::RS256, Some("RSA")) => {
                 let part = |name: &str| {
-                    field(name)
+                    let bytes = field(name)
                         .and_then(b64url_decode)
-                        .map(|b| rsa::BigUint::from_bytes_be(&b))
-                        .ok_or(format!("keys[{i}]: \"{name}\" is not base64url"))
+                        .ok_or(format!("keys[{i}]: \"{name}\" is not base64url"))?;
+                    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+                    Ok::<_, String>(bytes[start..].to_vec())
                 };
-                let key = rsa::RsaPublicKey::new(part("n")?, part("e")?)
-                    .map_err(|e| format!("keys[{i}]: not an RSA public key: {e}"))?;
-                if rsa::traits::PublicKeyParts::size(&key) < 256 {
+                let (n, e) = (part("n")?, part("e")?);
+                // ring's rules for a verification key, so that one that loads can verify:
+                // an odd modulus (here at most 4096 bits), an odd exponent from 3 to 2^33 - 1.
+                if n.len() < 256 {
                     return Err(format!("keys[{i}]: an RSA key needs at least 2048 bits"));
                 }
-                KeyMaterial::Rsa(Box::new(key))
+                if n.len() > 512 {
+                    return Err(format!("keys[{i}]: an RSA key has at most 4096 bits"));
+                }
+                let exponent = (e.len() <= 5).then(|| e.iter().fold(0u64, |v, &b| v << 8 | u64::from(b)));
+                let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
+                if !odd(&n) || !odd(&e) || !exponent.is_some_and(|e| (3..1 << 33).contains(&e)) {
+                    return Err(format!(
+                        "keys[{i}]: not an RSA public key (an odd modulus, an odd exponent from 3 to 2^33-1)"
+                    ));
+                }
+                KeyMaterial::Rsa { n, e }
             }
             (Alg::ES256, Some("EC")) => {
                 if field("crv") != Some("P-256") {
@@ -422,15 +422,17 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                 let coord = |name: &str| {
                     field(name)
                         .and_then(b64url_decode)
-                        .filter(|b| b.len() == 32)
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
                         .ok_or(format!("keys[{i}]: \"{name}\" is not a 32-byte base64url coordinate"))
                 };
-                let mut sec1 = vec![4u8];
-                sec1.extend(coord("x")?);
-                sec1.extend(coord("y")?);
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| format!("keys[{i}]: not a point on P-256"))?;
-                KeyMaterial::P256(key)
+                let (x, y) = (coord("x")?, coord("y")?);
+                if !curves::on_p256(&x, &y) {
+                    return Err(format!("keys[{i}]: not a point on P-256"));
+                }
+                let mut point = Box::new([4u8; 65]);
+                point[1..33].copy_from_slice(&x);
+                point[33..].copy_from_slice(&y);
+                KeyMaterial::P256(point)
             }
             (Alg::EdDSA, Some("OKP")) => {
                 if field("crv") != Some("Ed25519") {
@@ -440,9 +442,12 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                     .and_then(b64url_decode)
                     .and_then(|b| b.try_into().ok())
                     .ok_or(format!("keys[{i}]: \"x\" is not a 32-byte base64url key"))?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
-                    .map_err(|_| format!("keys[{i}]: not an Ed25519 public key"))?;
-                KeyMaterial::Ed25519(key)
+                if !curves::ed25519_key(&x) {
+                    return Err(format!(
+                        "keys[{i}]: not an Ed25519 public key (a canonical point, not of small order)"
+                    ));
+                }
+                KeyMaterial::Ed25519(x)
             }
             _ => continue,
         };
@@ -458,7 +463,10 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
 mod tests {
     use super::*;
 
-    use crate::fuzzing::b64url;
+    fn b64url(bytes: &[u8]) -> String {
+        use crate::dashboard::base64;
+        base64::encode_with(bytes, base64::URL_SAFE, false)
+    }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -565,6 +573,18 @@ mod tests {
         );
         let e_too_large = [2u8, 0, 0, 0, 1];
         assert!(parse_jwk_set(&jwk_set(rsa(&public.n, &e_too_large)), Alg::RS256).is_err());
+        // What ring cannot verify with is refused when loaded: an even modulus or exponent,
+        // an exponent under 3. Leading zero bytes are tolerated.
+        let mut even = public.n.clone();
+        even[255] &= 0xfe;
+        for (n, e) in [(&even[..], &public.e[..]), (&public.n, &[1]), (&public.n, &[1, 0, 0])] {
+            assert!(
+                parse_jwk_set(&jwk_set(rsa(n, e)), Alg::RS256).is_err(),
+                "n {n:?}, e {e:?}"
+            );
+        }
+        let padded = [&[0, 0][..], &public.n].concat();
+        assert!(parse_jwk_set(&jwk_set(rsa(&padded, &[0, 1, 0, 1])), Alg::RS256).is_ok());
         // P-256: a point of a fresh key, and that point moved off the curve.
         let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
         let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
@@ -594,6 +614,15 @@ mod tests {
             parse_jwk_set(&jwk_set(okp(&off)), Alg::EdDSA).is_err(),
             "y = 2 is not on the curve"
         );
+        // Keys of small order (ring would take any message for them, given R and S to match)
+        // and a non-canonical encoding (y = p + 3).
+        let mut neutral = [0u8; 32];
+        neutral[0] = 1;
+        let mut above = [0xffu8; 32];
+        (above[0], above[31]) = (0xf0, 0x7f);
+        for key in [neutral, [0; 32], above] {
+            assert!(parse_jwk_set(&jwk_set(okp(&key)), Alg::EdDSA).is_err(), "{key:?}");
+        }
     }
 
     /// Today's EdDSA strictness (RFC 8032's checks plus those of `verify_strict`): no second

@@ -4,6 +4,7 @@
 //! → endpoint bucket).
 
 pub mod apikey;
+mod curves;
 pub mod jwt;
 
 /// Why a request is not let through.
