@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::limiter::bucket::Nanos;
+use crate::time::Nanos;
 
 /// The cache's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

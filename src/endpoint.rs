@@ -14,11 +14,11 @@ use serde_json::{Map, Value};
 
 use crate::config::{Backend, Endpoint, Forward};
 use crate::gateway::{CompiledBackend, Gateway, HeaderForward, Piece};
-use crate::limiter::bucket::Nanos;
 use crate::merge;
 use crate::proxy::{self, ProxyError, Streaming};
 use crate::runtime::{self, LocalFuture};
 use crate::sensor::run::WriteError;
+use crate::time::Nanos;
 
 /// `User-Agent` sent to backends.
 /// `User-Agent` sent upstream.
@@ -217,7 +217,7 @@ pub(crate) struct Outcome<'b> {
     breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
     log: bool,
     name: &'b str,
-    clock: crate::limiter::Clock,
+    clock: crate::time::Clock,
     /// Set by the caller once the call has succeeded.
     pub(crate) success: std::cell::Cell<bool>,
 }
@@ -228,7 +228,7 @@ impl<'b> Outcome<'b> {
         breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
         log: bool,
         name: &'b str,
-        clock: crate::limiter::Clock,
+        clock: crate::time::Clock,
     ) -> Result<Outcome<'b>, ProxyError> {
         breaker
             .borrow_mut()

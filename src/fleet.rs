@@ -254,7 +254,7 @@ async fn ask_all(gw: &Gateway, fleet: &CompiledFleet) -> Value {
             }
         };
         if let Some(seen) = member.last_seen.get() {
-            entry["last_seen"] = Value::from(crate::http::encode::rfc3339(seen));
+            entry["last_seen"] = Value::from(crate::time::rfc3339(seen));
         }
         // A member whose circuit (on any fan-out backend) is not closed says so.
         let open = gw
@@ -269,6 +269,6 @@ async fn ask_all(gw: &Gateway, fleet: &CompiledFleet) -> Value {
         members.insert(member.id.clone(), entry);
     }
     let status = if degraded + unreachable == 0 { "ok" } else { "degraded" };
-    json!({"status": status, "now": crate::http::encode::rfc3339(wall),
+    json!({"status": status, "now": crate::time::rfc3339(wall),
            "counts": {"ok": ok, "degraded": degraded, "unreachable": unreachable}, "members": members})
 }

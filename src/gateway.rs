@@ -7,12 +7,14 @@ use std::rc::Rc;
 
 use http::HeaderValue;
 
+use crate::config::path;
 use crate::config::{Config, Forward};
-use crate::limiter::{Clock, EndpointLimit, Shared};
+use crate::limiter::{EndpointLimit, Shared};
 use crate::proxy::Upstreams;
 use crate::proxy::pool::Pool;
-use crate::router::{self, Router};
+use crate::router::Router;
 use crate::sensor::run::{self as sensor_run, Sensor};
+use crate::time::{Clock, TimeSync};
 
 /// One piece of a backend `url_pattern`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +137,8 @@ pub struct Gateway {
     pub reload_error: std::cell::RefCell<Option<Vec<String>>>,
     /// Counters for `/__stats`.
     pub metrics: crate::metrics::Metrics,
-    /// systemd-timesyncd's flag, and when it was last looked at (see [`Gateway::timesync_flag`]).
-    timesync: Cell<Option<(crate::limiter::bucket::Nanos, bool)>>,
+    /// systemd-timesyncd's flag (see [`Gateway::timesync_flag`]).
+    timesync: TimeSync,
 }
 
 /// The effective list when a backend narrows its endpoint's list.
@@ -173,29 +175,15 @@ fn compile_url(pattern: &str, params: &[&str]) -> Vec<Piece> {
     pieces
 }
 
-/// systemd-timesyncd's "synchronised" flag file.
-const TIMESYNC_FLAG: &str = "/run/systemd/timesync/synchronized";
-
-/// How long a look at [`TIMESYNC_FLAG`] is trusted.
-const TIMESYNC_RECHECK: crate::limiter::bucket::Nanos = 10_000_000_000;
-
 impl Gateway {
     /// Whether systemd-timesyncd says the clock is synchronised, for `/__health` and the JWT
     /// clock policy. The file is looked at most every 10 s, not on every token checked.
     pub fn timesync_flag(&self) -> bool {
-        let now = self.clock.now();
-        match self.timesync.get() {
-            Some((at, flag)) if now.saturating_sub(at) < TIMESYNC_RECHECK => flag,
-            _ => {
-                let flag = std::path::Path::new(TIMESYNC_FLAG).exists();
-                self.timesync.set(Some((now, flag)));
-                flag
-            }
-        }
+        self.timesync.flag(self.clock.now())
     }
 
     /// Every backend circuit breaker (not the per-member ones of fan-outs) and its state at `now`.
-    pub fn circuits(&self, now: crate::limiter::bucket::Nanos) -> impl Iterator<Item = (&str, crate::breaker::State)> {
+    pub fn circuits(&self, now: crate::time::Nanos) -> impl Iterator<Item = (&str, crate::breaker::State)> {
         self.backends
             .iter()
             .flatten()
@@ -223,7 +211,7 @@ impl Gateway {
             circuits.insert(name.to_string(), serde_json::Value::from(label));
         }
         let wall = std::time::SystemTime::now();
-        let clock = encode::clock_status(wall, self.timesync_flag());
+        let clock = crate::time::clock_status(wall, self.timesync_flag());
         encode::health(wall, agents, circuits, clock, self.reload_error.borrow().as_deref())
     }
 
@@ -308,7 +296,7 @@ impl Gateway {
             .endpoints
             .iter()
             .map(|e| {
-                let params: Vec<&str> = router::param_names(&e.path).collect();
+                let params: Vec<&str> = path::param_names(&e.path).collect();
                 e.backends
                     .iter()
                     .map(|b| CompiledBackend {
@@ -365,7 +353,7 @@ impl Gateway {
             shutdown: previous.map_or_else(Default::default, |p| p.shutdown.clone()),
             sensor_tasks,
             reload_error: std::cell::RefCell::new(None),
-            timesync: Cell::new(None),
+            timesync: TimeSync::default(),
             metrics: {
                 let mut metrics = crate::metrics::Metrics::new(config.endpoints.iter().map(|e| e.backends.len()));
                 // Connections accepted under the old config are still open after a reload.

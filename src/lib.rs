@@ -31,11 +31,13 @@ pub mod listener;
 pub mod logging;
 pub mod merge;
 pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod proxy;
 pub mod router;
 pub mod runtime;
 pub mod sensor;
+pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -8,6 +8,7 @@
 use http::Method;
 
 use crate::config::Endpoint;
+use crate::config::path::is_param;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -37,16 +38,6 @@ pub enum Match<'p> {
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Route>,
-}
-
-/// Whether a path segment of an endpoint pattern is a `{param}`.
-pub fn is_param(segment: &str) -> bool {
-    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
-}
-
-/// The `{param}` names of an endpoint path, in order.
-pub fn param_names(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| is_param(s)).map(|s| &s[1..s.len() - 1])
 }
 
 /// An endpoint path's segments after the leading `/`.

@@ -252,7 +252,7 @@ fn upstream_connections_are_capped_and_reused() {
     }
     let max = b.max_open.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        max <= gatelet::http::limits::MAX_UPSTREAM_CONNECTIONS,
+        max <= gatelet::net::limits::MAX_UPSTREAM_CONNECTIONS,
         "{max} upstream connections at once"
     );
     let total = b.connections.load(std::sync::atomic::Ordering::SeqCst);

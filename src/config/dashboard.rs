@@ -141,7 +141,7 @@ fn shadows(endpoint: &str, path: &str) -> bool {
     loop {
         match (e.next(), p.next()) {
             (None, None) => return true,
-            (Some(a), Some(b)) if a == b || crate::router::is_param(a) => {}
+            (Some(a), Some(b)) if a == b || super::path::is_param(a) => {}
             _ => return false,
         }
     }
@@ -193,7 +193,7 @@ pub fn check_against(c: &mut Checker, pending: &Pending, endpoints: &[Endpoint],
                     format!("endpoint \"{want}\" answers {}: the page can only GET", e.method),
                 );
             }
-            Some(e) if e.path.split('/').any(crate::router::is_param) => {
+            Some(e) if e.path.split('/').any(super::path::is_param) => {
                 c.error(
                     *pos,
                     p,

@@ -7,10 +7,12 @@ mod duration;
 mod fleet;
 pub mod json;
 mod model;
+pub mod path;
 mod sensors;
 mod validate;
 
 pub use model::*;
+pub use sensors::Checksum;
 pub use validate::host;
 
 /// One problem found in a config file.

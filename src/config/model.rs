@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use super::sensors::Decode;
 pub use crate::limiter::Strategy;
 pub use crate::limiter::bucket::Rate;
-pub use crate::merge::Shape;
-pub use crate::sensor::decode::Decode;
+pub use crate::merge::{Encoding, Shape};
 
 /// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -64,7 +64,7 @@ pub struct Config {
     /// The client connection time limits: `read_header_timeout`, `idle_timeout`,
     /// `read_timeout` (the body), `write_timeout` (a stalled write) and
     /// `gatelet/server.body_idle_timeout`; RELIABILITY.md's defaults where absent.
-    pub timeouts: crate::http::limits::Timeouts,
+    pub timeouts: crate::net::limits::Timeouts,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
@@ -243,7 +243,7 @@ pub struct RouterOptions {
     /// `return_error_msg`: put backend error details in error bodies (default false).
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
-    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
 }
 
 impl Default for RouterOptions {
@@ -267,19 +267,6 @@ pub enum OutputEncoding {
     /// `string`: the merged object's `content` string, as `text/plain`.
     String,
     /// `no-op`: the single backend's status, headers and body, unchanged.
-    NoOp,
-}
-
-/// How a backend's body is decoded (`encoding`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `json`: must be a JSON object (or an array when `is_collection`).
-    Json,
-    /// `safejson`: any JSON; non-objects are wrapped (see `merge::decode`).
-    SafeJson,
-    /// `string`: the body as a string under `content`.
-    String,
-    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
     NoOp,
 }
 

@@ -5,9 +5,35 @@
 use std::time::Duration;
 
 use super::json::{Node, Value};
-use super::model::{Decode, ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
+use super::model::{ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
 use super::validate::{Checker, join};
-use crate::sensor::nmea::Checksum;
+
+/// Which decoder a sensor uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decode {
+    /// The frame as a trimmed UTF-8 string.
+    Text,
+    /// One number, optionally multiplied by `scale` (e.g. 0.001 for millidegrees).
+    Number { scale: Option<f64> },
+    /// A whole JSON document.
+    Json,
+    /// One JSON document per line; blank lines are skipped.
+    JsonLines,
+    /// `key=value` or `key: value` lines (as `/proc/meminfo`): an object; values that are
+    /// numbers become numbers.
+    Kv,
+    /// NMEA 0183 sentences merged into one GPS fix.
+    Nmea(Checksum),
+}
+
+/// Whether a sentence must carry `*HH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// `"require"`: a sentence without a checksum is bad.
+    Require,
+    /// `"allow_missing"`: checked when present.
+    AllowMissing,
+}
 
 /// Largest `events.capacity` (each event is held in memory).
 pub const MAX_EVENTS: i64 = 65_536;

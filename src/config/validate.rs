@@ -15,9 +15,9 @@ use http::Method;
 use super::fleet::fleet_config;
 use super::json::{Key, Node, Pos, Value};
 use super::model::*;
+use super::path;
 use super::{ConfigError, duration};
 use crate::auth::apikey::{self, ApiKeys};
-use crate::router;
 
 mod backend;
 mod check;
@@ -134,7 +134,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         Some((n, p)) => c.duration(n, &p),
         None => Some(Duration::from_secs(5)),
     };
-    let mut timeouts = crate::http::limits::Timeouts::default();
+    let mut timeouts = crate::net::limits::Timeouts::default();
     for (key, slot) in [
         ("read_header_timeout", &mut timeouts.head),
         ("idle_timeout", &mut timeouts.idle),
@@ -233,7 +233,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         log_level: extras.log_level,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
-        timeouts: crate::http::limits::Timeouts {
+        timeouts: crate::net::limits::Timeouts {
             body_idle: extras.body_idle_timeout.unwrap_or(timeouts.body_idle),
             ..timeouts
         },
@@ -275,10 +275,10 @@ fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
 }
 
 /// A client connection time limit: more than zero (KrakenD's `0` means "no limit", which an
-/// Internet-facing Pi cannot afford) and at most [`crate::http::limits::MAX_TIMEOUT`].
+/// Internet-facing Pi cannot afford) and at most [`crate::net::limits::MAX_TIMEOUT`].
 fn server_timeout(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
     let d = c.duration(node, path)?;
-    let max = crate::http::limits::MAX_TIMEOUT;
+    let max = crate::net::limits::MAX_TIMEOUT;
     if d.is_zero() {
         c.error(
             node.pos,
@@ -336,7 +336,7 @@ impl Default for ServiceExtras {
             metrics: false,
             log_level: None,
             access_log: false,
-            max_connections: crate::http::limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
         }
     }
@@ -416,7 +416,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         && let Some(mut srv) = c.object(n, &p)
     {
         if let Some((n, p)) = srv.take("max_connections")
-            && let Some(max) = c.integer(n, &p, 1, crate::http::limits::MAX_MAX_CONNECTIONS as i64)
+            && let Some(max) = c.integer(n, &p, 1, crate::net::limits::MAX_MAX_CONNECTIONS as i64)
         {
             x.max_connections = max as usize;
         }
@@ -449,7 +449,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             && let Some(list) = c.strings(n, &p)
         {
             for (entry, pos, ep) in list {
-                match crate::http::client_ip::Cidr::parse(entry) {
+                match crate::net::Cidr::parse(entry) {
                     Some(cidr) => x.router.trusted_proxies.push(cidr),
                     None => c.error(
                         pos,

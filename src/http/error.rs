@@ -6,8 +6,9 @@
 use hyper::StatusCode;
 
 use crate::endpoint::EndpointError;
-use crate::limiter::bucket::{Nanos, ceil_secs};
+use crate::limiter::bucket::ceil_secs;
 use crate::limiter::{Quota, Refusal};
+use crate::time::Nanos;
 
 /// A request the gateway answers with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +25,11 @@ pub enum Error {
     DuplicateTransferEncoding,
     /// A transfer coding other than exactly `chunked` (the value).
     UnsupportedTransferCoding(String),
-    /// Request target longer than [`super::limits::MAX_TARGET_BYTES`] (its length).
+    /// Request target longer than [`crate::net::limits::MAX_TARGET_BYTES`] (its length).
     TargetTooLong(usize),
-    /// More header fields than [`super::limits::MAX_HEADERS`] (their count).
+    /// More header fields than [`crate::net::limits::MAX_HEADERS`] (their count).
     TooManyHeaders(usize),
-    /// Request body over [`super::limits::MAX_BODY_BYTES`].
+    /// Request body over [`crate::net::limits::MAX_BODY_BYTES`].
     BodyTooLarge,
     /// Request body did not arrive in time.
     BodyTimeout,
@@ -154,13 +155,16 @@ impl Error {
             Error::ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding".into(),
             Error::UnsupportedTransferCoding(v) => format!("unsupported transfer coding {v:?}: only chunked"),
             Error::TooManyHeaders(n) => {
-                format!("{n} header fields; at most {} are accepted", super::limits::MAX_HEADERS)
+                format!(
+                    "{n} header fields; at most {} are accepted",
+                    crate::net::limits::MAX_HEADERS
+                )
             }
             Error::TargetTooLong(n) => format!(
                 "request target of {n} bytes is over the {} limit",
-                super::limits::MAX_TARGET_BYTES
+                crate::net::limits::MAX_TARGET_BYTES
             ),
-            Error::BodyTooLarge => format!("request body over {} bytes", super::limits::MAX_BODY_BYTES),
+            Error::BodyTooLarge => format!("request body over {} bytes", crate::net::limits::MAX_BODY_BYTES),
             Error::BodyTimeout => "request body did not arrive in time".into(),
             Error::BadBody(m) => format!("malformed request body: {m}"),
             Error::BadPathParam(p) => format!("path parameter {p:?} is not allowed"),

@@ -7,7 +7,7 @@ use http::request::Parts;
 use http::{Version, header};
 
 use super::error::Error;
-use super::limits;
+use crate::net::limits;
 
 /// Checks a parsed request head.
 pub fn check(parts: &Parts) -> Result<(), Error> {

@@ -11,9 +11,6 @@ pub mod cors;
 pub mod encode;
 pub mod error;
 pub mod framing;
-pub mod io;
-pub mod limits;
-pub mod scan;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,11 +30,12 @@ use crate::config::OutputEncoding;
 use crate::endpoint::{self, Inbound};
 use crate::gateway::Gateway;
 use crate::limiter::ClientKeys;
+use crate::net::io::{Io, Watch};
+use crate::net::limits;
 use crate::router::Match;
 use crate::runtime;
 use body::Body;
 use error::Error;
-use io::{Io, Watch};
 
 /// Serves one client connection until it closes, errs or times out.
 pub async fn serve(gw: Rc<Gateway>, stream: TcpStream, peer: SocketAddr) {
@@ -279,7 +277,7 @@ async fn respond(
         Some(validator) => {
             let wall = SystemTime::now();
             let synced = gw.timesync_flag();
-            if gw.config.jwt_reject_unsynced_clock && encode::clock_status(wall, synced)["synchronized"] == false {
+            if gw.config.jwt_reject_unsynced_clock && crate::time::clock_status(wall, synced)["synchronized"] == false {
                 return Err(Error::ClockUnsynced);
             }
             let now = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
 
-use crate::http::limits;
+use crate::net::limits;
 use pool::{Lease, Pool};
 
 /// Why a backend call failed.

@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use super::ProxyError;
-use crate::http::io::Io;
-use crate::http::limits;
+use crate::net::io::Io;
+use crate::net::limits;
 
 type Sender = SendRequest<Full<Bytes>>;
 

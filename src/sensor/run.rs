@@ -17,9 +17,9 @@ use super::decode::{Decode, Decoder};
 use super::lines::Lines;
 use super::store::{Events, Latest};
 use crate::config::{self, ListenAddr, SensorSource, StreamTarget};
-use crate::limiter::Clock;
-use crate::limiter::bucket::Nanos;
 use crate::runtime;
+use crate::time::Clock;
+use crate::time::Nanos;
 
 /// Counters and last error of a sensor, for `/__health`.
 #[derive(Debug, Default)]

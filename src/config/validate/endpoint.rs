@@ -82,7 +82,7 @@ pub(super) fn endpoint_path(c: &mut Checker, node: &Node, path: &str, defaults: 
     }
     let mut names: Vec<&str> = Vec::new();
     for segment in s.split('/').skip(1) {
-        if router::is_param(segment) {
+        if path::is_param(segment) {
             let name = &segment[1..segment.len() - 1];
             if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 err(
@@ -188,7 +188,7 @@ pub(super) fn endpoint(
     let mut jwt = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     if let Some((n, p)) = obj.take("extra_config")
@@ -220,7 +220,7 @@ pub(super) fn endpoint(
     {
         let shape: String = s
             .split('/')
-            .map(|seg| if router::is_param(seg) { "{}" } else { seg })
+            .map(|seg| if path::is_param(seg) { "{}" } else { seg })
             .collect::<Vec<_>>()
             .join("/");
         match shapes.get(&(m.clone(), shape.clone())) {
@@ -238,7 +238,7 @@ pub(super) fn endpoint(
         }
     }
     let params: Vec<String> = match path_ok.map(|n| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     let mut backends = Vec::new();
