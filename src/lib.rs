@@ -14,11 +14,13 @@
 //! - [`cli`]: `run`, `check`, `--version`.
 
 pub mod auth;
+pub mod backend;
 pub mod breaker;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod dispatch;
 pub mod endpoint;
 pub mod fleet;
 /// Entry points for `fuzz/` and its regression tests; not gatelet's API.

@@ -1,6 +1,6 @@
 //! Every way a request can fail, and the one place each maps to an HTTP status.
 //!
-//! Layers below (`endpoint`, `proxy`) have their own enums; they convert into [`Error`] here,
+//! Layers below (`endpoint`, `backend`, `proxy`) have their own enums; they convert into [`Error`] here,
 //! and [`Error::status`] is the only mapping from failure to status code in gatelet.
 
 use hyper::StatusCode;
@@ -45,8 +45,6 @@ pub enum Error {
     Endpoint(EndpointError),
     /// A rate limiter refused the request (`qos/ratelimit/router`).
     RateLimited(Refusal),
-    /// A body that cannot be written to a sensor (not one line, too long, empty).
-    BadSensorWrite(String),
     /// A CORS preflight that is not allowed (why).
     CorsDenied(String),
     /// No valid credentials (401).
@@ -89,7 +87,7 @@ impl Error {
             | Error::ContentLengthWithTransferEncoding
             | Error::BadBody(_)
             | Error::BadPathParam(_)
-            | Error::BadSensorWrite(_) => StatusCode::BAD_REQUEST,
+            | Error::Endpoint(EndpointError::BadWrite(_)) => StatusCode::BAD_REQUEST,
             Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CorsDenied(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -137,7 +135,6 @@ impl Error {
                 | Error::BadPathParam(_)
                 | Error::Endpoint(_)
                 | Error::RateLimited(_)
-                | Error::BadSensorWrite(_)
                 | Error::CorsDenied(_)
                 | Error::Unauthenticated(_)
                 | Error::Forbidden(_)
@@ -170,6 +167,7 @@ impl Error {
             Error::BadPathParam(p) => format!("path parameter {p:?} is not allowed"),
             Error::NotFound => "no endpoint at this path".into(),
             Error::MethodNotAllowed(allow) => format!("method not allowed; allowed: {allow}"),
+            Error::Endpoint(EndpointError::BadWrite(m)) => m.clone(),
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
@@ -188,9 +186,7 @@ impl Error {
                     ceil_secs(*retry_after)
                 )
             }
-            Error::BadSensorWrite(m) | Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => {
-                m.clone()
-            }
+            Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => m.clone(),
             Error::ClockUnsynced => {
                 "the clock is not synchronised yet: tokens cannot be checked (gatelet/jwt.unsynced_clock)".into()
             }

@@ -1,19 +1,16 @@
-//! Response encoders: an endpoint's merged answer per `output_encoding`, JSON error bodies,
-//! the health document and the echo document. Pure functions from data to `Response`.
-
-use std::time::SystemTime;
-
-use crate::time::rfc3339;
+//! Step 8 of the journey: responses from data. An endpoint's merged answer per
+//! `output_encoding`, JSON error bodies with their headers, `RateLimit-*`, sensor writes and
+//! passed-through answers. Pure functions from data to `Response`.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::body::Body;
 use super::error::Error;
 use crate::config::{Endpoint, OutputEncoding};
 use crate::endpoint::Answer;
+use crate::http::body::Body;
 use crate::limiter::Quota;
 use crate::limiter::bucket::ceil_secs;
 
@@ -121,59 +118,18 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{...}}`,
-/// one agent per sensor, plus `circuits`: every circuit breaker that is not closed. `status` is
-/// `degraded` when any agent is not `ok` or any circuit is open or half-open.
-pub fn health(
-    now: SystemTime,
-    agents: Map<String, Value>,
-    circuits: Map<String, Value>,
-    clock: Value,
-    reload_errors: Option<&[String]>,
-) -> Response<Body> {
-    let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty() || reload_errors.is_some();
-    let mut doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
-                     "circuits": circuits, "clock": clock});
-    if let Some(errors) = reload_errors {
-        // The last SIGHUP was refused; the config from before it keeps serving.
-        doc["reload"] = json!({"status": "failed", "errors": errors});
-    }
-    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
+/// A sensor write's 202 answer: how many bytes went to the device.
+pub fn written(bytes: usize) -> Response<Body> {
+    let mut resp = json(StatusCode::ACCEPTED, format!(r#"{{"written":{bytes}}}"#));
+    resp.headers_mut().insert(COMPLETED, completed(true));
+    resp
 }
 
-/// The echo document (KrakenD's `/__echo/` field names).
-pub fn echo(parts: &http::request::Parts, body: &[u8]) -> Response<Body> {
-    let mut headers = Map::new();
-    for (name, value) in &parts.headers {
-        let v = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
-        match headers.get_mut(name.as_str()) {
-            Some(Value::Array(list)) => list.push(v),
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::Array(vec![v]));
-            }
-        }
-    }
-    let mut query = Map::new();
-    for pair in parts
-        .uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if let Value::Array(list) = query.entry(k.to_string()).or_insert_with(|| Value::Array(Vec::new())) {
-            list.push(Value::String(v.to_string()));
-        }
-    }
-    let doc = json!({
-        "req_uri": parts.uri.to_string(),
-        "req_method": parts.method.as_str(),
-        "req_querystring": query,
-        "req_headers": headers,
-        "req_body": String::from_utf8_lossy(body),
-    });
-    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
+/// A `no-op` backend's answer as the client's, marked complete when it is a success.
+pub fn passed_through(mut resp: Response<crate::proxy::Streaming>) -> Response<Body> {
+    let ok = resp.status().is_success();
+    resp.headers_mut().insert(COMPLETED, completed(ok));
+    resp.map(Body::stream)
 }
 
 #[cfg(test)]
