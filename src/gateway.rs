@@ -26,8 +26,6 @@ pub struct Gateway {
     pub backends: Vec<Vec<Backend>>,
     /// Whether `/__debug/` is served (config `debug_endpoint` or `run -d`).
     pub debug: bool,
-    /// Upstream pools, kept for stats.
-    pub upstreams: Upstreams,
     /// Per endpoint (same index), its `qos/ratelimit/router` limiter.
     pub limits: Vec<Option<EndpointLimit>>,
     /// The limiters' and sensors' clock.
@@ -160,7 +158,6 @@ impl Gateway {
             debug: debug || config.debug_endpoint,
             config,
             backends,
-            upstreams,
         })
     }
 }

@@ -74,8 +74,6 @@ impl Upstreams {
 /// A backend answer read to the end.
 #[derive(Debug)]
 pub struct Reply {
-    /// The status, already known to be 2xx.
-    pub status: hyper::StatusCode,
     /// The whole body.
     pub body: Bytes,
     /// `Cache-Control: max-age` in seconds, when the answer may be kept.
@@ -153,7 +151,7 @@ pub async fn fetch(
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
         }
-        Ok(Reply { status, body, max_age })
+        Ok(Reply { body, max_age })
     })
     .await
 }
