@@ -3,7 +3,7 @@
 Transfer-Encoding headers mutated the way request-smuggling tools mutate them (a control byte,
 a space or a tab, or an obs-text byte before, inside and after the header name and the value),
 each with and without a Content-Length beside it. The expected outcome of each follows from
-RFC 9112 and RELIABILITY.md's rules, not from what gatelet happens to do:
+RFC 9112 and docs/reliability.md's rules, not from what gatelet happens to do:
 
 - any such byte in or around the field name makes an invalid field line: 400 and close;
 - a space or tab before or after the value is optional whitespace: the field is

@@ -63,7 +63,7 @@ pub struct Config {
     pub max_connections: usize,
     /// The client connection time limits: `read_header_timeout`, `idle_timeout`,
     /// `read_timeout` (the body), `write_timeout` (a stalled write) and
-    /// `gatelet/server.body_idle_timeout`; RELIABILITY.md's defaults where absent.
+    /// `gatelet/server.body_idle_timeout`; docs/reliability.md's defaults where absent.
     pub timeouts: crate::net::limits::Timeouts,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,

@@ -1,7 +1,7 @@
 //! Follows the raw request byte stream of one server connection, as hyper reads it, for the one
 //! framing fact hyper hides from its caller: a head carrying both `Content-Length` and
 //! `Transfer-Encoding`. hyper drops the length, decodes chunked and closes afterwards;
-//! RELIABILITY.md asks for a 400. Sans-io: fed every byte the connection reads, in order, split
+//! docs/reliability.md asks for a 400. Sans-io: fed every byte the connection reads, in order, split
 //! anywhere; it walks heads line by line and skips bodies by their framing (a length, or chunk
 //! sizes), so a head pipelined behind a request that is still being handled is seen too.
 //!
