@@ -69,20 +69,30 @@ impl Router {
         Router { routes }
     }
 
-    /// Routes a request path (without query). `HEAD` is not mapped to `GET`: KrakenD doesn't.
+    /// Routes a request path (without query). `HEAD` goes to the `GET` endpoint of the path
+    /// when there is no `HEAD` endpoint (RFC 9110 §9.3.2; KrakenD answers 405), and `Allow`
+    /// lists `HEAD` wherever `GET` is.
     pub fn route<'p>(&self, method: &Method, path: &'p str) -> Match<'p> {
         let Some(rest) = path.strip_prefix('/') else {
             return Match::NotFound;
         };
+        // The best match on the method itself, else (for HEAD) on GET.
         let mut best: Option<(&Route, u64)> = None;
+        let mut best_get: Option<(&Route, u64)> = None;
         let mut allowed: Vec<&Method> = Vec::new();
         for route in &self.routes {
             let Some(score) = matches(&route.segments, rest) else {
                 continue;
             };
             if route.method != *method {
+                if *method == Method::HEAD && route.method == Method::GET && best_get.is_none_or(|(_, s)| score > s) {
+                    best_get = Some((route, score));
+                }
                 if !allowed.contains(&&route.method) {
                     allowed.push(&route.method);
+                }
+                if route.method == Method::GET && !allowed.contains(&&Method::HEAD) {
+                    allowed.push(&Method::HEAD);
                 }
                 continue;
             }
@@ -90,6 +100,7 @@ impl Router {
                 best = Some((route, score));
             }
         }
+        let best = best.or(best_get);
         match best {
             Some((route, _)) => {
                 let params = route
@@ -199,7 +210,7 @@ mod tests {
         let r = router(&[("GET", "/x"), ("POST", "/x"), ("GET", "/y")]);
         assert_eq!(
             r.route(&Method::DELETE, "/x"),
-            Match::MethodNotAllowed("GET, POST".into())
+            Match::MethodNotAllowed("GET, HEAD, POST".into())
         );
         assert_eq!(
             r.route(&Method::POST, "/x"),

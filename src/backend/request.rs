@@ -28,9 +28,12 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// Client headers never forwarded whatever `input_headers` says: the hop-by-hop ones, the
-/// proxy's credentials, and the ones gatelet sets itself (framing, `Host`, `X-Forwarded-*`).
+/// proxy's credentials, the ones gatelet sets itself (framing, `Host`, `X-Forwarded-*`), and
+/// names with an underscore: some backends (CGI, PHP, some Python and Ruby servers) fold `_`
+/// into `-`, so `Content_Length` or `Transfer_Encoding` would become framing headers there.
 pub fn never_forwarded(name: &HeaderName) -> bool {
     is_hop_by_hop(name)
+        || name.as_str().contains('_')
         || matches!(
             name.as_str(),
             "proxy-authorization" | "host" | "content-length" | "x-forwarded-for" | "x-forwarded-host"
@@ -176,9 +179,13 @@ impl Template {
         match &self.headers {
             HeaderForward::All => {
                 for (name, value) in inbound.headers {
-                    if !never_forwarded(name) && name != header::USER_AGENT {
-                        out.append(name, value.clone());
+                    if never_forwarded(name) || name == header::USER_AGENT {
+                        if name.as_str().contains('_') {
+                            log::debug!("header {name} not forwarded: a name with '_'");
+                        }
+                        continue;
                     }
+                    out.append(name, value.clone());
                 }
             }
             HeaderForward::Only(names) => {
@@ -292,6 +299,8 @@ mod tests {
         h.insert("connection", HeaderValue::from_static("close"));
         h.insert("host", HeaderValue::from_static("bus7.example"));
         h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
+        h.insert("content_length", HeaderValue::from_static("5"));
+        h.insert("transfer_encoding", HeaderValue::from_static("chunked"));
         let b = template(
             vec![],
             Forward::All,
@@ -309,5 +318,9 @@ mod tests {
         let out = all.headers(&HeaderValue::from_static("b:1"), &inbound(&[], None, &h));
         assert_eq!(out.get("x-secret").unwrap(), "s");
         assert!(out.get("connection").is_none());
+        assert!(out.get("content_length").is_none() && out.get("transfer_encoding").is_none());
+        let listed = template(vec![], Forward::All, Forward::Only(vec!["content_length".into()]));
+        let out = listed.headers(&HeaderValue::from_static("b:1"), &inbound(&[], None, &h));
+        assert!(out.get("content_length").is_none(), "not even when listed");
     }
 }

@@ -58,11 +58,11 @@ pub async fn answer(gw: &Gateway, parts: &Parts, body: &Bytes) -> Option<Result<
     None
 }
 
-/// A built-in that answers GET only (405 with `Allow: GET` otherwise).
+/// A built-in that answers GET and HEAD only (405 with `Allow: GET, HEAD` otherwise).
 fn get_only<T>(parts: &Parts, answer: impl FnOnce() -> T) -> Result<T, Error> {
     match parts.method {
-        Method::GET => Ok(answer()),
-        _ => Err(Error::MethodNotAllowed("GET".into())),
+        Method::GET | Method::HEAD => Ok(answer()),
+        _ => Err(Error::MethodNotAllowed("GET, HEAD".into())),
     }
 }
 

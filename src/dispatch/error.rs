@@ -17,6 +17,12 @@ pub enum Error {
     MissingHost,
     /// More than one `Host` field.
     DuplicateHost,
+    /// A `Host` that is not `uri-host [":" port]` (the value).
+    BadHost(String),
+    /// A `*` request-target on a method other than OPTIONS.
+    AsteriskTarget,
+    /// A method gatelet does not implement (CONNECT).
+    NotImplemented(String),
     /// `Transfer-Encoding` on an HTTP/1.0 request.
     TransferEncodingInHttp10,
     /// `Transfer-Encoding` together with `Content-Length`.
@@ -82,13 +88,15 @@ impl Error {
         match self {
             Error::MissingHost
             | Error::DuplicateHost
+            | Error::BadHost(_)
+            | Error::AsteriskTarget
             | Error::TransferEncodingInHttp10
             | Error::DuplicateTransferEncoding
             | Error::ContentLengthWithTransferEncoding
             | Error::BadBody(_)
             | Error::BadPathParam(_)
             | Error::Endpoint(EndpointError::BadWrite(_)) => StatusCode::BAD_REQUEST,
-            Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::UnsupportedTransferCoding(_) | Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CorsDenied(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::ClockUnsynced => StatusCode::SERVICE_UNAVAILABLE,
@@ -147,6 +155,9 @@ impl Error {
         match self {
             Error::MissingHost => "missing Host header".into(),
             Error::DuplicateHost => "more than one Host header".into(),
+            Error::BadHost(h) => format!("invalid Host header {h:?}"),
+            Error::AsteriskTarget => "the request target * is only for OPTIONS".into(),
+            Error::NotImplemented(m) => format!("method {m} is not implemented"),
             Error::TransferEncodingInHttp10 => "Transfer-Encoding is not allowed in HTTP/1.0".into(),
             Error::DuplicateTransferEncoding => "more than one Transfer-Encoding header".into(),
             Error::ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding".into(),
