@@ -19,7 +19,7 @@
 mod auth;
 mod backend;
 mod breaker;
-mod cache;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

@@ -101,7 +101,8 @@ pub async fn fan_out(
                     request::request(&backend.spec.method, uri, headers, &inbound.body)
                 };
                 let key = || format!("{}{uri}", member.authority.to_str().unwrap_or(""));
-                let body = qos::cached(backend.cache.as_ref(), backend.clock, key, || {
+                let credentials = backend.template.sends_credentials(inbound);
+                let body = qos::cached(backend.cache.as_ref(), credentials, backend.clock, key, || {
                     proxy::fetch(&member.pool, &build, deadline)
                 })
                 .await?;

@@ -307,7 +307,8 @@ impl Backend {
             request::request(&self.spec.method, &uri, headers, &inbound.body)
         };
         let key = || format!("{}{uri}", host.authority.to_str().unwrap_or(""));
-        let body = qos::cached(self.cache.as_ref(), self.clock, key, || {
+        let credentials = self.template.sends_credentials(inbound);
+        let body = qos::cached(self.cache.as_ref(), credentials, self.clock, key, || {
             qos::with_retry(self.spec.retry, self.clock, deadline, || {
                 proxy::fetch(&host.pool, &build, deadline)
             })

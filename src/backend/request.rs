@@ -173,6 +173,20 @@ impl Template {
         uri.parse().map_err(|_| CallError::BadTarget(uri))
     }
 
+    /// Whether the request carries the client's credentials upstream: a forwarded
+    /// `Authorization` or `Cookie`, or headers propagated from JWT claims. A shared cache must
+    /// not hand such an answer to another client (RFC 9111 §3.5).
+    pub fn sends_credentials(&self, inbound: &Inbound<'_>) -> bool {
+        let forwarded = |name: &HeaderName| {
+            inbound.headers.contains_key(name)
+                && match &self.headers {
+                    HeaderForward::All => true,
+                    HeaderForward::Only(names) => names.contains(name),
+                }
+        };
+        !inbound.propagated.is_empty() || forwarded(&header::AUTHORIZATION) || forwarded(&header::COOKIE)
+    }
+
     /// The headers the backend at `host` receives.
     pub fn headers(&self, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(8);

@@ -76,8 +76,8 @@ impl Upstreams {
 pub struct Reply {
     /// The whole body.
     pub body: Bytes,
-    /// `Cache-Control: max-age` in seconds, when the answer may be kept.
-    pub max_age: Option<u64>,
+    /// What `Cache-Control` and `Vary` say about keeping it.
+    pub freshness: crate::cache::Freshness,
 }
 
 /// Races `work` against `deadline`.
@@ -131,11 +131,9 @@ pub async fn fetch(
     before(deadline, async {
         let (resp, lease) = exchange(pool, build, deadline).await?;
         let status = resp.status();
-        let max_age = resp
-            .headers()
-            .get(http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::cache::max_age);
+        let headers = resp.headers();
+        let cache_control = headers.get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+        let freshness = crate::cache::Freshness::of(cache_control, headers.contains_key(http::header::VARY));
         let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
             .collect()
             .await
@@ -151,7 +149,7 @@ pub async fn fetch(
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
         }
-        Ok(Reply { body, max_age })
+        Ok(Reply { body, freshness })
     })
     .await
 }
