@@ -132,25 +132,18 @@ pub fn fleet_config(c: &mut Checker, node: &Node, path: &str) -> Option<Fleet> {
         }
         h.finish(c);
     }
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(Duration::from_secs(3)),
-    };
-    let max_in_flight = match obj.take("max_in_flight") {
-        Some((n, p)) => c.integer(n, &p, 1, 4096).map(|v| v as usize),
-        None => Some(DEFAULT_MAX_IN_FLIGHT),
-    };
-    let health_path = match obj.take("health_path") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| {
-            if s.starts_with('/') {
-                Some(s.to_string())
-            } else {
-                c.error(n.pos, &p, format!("\"{s}\" must start with '/'"));
-                None
-            }
-        }),
-        None => Some("/__health".to_string()),
-    };
+    let timeout = obj.optional(c, "timeout", Duration::from_secs(3), Checker::positive_duration);
+    let max_in_flight = obj.optional(c, "max_in_flight", DEFAULT_MAX_IN_FLIGHT, |c, n, p| {
+        c.integer(n, p, 1, 4096).map(|v| v as usize)
+    });
+    let health_path = obj.optional(c, "health_path", "/__health".to_string(), |c, n, p| {
+        let s = c.string(n, p)?;
+        if !s.starts_with('/') {
+            c.error(n.pos, p, format!("\"{s}\" must start with '/'"));
+            return None;
+        }
+        Some(s.to_string())
+    });
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;

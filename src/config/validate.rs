@@ -28,7 +28,7 @@ mod security;
 pub use backend::host;
 use backend::*;
 use check::*;
-pub use check::{Checker, Obj, join};
+pub use check::{Checker, Obj, choice, join};
 use endpoint::*;
 use qos::*;
 use security::*;
@@ -111,29 +111,20 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             format!("version {v} is not supported: gatelet reads KrakenD v3 configs (3)"),
         );
     }
-    let name = obj.take("name").and_then(|(n, p)| c.string(n, &p)).map(str::to_string);
-    let port = match obj.take("port") {
-        Some((n, p)) => c.integer(n, &p, 0, 65535).map(|v| v as u16),
-        None => Some(DEFAULT_PORT),
-    };
-    let listen_ip = match obj.take("listen_ip") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| match s.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                c.error(n.pos, &p, format!("\"{s}\" is not an IP address"));
-                None
-            }
-        }),
-        None => Some(IpAddr::from([0, 0, 0, 0])),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(DEFAULT_TIMEOUT),
-    };
-    let shutdown_grace = match obj.take("max_shutdown_wait_time") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_secs(5)),
-    };
+    let name = obj.optional(c, "name", None, |c, n, p| c.string(n, p).map(|s| Some(s.to_string())));
+    let port = obj.optional(c, "port", DEFAULT_PORT, |c, n, p| {
+        c.integer(n, p, 0, 65535).map(|v| v as u16)
+    });
+    let listen_ip = obj.optional(c, "listen_ip", IpAddr::from([0, 0, 0, 0]), |c, n, p| {
+        let s = c.string(n, p)?;
+        let ip = s.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            c.error(n.pos, p, format!("\"{s}\" is not an IP address"));
+        }
+        ip
+    });
+    let timeout = obj.optional(c, "timeout", DEFAULT_TIMEOUT, Checker::positive_duration);
+    let shutdown_grace = obj.optional(c, "max_shutdown_wait_time", Duration::from_secs(5), Checker::duration);
     let mut timeouts = crate::net::limits::Timeouts::default();
     for (key, slot) in [
         ("read_header_timeout", &mut timeouts.head),
@@ -147,22 +138,10 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             *slot = d;
         }
     }
-    let cache_ttl = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(Duration::ZERO),
-    };
-    let output_encoding = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(OutputEncoding::Json),
-    };
-    let debug_endpoint = obj
-        .take("debug_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
-    let echo_endpoint = obj
-        .take("echo_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
+    let cache_ttl = obj.optional(c, "cache_ttl", Duration::ZERO, cache_ttl);
+    let output_encoding = obj.optional(c, "output_encoding", OutputEncoding::Json, output_encoding);
+    let debug_endpoint = obj.optional(c, "debug_endpoint", false, Checker::boolean);
+    let echo_endpoint = obj.optional(c, "echo_endpoint", false, Checker::boolean);
     let host_node = obj.take("host");
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
@@ -214,14 +193,14 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         return None;
     }
     Some(Config {
-        name,
+        name: name?,
         listen_ip: listen_ip?,
         port: port?,
         timeout: timeout?,
         cache_ttl: cache_ttl?,
         output_encoding: output_encoding?,
-        debug_endpoint,
-        echo_endpoint,
+        debug_endpoint: debug_endpoint?,
+        echo_endpoint: echo_endpoint?,
         router: extras.router,
         endpoints,
         sensors: extras.sensors,
@@ -360,23 +339,16 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("telemetry/logging")
         && let Some(mut l) = c.object(n, &p)
     {
-        if let Some((n, p)) = l.take("level")
-            && let Some(level) = c.string(n, &p)
-        {
-            x.log_level = match level {
-                "DEBUG" => Some(log::LevelFilter::Debug),
-                "INFO" => Some(log::LevelFilter::Info),
-                "WARNING" => Some(log::LevelFilter::Warn),
-                "ERROR" | "CRITICAL" => Some(log::LevelFilter::Error),
-                other => {
-                    c.error(
-                        n.pos,
-                        &p,
-                        format!("unknown level \"{other}\" (DEBUG, INFO, WARNING, ERROR, CRITICAL)"),
-                    );
-                    None
-                }
-            };
+        use log::LevelFilter::{Debug, Error, Info, Warn};
+        let levels = [
+            ("DEBUG", Debug),
+            ("INFO", Info),
+            ("WARNING", Warn),
+            ("ERROR", Error),
+            ("CRITICAL", Error),
+        ];
+        if let Some((n, p)) = l.take("level") {
+            x.log_level = choice(c, n, &p, "level", &levels, &[]);
         }
         l.finish(c);
     }
@@ -398,17 +370,10 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
     {
-        if let Some((n, p)) = j.take("unsynced_clock") {
-            match c.string(n, &p) {
-                Some("reject") => x.jwt_reject_unsynced_clock = true,
-                Some("accept") => x.jwt_reject_unsynced_clock = false,
-                Some(other) => c.error(
-                    n.pos,
-                    &p,
-                    format!("unknown unsynced_clock \"{other}\" (reject, accept)"),
-                ),
-                None => {}
-            }
+        if let Some((n, p)) = j.take("unsynced_clock")
+            && let Some(reject) = choice(c, n, &p, "unsynced_clock", &[("reject", true), ("accept", false)], &[])
+        {
+            x.jwt_reject_unsynced_clock = reject;
         }
         j.finish(c);
     }

@@ -316,44 +316,34 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let url = obj
         .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
         .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(ctx.method.clone()),
-    };
+    let method = obj.optional(c, "method", ctx.method.clone(), method);
     let default_encoding = if ctx.output == OutputEncoding::NoOp {
         Encoding::NoOp
     } else {
         Encoding::Json
     };
-    let encoding = match obj.take("encoding") {
-        Some((n, p)) => {
-            let e = encoding(c, n, &p);
-            match e {
-                Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
-                ),
-                Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
-                ),
-                _ => {}
-            }
-            e
+    let encoding = obj.optional(c, "encoding", default_encoding, |c, n, p| {
+        let e = encoding(c, n, p);
+        match e {
+            Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
+            ),
+            Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
+            ),
+            _ => {}
         }
-        None => Some(default_encoding),
-    };
+        e
+    });
     let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true).map(Some),
-        None => Some(None),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false).map(Some),
-        None => Some(None),
-    };
+    let input_headers = obj.optional(c, "input_headers", None, |c, n, p| forward(c, n, p, true).map(Some));
+    let input_query = obj.optional(c, "input_query_strings", None, |c, n, p| {
+        forward(c, n, p, false).map(Some)
+    });
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;

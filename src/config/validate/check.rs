@@ -1,6 +1,7 @@
 //! The checker toolkit every config section uses: [`Checker`] collects errors with JSON path
-//! and `line:column`, [`Obj`] takes an object's keys one by one and reports the unknown ones, and
-//! the small typed readers (choices, durations) built on them.
+//! and `line:column` and reads typed values; [`Obj`] takes an object's keys one by one (required,
+//! or optional with a default) and reports the unknown ones; [`choice`] and
+//! [`seconds_or_duration`] are the small readers built on them.
 
 use super::*;
 
@@ -190,12 +191,28 @@ impl<'n> Obj<'n> {
         found
     }
 
+    /// The value of an optional `key` as `read` makes it, or `default` when the key is absent;
+    /// `None` after an error. `read` is often one of [`Checker`]'s readers as it is
+    /// (`obj.optional(c, "disabled", false, Checker::boolean)`).
+    pub fn optional<'f, T>(
+        &mut self,
+        c: &mut Checker<'f>,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&mut Checker<'f>, &'n Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        match self.take(key) {
+            Some((n, p)) => read(c, n, &p),
+            None => Some(default),
+        }
+    }
+
     /// An optional array of strings under `key`; `default` when absent, `None` after an error.
     pub fn string_list(&mut self, c: &mut Checker, key: &str, default: &[&str]) -> Option<Vec<String>> {
-        match self.take(key) {
-            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
-            None => Some(default.iter().map(|s| s.to_string()).collect()),
-        }
+        let default = default.iter().map(|s| s.to_string()).collect();
+        self.optional(c, key, default, |c, n, p| {
+            Some(c.strings(n, p)?.into_iter().map(|(s, _, _)| s.to_string()).collect())
+        })
     }
 
     /// The keys not taken yet, with their values, marking them as known.
@@ -238,7 +255,7 @@ pub fn join(path: &str, key: &str) -> String {
 
 /// One of a fixed set of names (`supported`); `krakend_only` are KrakenD's other values, which
 /// get "not supported by gatelet" rather than "unknown".
-pub(super) fn choice<T: Copy>(
+pub fn choice<T: Copy>(
     c: &mut Checker,
     node: &Node,
     path: &str,
