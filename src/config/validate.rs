@@ -66,7 +66,7 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ("disable_keep_alives", ""),
     ("disable_compression", ""),
     ("disable_rest", ""),
-    ("tls", "gatelet speaks plain HTTP; terminate TLS in front of it"),
+    ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
     ("use_h2c", "gatelet speaks HTTP/1.1"),
     ("plugin", ""),

@@ -190,6 +190,13 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             q.finish(c);
         }
         if let Some((n, p)) = extra.take("qos/circuit-breaker") {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "gatelet does not apply circuit breakers to a \"no-op\" pass-through",
+                );
+            }
             breaker = circuit_breaker(c, n, &p);
         }
         if let Some((n, p)) = extra.take("qos/http-cache") {
