@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::json::{Node, Value};
 use super::model::{ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
-use super::validate::{Checker, choice, join};
+use super::validate::{Checker, choice, host, join};
 
 /// Which decoder a sensor uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +193,7 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
             sources += 1;
             let target = match kind {
                 "serial" => serial(c, n, &p).map(|t| (t, None)),
-                _ => stream(c, n, &p, kind == "tcp"),
+                _ => stream(c, name, n, &p, kind == "tcp"),
             };
             source = target
                 .zip(reconnect)
@@ -317,18 +317,16 @@ fn serial(c: &mut Checker, node: &Node, path: &str) -> Option<StreamTarget> {
 }
 
 /// `"tcp": {"address", "send_on_connect"}` / `"unix": {"path", "send_on_connect"}`.
-fn stream(c: &mut Checker, node: &Node, path: &str, tcp: bool) -> Option<(StreamTarget, Option<String>)> {
+/// `sensor` is the sensor's name: a TCP address that is a host name is resolved later.
+fn stream(c: &mut Checker, sensor: &str, node: &Node, path: &str, tcp: bool) -> Option<(StreamTarget, Option<String>)> {
     let mut obj = c.object(node, path)?;
     let target = if tcp {
         obj.require(c, "address", "host:port").and_then(|(n, p)| {
-            let a = c.nonempty(n, &p)?;
-            match super::validate::host(a) {
-                Ok(h) => Some(StreamTarget::Tcp(h.addr)),
-                Err(m) => {
-                    c.error(n.pos, &p, m);
-                    None
-                }
-            }
+            let address = c.nonempty(n, &p)?;
+            let host = host(c, address, n.pos, &p)?;
+            let named = (sensor.to_string(), host.authority);
+            c.unresolved.sensor_addresses.push(named);
+            Some(StreamTarget::Tcp(host.addr))
         })
     } else {
         obj.require(c, "path", "the socket path")

@@ -1,13 +1,16 @@
 //! Turns the positioned JSON tree into the typed [`Config`], checking every key and value on the
 //! way and collecting every problem (with JSON path and `line:column`) instead of stopping at
 //! the first. Unknown keys and namespaces are errors; nothing is clamped or silently dropped.
+//! Checking reads nothing but the tree: host names to look up, files to read and environment
+//! variables to expand go to [`Checker::unresolved`], and the values they fill stay empty
+//! until resolution.
 //!
 //! This file holds the walk from the root and the service level; the sections live beside it:
 //! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `qos` (rate limits,
 //! breakers, cache, retries) and `security` (CORS, API keys, JWT, TLS).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::Method;
@@ -27,8 +30,10 @@ mod security;
 
 pub use backend::host;
 use backend::*;
+#[cfg(feature = "tls")]
+pub use check::TlsFiles;
 use check::*;
-pub use check::{Checker, Obj, choice, join};
+pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
 use qos::*;
 use security::*;
@@ -146,7 +151,9 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     #[cfg(feature = "tls")]
-    let tls = obj.take("tls").and_then(|(n, p)| tls_config(c, n, &p));
+    if let Some((n, p)) = obj.take("tls") {
+        tls_config(c, n, &p);
+    }
     #[cfg(not(feature = "tls"))]
     if let Some((n, p)) = obj.take("tls") {
         c.error(n.pos, &p, "this gatelet was built without TLS (cargo feature \"tls\")");
@@ -219,7 +226,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         fleet: extras.fleet,
         dashboard,
         #[cfg(feature = "tls")]
-        tls,
+        tls: None,
     })
 }
 

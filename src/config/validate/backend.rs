@@ -1,4 +1,4 @@
-//! Backends: hosts (resolved once, here), `url_pattern` with its parameters, the data
+//! Backends: hosts (names left for resolution), `url_pattern` with its parameters, the data
 //! manipulation keys (`target`, `allow`/`deny`, `mapping`, `group`) and the backend-level
 //! namespaces (sensor, fleet, rate limit, breaker, cache, retry).
 
@@ -17,19 +17,39 @@ pub(super) fn hosts(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Host
     let mut out = Vec::new();
     let mut ok = true;
     for (s, pos, p) in list {
-        match host(s) {
-            Ok(h) => out.push(h),
-            Err(m) => {
-                c.error(pos, &p, m);
-                ok = false;
-            }
+        match host(c, s, pos, &p) {
+            Some(h) => out.push(h),
+            None => ok = false,
         }
     }
     ok.then_some(out)
 }
 
-/// Parses and resolves one `host` entry (`http://name:port`; a missing scheme means `http`).
-pub fn host(s: &str) -> Result<Host, String> {
+/// Checks one `host` entry (`http://name:port`; a missing scheme means `http`) written at
+/// `pos`, `path`. An IP address is the host's address; a name is left for resolution to look
+/// up, with an unspecified address until then.
+pub fn host(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Host> {
+    match parse_host(s) {
+        Ok((host, None)) => Some(host),
+        Ok((host, Some(name))) => {
+            c.unresolved.lookups.push(Lookup {
+                entry: s.to_string(),
+                name,
+                port: host.addr.port(),
+                authority: host.authority.clone(),
+                at: Site::new(pos, path),
+            });
+            Some(host)
+        }
+        Err(m) => {
+            c.error(pos, path, m);
+            None
+        }
+    }
+}
+
+/// The host of an entry, and the name to look up unless it is an IP address.
+fn parse_host(s: &str) -> Result<(Host, Option<String>), String> {
     let rest = if let Some(r) = s.strip_prefix("http://") {
         r
     } else if s.starts_with("https://") {
@@ -63,20 +83,15 @@ pub fn host(s: &str) -> Result<Host, String> {
         return Err(format!("\"{s}\": port 0 cannot be connected to"));
     }
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    let addr: SocketAddr = match bare.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (bare, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("\"{s}\": cannot resolve \"{bare}\": {e}"))?
-            .next()
-            .ok_or_else(|| format!("\"{s}\": \"{bare}\" resolves to no address"))?,
-    };
+    let ip = bare.parse::<IpAddr>().ok();
     let authority = if port == 80 {
         name.to_string()
     } else {
         format!("{name}:{port}")
     };
-    Ok(Host { authority, addr })
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
+    let lookup = ip.is_none().then(|| bare.to_string());
+    Ok((Host { authority, addr }, lookup))
 }
 
 /// What a backend needs from its endpoint.

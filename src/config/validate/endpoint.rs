@@ -180,7 +180,7 @@ pub(super) fn endpoint(
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
-            jwt = jwt_validator(c, n, &p);
+            jwt = jwt_validator(c, n, &p, index);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)

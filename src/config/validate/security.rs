@@ -1,4 +1,5 @@
-//! Security: CORS, API keys, JWT validators (keys read here) and the TLS server config.
+//! Security: CORS, API keys, JWT validators and the service's TLS; the JWK sets and the TLS
+//! certificate and key are files, which resolution reads.
 
 use super::*;
 
@@ -103,8 +104,14 @@ pub(super) fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Optio
     })
 }
 
-/// KrakenD's `auth/validator` (local JWK sets only).
-pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth::jwt::Validator> {
+/// KrakenD's `auth/validator` (local JWK sets only) of `endpoints[endpoint]`; resolution reads
+/// the keys.
+pub(super) fn jwt_validator(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    endpoint: usize,
+) -> Option<crate::auth::jwt::Validator> {
     use crate::auth::jwt::{self, Alg};
     let mut obj = c.object(node, path)?;
     let errors_before = c.errors.len();
@@ -136,23 +143,16 @@ pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<
             "remote JWK sets are out of scope for now: use jwk_local_path",
         );
     }
-    let keys = obj.require(c, "jwk_local_path", "a JWK set file").and_then(|(n, p)| {
-        let file = c.nonempty(n, &p)?;
-        let text = match super::super::read_named_file(file) {
-            Ok(t) => t,
-            Err(e) => {
-                c.error(n.pos, &p, format!("\"{file}\": {e}"));
-                return None;
-            }
-        };
-        match jwt::parse_jwk_set(&text, alg?) {
-            Ok(keys) => Some(keys),
-            Err(m) => {
-                c.error(n.pos, &p, format!("\"{file}\": {m}"));
-                None
-            }
-        }
-    });
+    if let Some((n, p)) = obj.require(c, "jwk_local_path", "a JWK set file")
+        && let Some(file) = c.nonempty(n, &p)
+    {
+        c.unresolved.jwk_sets.push(JwkFile {
+            endpoint,
+            file: file.to_string(),
+            alg,
+            at: Site::new(n.pos, &p),
+        });
+    }
     let text = |c: &mut Checker, n: &Node, p: &str| c.nonempty(n, p).map(str::to_string);
     let audience = obj.string_list(c, "audience", &[]);
     let issuer = obj.optional(c, "issuer", None, |c, n, p| text(c, n, p).map(Some));
@@ -198,7 +198,7 @@ pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<
     }
     Some(jwt::Validator {
         alg: alg?,
-        keys: keys?,
+        keys: Vec::new(),
         audience: audience?,
         issuer: issuer?,
         roles: roles?,
@@ -214,10 +214,11 @@ pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<
     })
 }
 
-/// KrakenD's service `tls`: `public_key`, `private_key` (PEM files), `min_version`, `disabled`.
+/// KrakenD's service `tls`: `public_key`, `private_key` (PEM files, read by resolution),
+/// `min_version`, `disabled`.
 #[cfg(feature = "tls")]
-pub(super) fn tls_config(c: &mut Checker, node: &Node, path: &str) -> Option<std::sync::Arc<rustls::ServerConfig>> {
-    let mut obj = c.object(node, path)?;
+pub(super) fn tls_config(c: &mut Checker, node: &Node, path: &str) {
+    let Some(mut obj) = c.object(node, path) else { return };
     let disabled = obj.optional(c, "disabled", false, Checker::boolean);
     let public = obj.require(c, "public_key", "the certificate chain, PEM");
     let private = obj.require(c, "private_key", "the private key, PEM");
@@ -234,17 +235,23 @@ pub(super) fn tls_config(c: &mut Checker, node: &Node, path: &str) -> Option<std
         }
     });
     obj.finish(c);
-    if disabled? {
-        return None;
+    if disabled != Some(false) {
+        return;
     }
-    let (public_node, public_path) = public?;
-    let public = c.nonempty(public_node, &public_path)?;
-    let private = private.and_then(|(n, p)| c.nonempty(n, &p))?;
-    match crate::tls::server_config(public, private, tls13_only?) {
-        Ok(config) => Some(config),
-        Err(m) => {
-            c.error(public_node.pos, &public_path, m);
-            None
-        }
-    }
+    let Some((public_node, public_path)) = public else {
+        return;
+    };
+    let Some(chain) = c.nonempty(public_node, &public_path) else {
+        return;
+    };
+    let Some(key) = private.and_then(|(n, p)| c.nonempty(n, &p)) else {
+        return;
+    };
+    let Some(tls13_only) = tls13_only else { return };
+    c.unresolved.tls = Some(TlsFiles {
+        chain: chain.to_string(),
+        key: key.to_string(),
+        tls13_only,
+        at: Site::new(public_node.pos, &public_path),
+    });
 }
