@@ -1,5 +1,5 @@
 //! Endpoints: path templates, methods, encodings, forwarded headers and query strings, and the
-//! endpoint-level namespaces, each backend handed to [`super::backend`].
+//! endpoint-level namespaces, each backend handed to [`backend()`](super::backend::backend).
 
 use super::*;
 
@@ -155,34 +155,18 @@ pub(super) fn endpoint(
     let path_ok = route
         .as_ref()
         .and_then(|(n, p)| endpoint_path(c, n, p, defaults).map(|_| *n));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(Method::GET),
-    };
-    let output = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(defaults.output_encoding),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(defaults.timeout),
-    };
-    let cache = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(defaults.cache_ttl),
-    };
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true),
-        None => Some(Forward::Only(vec!["content-type".to_string()])),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false),
-        None => Some(Forward::Only(Vec::new())),
-    };
-    let concurrent = match obj.take("concurrent_calls") {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32),
-        None => Some(1),
-    };
+    let method = obj.optional(c, "method", Method::GET, method);
+    let output = obj.optional(c, "output_encoding", defaults.output_encoding, output_encoding);
+    let timeout = obj.optional(c, "timeout", defaults.timeout, Checker::positive_duration);
+    let cache = obj.optional(c, "cache_ttl", defaults.cache_ttl, cache_ttl);
+    let only_content_type = Forward::Only(vec!["content-type".to_string()]);
+    let input_headers = obj.optional(c, "input_headers", only_content_type, |c, n, p| forward(c, n, p, true));
+    let input_query = obj.optional(c, "input_query_strings", Forward::Only(Vec::new()), |c, n, p| {
+        forward(c, n, p, false)
+    });
+    let concurrent = obj.optional(c, "concurrent_calls", 1, |c, n, p| {
+        c.integer(n, p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32)
+    });
     let mut rate_limit = None;
     let mut api_key_roles = None;
     let mut jwt = None;
@@ -196,7 +180,7 @@ pub(super) fn endpoint(
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
-            jwt = jwt_validator(c, n, &p);
+            jwt = jwt_validator(c, n, &p, index);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)

@@ -47,19 +47,14 @@ pub(super) fn decimal(c: &mut Checker, node: &Node, path: &str) -> Option<(u64, 
 
 /// `every` (default 1s, more than 0), in nanoseconds.
 pub(super) fn every(c: &mut Checker, obj: &mut Obj) -> Option<u64> {
-    match obj.take("every") {
-        Some((n, p)) => {
-            let d = c.positive_duration(n, &p)?;
-            match u64::try_from(d.as_nanos()) {
-                Ok(ns) => Some(ns),
-                Err(_) => {
-                    c.error(n.pos, &p, "is too long");
-                    None
-                }
-            }
+    obj.optional(c, "every", 1_000_000_000, |c, n, p| {
+        let d = c.positive_duration(n, p)?;
+        let ns = u64::try_from(d.as_nanos()).ok();
+        if ns.is_none() {
+            c.error(n.pos, p, "is too long");
         }
-        None => Some(1_000_000_000),
-    }
+        ns
+    })
 }
 
 /// One bucket from `rate_key` and `capacity_key` (default: the rate's whole part, at least 1).
@@ -73,12 +68,11 @@ pub(super) fn bucket(
     every: Option<u64>,
     required: bool,
 ) -> Option<Option<Rate>> {
-    let capacity_node = obj.take(capacity_key);
+    let capacity = obj.optional(c, capacity_key, None, |c, n, p| {
+        let v = c.integer(n, p, 1, MAX_CAPACITY)?;
+        Some(Some((v as u64, n.pos, p.to_string())))
+    });
     let rate_node = obj.take(rate_key);
-    let capacity = match capacity_node {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_CAPACITY).map(|v| Some((v as u64, n.pos, p))),
-        None => Some(None),
-    };
     let Some((n, p)) = rate_node else {
         if required {
             c.error(obj.pos, &obj.path, format!("missing required key \"{rate_key}\""));
@@ -227,10 +221,7 @@ pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Optio
     if let Some((n, p)) = obj.take("name") {
         c.string(n, &p);
     }
-    let log = match obj.take("log_status_change") {
-        Some((n, p)) => c.boolean(n, &p),
-        None => Some(false),
-    };
+    let log = obj.optional(c, "log_status_change", false, Checker::boolean);
     obj.finish(c);
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     Some((
@@ -274,14 +265,8 @@ pub(super) fn http_cache(c: &mut Checker, node: &Node, path: &str) -> Option<cra
 /// default 100ms).
 pub(super) fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<(u32, Duration)> {
     let mut obj = c.object(node, path)?;
-    let attempts = match obj.take("attempts") {
-        Some((n, p)) => c.integer(n, &p, 1, 2).map(|v| v as u32),
-        None => Some(2),
-    };
-    let backoff = match obj.take("backoff") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_millis(100)),
-    };
+    let attempts = obj.optional(c, "attempts", 2, |c, n, p| c.integer(n, p, 1, 2).map(|v| v as u32));
+    let backoff = obj.optional(c, "backoff", Duration::from_millis(100), Checker::duration);
     obj.finish(c);
     Some((attempts?, backoff?))
 }
