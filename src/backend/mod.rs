@@ -208,11 +208,11 @@ impl Backend {
                 .fleet
                 .ok_or_else(|| format!("{name}: a fan-out without a fleet"))?
                 .clone();
-            let circuits = match spec.breaker {
-                Some((settings, log)) => members
+            let circuits = match &spec.breaker {
+                Some(b) => members
                     .list
                     .iter()
-                    .map(|m| Circuit::new(settings, log, m.id.clone(), now))
+                    .map(|m| Circuit::new(b.settings, b.log_status_change, m.id.clone(), now))
                     .collect(),
                 None => Vec::new(),
             };
@@ -235,9 +235,14 @@ impl Backend {
         Ok(Backend {
             template,
             limit: spec.rate_limit.map(|r| Shared::new(r, 0)),
-            circuit: match (&source, spec.breaker) {
+            circuit: match (&source, &spec.breaker) {
                 (Source::Fleet(_), _) | (_, None) => None,
-                (_, Some((settings, log))) => Some(Circuit::new(settings, log, name, now)),
+                (_, Some(b)) => Some(Circuit::new(
+                    b.settings,
+                    b.log_status_change,
+                    b.name.clone().unwrap_or(name),
+                    now,
+                )),
             },
             cache: spec
                 .cache

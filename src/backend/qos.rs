@@ -126,7 +126,7 @@ where
 /// `attempts` in all, if the pause still leaves time before `deadline`. Answers that are not
 /// transport failures or 5xx (a 404, a body too large) are not retried.
 pub async fn with_retry<F>(
-    retry: Option<(u32, Duration)>,
+    retry: Option<crate::config::Retry>,
     clock: Clock,
     deadline: Instant,
     fetch: impl Fn() -> F,
@@ -134,7 +134,7 @@ pub async fn with_retry<F>(
 where
     F: Future<Output = Result<Reply, UpstreamError>>,
 {
-    let Some((attempts, backoff)) = retry else {
+    let Some(crate::config::Retry { attempts, backoff }) = retry else {
         return fetch().await;
     };
     let mut attempt = 1;

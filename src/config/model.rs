@@ -350,13 +350,33 @@ pub struct Backend {
     /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
     pub rate_limit: Option<Rate>,
     /// `extra_config."qos/circuit-breaker"`, with `log_status_change`.
-    pub breaker: Option<(crate::breaker::Settings, bool)>,
+    pub breaker: Option<CircuitBreaker>,
     /// `extra_config."qos/http-cache"`: keep successful GET answers for their `max-age`.
     pub cache: Option<crate::cache::Bounds>,
     /// `extra_config."gatelet/retry"`: `(attempts, backoff)` for idempotent GETs.
-    pub retry: Option<(u32, Duration)>,
+    pub retry: Option<Retry>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
     pub fleet: bool,
+}
+
+/// A backend's `qos/circuit-breaker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// `interval`, `timeout`, `max_errors`.
+    pub settings: crate::breaker::Settings,
+    /// `log_status_change`: state changes are logged at warn (else debug).
+    pub log_status_change: bool,
+    /// `name`, how logs, `/__health` and `/__stats` call it (default: `METHOD path -> url`).
+    pub name: Option<String>,
+}
+
+/// A backend's `gatelet/retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// `attempts`: calls in all, the first included.
+    pub attempts: u32,
+    /// `backoff`: the longest pause before a retry (full jitter below it).
+    pub backoff: Duration,
 }

@@ -207,7 +207,7 @@ pub(super) fn strategy(c: &mut Checker, q: &mut Obj, params: &[String]) -> (Opti
 
 /// KrakenD's `qos/circuit-breaker`: `interval`, `timeout` (seconds or durations), `max_errors`,
 /// `name`, `log_status_change`.
-pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<(crate::breaker::Settings, bool)> {
+pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<CircuitBreaker> {
     let mut obj = c.object(node, path)?;
     let interval = obj
         .require(c, "interval", "seconds over which errors are counted")
@@ -218,20 +218,19 @@ pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Optio
     let max_errors = obj
         .require(c, "max_errors", "consecutive errors that open it")
         .and_then(|(n, p)| c.integer(n, &p, 1, 1_000_000));
-    if let Some((n, p)) = obj.take("name") {
-        c.string(n, &p);
-    }
+    let name = obj.optional(c, "name", None, |c, n, p| c.string(n, p).map(|s| Some(s.to_string())));
     let log = obj.optional(c, "log_status_change", false, Checker::boolean);
     obj.finish(c);
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    Some((
-        crate::breaker::Settings {
+    Some(CircuitBreaker {
+        settings: crate::breaker::Settings {
             interval: ns(interval?),
             timeout: ns(timeout?),
             max_errors: max_errors? as u32,
         },
-        log?,
-    ))
+        log_status_change: log?,
+        name: name?,
+    })
 }
 
 /// KrakenD's `qos/http-cache`: `shared` (all gatelet caches are shared), `max_items` and
@@ -263,10 +262,13 @@ pub(super) fn http_cache(c: &mut Checker, node: &Node, path: &str) -> Option<cra
 
 /// Our `gatelet/retry`: `attempts` (1 or 2, default 2), `backoff` (full jitter up to it,
 /// default 100ms).
-pub(super) fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<(u32, Duration)> {
+pub(super) fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<Retry> {
     let mut obj = c.object(node, path)?;
     let attempts = obj.optional(c, "attempts", 2, |c, n, p| c.integer(n, p, 1, 2).map(|v| v as u32));
     let backoff = obj.optional(c, "backoff", Duration::from_millis(100), Checker::duration);
     obj.finish(c);
-    Some((attempts?, backoff?))
+    Some(Retry {
+        attempts: attempts?,
+        backoff: backoff?,
+    })
 }
