@@ -70,7 +70,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut checker = validate::Checker::new(file);
     let checked = validate::config(&mut checker, &root);
     match resolve::resolve(&mut checker, checked) {
-        Some(config) if checker.errors.is_empty() => Ok(config),
+        Some(mut config) if checker.errors.is_empty() => {
+            checker.warnings.sort_by_key(|e| (e.line, e.col));
+            config.warnings = checker.warnings;
+            Ok(config)
+        }
         _ => {
             // In reading order, whatever order the checks ran in.
             checker.errors.sort_by_key(|e| (e.line, e.col));

@@ -23,6 +23,8 @@ pub const DEFAULT_HEALTH_PATH: &str = "/__health";
 /// The whole validated service.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What `gatelet check` warns about: valid, but probably not what was meant.
+    pub warnings: Vec<super::ConfigError>,
     /// `name`, informational only (logged at start-up).
     pub name: Option<String>,
     /// `listen_ip` (KrakenD default `0.0.0.0`).

@@ -200,6 +200,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         return None;
     }
     Some(Config {
+        warnings: Vec::new(),
         name: name?,
         listen_ip: listen_ip?,
         port: port?,

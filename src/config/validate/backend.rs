@@ -215,13 +215,21 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             breaker = circuit_breaker(c, n, &p);
         }
         if let Some((n, p)) = extra.take("qos/http-cache") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(n.pos, &p, "a \"no-op\" pass-through is streamed, never cached");
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "the cache keeps GET answers only");
             }
             cache = http_cache(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/retry") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a \"no-op\" pass-through is streamed as it arrives: it is not retried",
+                );
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "retries are for idempotent GETs only");
             }
             retry = retry_config(c, n, &p);

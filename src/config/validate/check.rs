@@ -11,6 +11,8 @@ pub struct Checker<'f> {
     file: &'f str,
     /// Everything found so far.
     pub errors: Vec<ConfigError>,
+    /// What is valid but probably not meant (`gatelet check` prints them, `run` logs them).
+    pub warnings: Vec<ConfigError>,
     /// Names, files and variables for resolution, as checking meets them.
     pub unresolved: Unresolved,
 }
@@ -21,11 +23,22 @@ impl<'f> Checker<'f> {
         Checker {
             file,
             errors: Vec::new(),
+            warnings: Vec::new(),
             unresolved: Unresolved::default(),
         }
     }
 
     /// Records one error.
+    pub fn warn(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
     pub fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.to_string(),

@@ -264,6 +264,15 @@ pub(super) fn endpoint(
         }
     }
     obj.finish(c);
+    if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
+        c.warn(
+            node.pos,
+            path,
+            "qos/http-cache on an endpoint with auth: answers to requests that forward the \
+             client's Authorization or Cookie (or JWT claims) are only kept when the backend says \
+             public or s-maxage",
+        );
+    }
     if c.errors.len() > errors_before {
         return None;
     }

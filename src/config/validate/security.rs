@@ -32,6 +32,16 @@ pub(super) fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Co
     let max_age = obj.optional(c, "max_age", Duration::from_secs(12 * 3600), Checker::duration);
     let credentials = obj.optional(c, "allow_credentials", false, Checker::boolean);
     obj.finish(c);
+    if credentials == Some(true) && origins.as_ref().is_some_and(|o| o.iter().any(|o| o == "*")) {
+        // The browser would refuse `*` with credentials; echoing every origin instead would let
+        // any web page read answers with the user's cookies.
+        c.error(
+            node.pos,
+            &format!("{path}.allow_credentials"),
+            "allow_credentials with allow_origins [\"*\"] would let any site read answers with the \
+             user's credentials: list the origins",
+        );
+    }
     Some(Cors {
         allow_origins: origins?,
         allow_methods: methods?,
