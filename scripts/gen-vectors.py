@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the generated part of the malformed-request corpus, tests/vectors/gen-*.vec. The
-expected outcome of each follows from RFC 9112 and RELIABILITY.md's rules, not from what
+expected outcome of each follows from RFC 9112 and docs/reliability.md's rules, not from what
 gatelet happens to do.
 
 gen-te-*.vec: Transfer-Encoding headers mutated the way request-smuggling tools mutate them (a

@@ -108,7 +108,10 @@ pub fn main(args: Args) -> ExitCode {
             ExitCode::from(2)
         }
         Some(Command::Check(c)) => match config::load(&c.config) {
-            Ok(_) => {
+            Ok(config) => {
+                for w in &config.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("config OK");
                 ExitCode::SUCCESS
             }
@@ -126,6 +129,9 @@ pub fn main(args: Args) -> ExitCode {
                 }
             };
             crate::logging::init(config.log_level);
+            for w in &config.warnings {
+                log::warn!("{w}");
+            }
             if let Some(port) = r.port {
                 config.port = port;
             }

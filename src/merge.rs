@@ -5,8 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::Encoding;
-
 /// What one backend's answer goes through after decoding. Built once by `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
@@ -27,6 +25,19 @@ pub struct Shape {
 /// Why a backend body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
+
+/// How a backend's body is decoded (`encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `json`: must be a JSON object (or an array when `is_collection`).
+    Json,
+    /// `safejson`: any JSON; non-objects are wrapped (see [`decode`]).
+    SafeJson,
+    /// `string`: the body as a string under `content`.
+    String,
+    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
+    NoOp,
+}
 
 /// Decodes a backend body per `encoding`:
 /// - `json`: a JSON object; with `is_collection` a JSON array, as `{"collection": [...]}`.

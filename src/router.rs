@@ -8,6 +8,7 @@
 use http::Method;
 
 use crate::config::Endpoint;
+use crate::config::path::is_param;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -39,16 +40,6 @@ pub struct Router {
     routes: Vec<Route>,
 }
 
-/// Whether a path segment of an endpoint pattern is a `{param}`.
-pub fn is_param(segment: &str) -> bool {
-    segment.len() > 2 && segment.starts_with('{') && segment.ends_with('}')
-}
-
-/// The `{param}` names of an endpoint path, in order.
-pub fn param_names(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| is_param(s)).map(|s| &s[1..s.len() - 1])
-}
-
 /// An endpoint path's segments after the leading `/`.
 fn segments(path: &str) -> Vec<Segment> {
     path.split('/')
@@ -78,20 +69,30 @@ impl Router {
         Router { routes }
     }
 
-    /// Routes a request path (without query). `HEAD` is not mapped to `GET`: KrakenD doesn't.
+    /// Routes a request path (without query). `HEAD` goes to the `GET` endpoint of the path
+    /// when there is no `HEAD` endpoint (RFC 9110 §9.3.2; KrakenD answers 405), and `Allow`
+    /// lists `HEAD` wherever `GET` is.
     pub fn route<'p>(&self, method: &Method, path: &'p str) -> Match<'p> {
         let Some(rest) = path.strip_prefix('/') else {
             return Match::NotFound;
         };
+        // The best match on the method itself, else (for HEAD) on GET.
         let mut best: Option<(&Route, u64)> = None;
+        let mut best_get: Option<(&Route, u64)> = None;
         let mut allowed: Vec<&Method> = Vec::new();
         for route in &self.routes {
             let Some(score) = matches(&route.segments, rest) else {
                 continue;
             };
             if route.method != *method {
+                if *method == Method::HEAD && route.method == Method::GET && best_get.is_none_or(|(_, s)| score > s) {
+                    best_get = Some((route, score));
+                }
                 if !allowed.contains(&&route.method) {
                     allowed.push(&route.method);
+                }
+                if route.method == Method::GET && !allowed.contains(&&Method::HEAD) {
+                    allowed.push(&Method::HEAD);
                 }
                 continue;
             }
@@ -99,6 +100,7 @@ impl Router {
                 best = Some((route, score));
             }
         }
+        let best = best.or(best_get);
         match best {
             Some((route, _)) => {
                 let params = route
@@ -208,7 +210,7 @@ mod tests {
         let r = router(&[("GET", "/x"), ("POST", "/x"), ("GET", "/y")]);
         assert_eq!(
             r.route(&Method::DELETE, "/x"),
-            Match::MethodNotAllowed("GET, POST".into())
+            Match::MethodNotAllowed("GET, HEAD, POST".into())
         );
         assert_eq!(
             r.route(&Method::POST, "/x"),

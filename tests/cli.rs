@@ -229,3 +229,28 @@ fn the_default_config_gains_a_temperature_sensor_where_there_is_a_thermal_zone()
     let system = |c: &gatelet::config::Config| c.endpoints.iter().find(|e| e.path == "/system").unwrap().backends.len();
     assert_eq!(system(&warm), system(&plain) + 1);
 }
+
+#[test]
+fn check_warns_about_a_cache_on_an_authenticated_endpoint_and_still_passes() {
+    let dir = std::env::temp_dir().join(format!("gatelet-cli-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("warn.json");
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "extra_config": {"gatelet/api-keys": {"keys": [{"name": "office", "sha256": "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92", "roles": ["office"]}]}},
+  "endpoints": [{"endpoint": "/me", "extra_config": {"gatelet/api-keys": {"roles": ["office"]}},
+    "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/me", "extra_config": {"qos/http-cache": {}}}]}]}"#,
+    )
+    .unwrap();
+    let out = gatelet().args(["check", "-c"]).arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: {}:2:17: endpoints[0]: qos/http-cache on an endpoint with auth",
+            file.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

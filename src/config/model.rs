@@ -5,10 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use super::sensors::Decode;
 pub use crate::limiter::Strategy;
 pub use crate::limiter::bucket::Rate;
-pub use crate::merge::Shape;
-pub use crate::sensor::decode::Decode;
+pub use crate::merge::{Encoding, Shape};
 
 /// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -23,6 +23,8 @@ pub const DEFAULT_HEALTH_PATH: &str = "/__health";
 /// The whole validated service.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What `gatelet check` warns about: valid, but probably not what was meant.
+    pub warnings: Vec<super::ConfigError>,
     /// `name`, informational only (logged at start-up).
     pub name: Option<String>,
     /// `listen_ip` (KrakenD default `0.0.0.0`).
@@ -63,8 +65,8 @@ pub struct Config {
     pub max_connections: usize,
     /// The client connection time limits: `read_header_timeout`, `idle_timeout`,
     /// `read_timeout` (the body), `write_timeout` (a stalled write) and
-    /// `gatelet/server.body_idle_timeout`; RELIABILITY.md's defaults where absent.
-    pub timeouts: crate::http::limits::Timeouts,
+    /// `gatelet/server.body_idle_timeout`; docs/reliability.md's defaults where absent.
+    pub timeouts: crate::net::limits::Timeouts,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
@@ -243,7 +245,7 @@ pub struct RouterOptions {
     /// `return_error_msg`: put backend error details in error bodies (default false).
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
-    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
 }
 
 impl Default for RouterOptions {
@@ -267,19 +269,6 @@ pub enum OutputEncoding {
     /// `string`: the merged object's `content` string, as `text/plain`.
     String,
     /// `no-op`: the single backend's status, headers and body, unchanged.
-    NoOp,
-}
-
-/// How a backend's body is decoded (`encoding`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `json`: must be a JSON object (or an array when `is_collection`).
-    Json,
-    /// `safejson`: any JSON; non-objects are wrapped (see `merge::decode`).
-    SafeJson,
-    /// `string`: the body as a string under `content`.
-    String,
-    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
     NoOp,
 }
 
@@ -363,13 +352,33 @@ pub struct Backend {
     /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
     pub rate_limit: Option<Rate>,
     /// `extra_config."qos/circuit-breaker"`, with `log_status_change`.
-    pub breaker: Option<(crate::breaker::Settings, bool)>,
+    pub breaker: Option<CircuitBreaker>,
     /// `extra_config."qos/http-cache"`: keep successful GET answers for their `max-age`.
     pub cache: Option<crate::cache::Bounds>,
     /// `extra_config."gatelet/retry"`: `(attempts, backoff)` for idempotent GETs.
-    pub retry: Option<(u32, Duration)>,
+    pub retry: Option<Retry>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
     pub fleet: bool,
+}
+
+/// A backend's `qos/circuit-breaker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// `interval`, `timeout`, `max_errors`.
+    pub settings: crate::breaker::Settings,
+    /// `log_status_change`: state changes are logged at warn (else debug).
+    pub log_status_change: bool,
+    /// `name`, how logs, `/__health` and `/__stats` call it (default: `METHOD path -> url`).
+    pub name: Option<String>,
+}
+
+/// A backend's `gatelet/retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// `attempts`: calls in all, the first included.
+    pub attempts: u32,
+    /// `backoff`: the longest pause before a retry (full jitter below it).
+    pub backoff: Duration,
 }

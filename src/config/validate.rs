@@ -1,13 +1,16 @@
 //! Turns the positioned JSON tree into the typed [`Config`], checking every key and value on the
 //! way and collecting every problem (with JSON path and `line:column`) instead of stopping at
 //! the first. Unknown keys and namespaces are errors; nothing is clamped or silently dropped.
+//! Checking reads nothing but the tree: host names to look up, files to read and environment
+//! variables to expand go to [`Checker::unresolved`], and the values they fill stay empty
+//! until resolution.
 //!
 //! This file holds the walk from the root and the service level; the sections live beside it:
 //! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `qos` (rate limits,
 //! breakers, cache, retries) and `security` (CORS, API keys, JWT, TLS).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::Method;
@@ -15,9 +18,9 @@ use http::Method;
 use super::fleet::fleet_config;
 use super::json::{Key, Node, Pos, Value};
 use super::model::*;
+use super::path;
 use super::{ConfigError, duration};
 use crate::auth::apikey::{self, ApiKeys};
-use crate::router;
 
 mod backend;
 mod check;
@@ -27,8 +30,10 @@ mod security;
 
 pub use backend::host;
 use backend::*;
+#[cfg(feature = "tls")]
+pub use check::TlsFiles;
 use check::*;
-pub use check::{Checker, Obj, join};
+pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
 use qos::*;
 use security::*;
@@ -66,7 +71,7 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ("disable_keep_alives", ""),
     ("disable_compression", ""),
     ("disable_rest", ""),
-    ("tls", "gatelet speaks plain HTTP; terminate TLS in front of it"),
+    ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
     ("use_h2c", "gatelet speaks HTTP/1.1"),
     ("plugin", ""),
@@ -111,30 +116,21 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             format!("version {v} is not supported: gatelet reads KrakenD v3 configs (3)"),
         );
     }
-    let name = obj.take("name").and_then(|(n, p)| c.string(n, &p)).map(str::to_string);
-    let port = match obj.take("port") {
-        Some((n, p)) => c.integer(n, &p, 0, 65535).map(|v| v as u16),
-        None => Some(DEFAULT_PORT),
-    };
-    let listen_ip = match obj.take("listen_ip") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| match s.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                c.error(n.pos, &p, format!("\"{s}\" is not an IP address"));
-                None
-            }
-        }),
-        None => Some(IpAddr::from([0, 0, 0, 0])),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(DEFAULT_TIMEOUT),
-    };
-    let shutdown_grace = match obj.take("max_shutdown_wait_time") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_secs(5)),
-    };
-    let mut timeouts = crate::http::limits::Timeouts::default();
+    let name = obj.optional(c, "name", None, |c, n, p| c.string(n, p).map(|s| Some(s.to_string())));
+    let port = obj.optional(c, "port", DEFAULT_PORT, |c, n, p| {
+        c.integer(n, p, 0, 65535).map(|v| v as u16)
+    });
+    let listen_ip = obj.optional(c, "listen_ip", IpAddr::from([0, 0, 0, 0]), |c, n, p| {
+        let s = c.string(n, p)?;
+        let ip = s.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            c.error(n.pos, p, format!("\"{s}\" is not an IP address"));
+        }
+        ip
+    });
+    let timeout = obj.optional(c, "timeout", DEFAULT_TIMEOUT, Checker::positive_duration);
+    let shutdown_grace = obj.optional(c, "max_shutdown_wait_time", Duration::from_secs(5), Checker::duration);
+    let mut timeouts = crate::net::limits::Timeouts::default();
     for (key, slot) in [
         ("read_header_timeout", &mut timeouts.head),
         ("idle_timeout", &mut timeouts.idle),
@@ -147,27 +143,17 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             *slot = d;
         }
     }
-    let cache_ttl = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(Duration::ZERO),
-    };
-    let output_encoding = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(OutputEncoding::Json),
-    };
-    let debug_endpoint = obj
-        .take("debug_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
-    let echo_endpoint = obj
-        .take("echo_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
+    let cache_ttl = obj.optional(c, "cache_ttl", Duration::ZERO, cache_ttl);
+    let output_encoding = obj.optional(c, "output_encoding", OutputEncoding::Json, output_encoding);
+    let debug_endpoint = obj.optional(c, "debug_endpoint", false, Checker::boolean);
+    let echo_endpoint = obj.optional(c, "echo_endpoint", false, Checker::boolean);
     let host_node = obj.take("host");
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     #[cfg(feature = "tls")]
-    let tls = obj.take("tls").and_then(|(n, p)| tls_config(c, n, &p));
+    if let Some((n, p)) = obj.take("tls") {
+        tls_config(c, n, &p);
+    }
     #[cfg(not(feature = "tls"))]
     if let Some((n, p)) = obj.take("tls") {
         c.error(n.pos, &p, "this gatelet was built without TLS (cargo feature \"tls\")");
@@ -214,14 +200,15 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         return None;
     }
     Some(Config {
-        name,
+        warnings: Vec::new(),
+        name: name?,
         listen_ip: listen_ip?,
         port: port?,
         timeout: timeout?,
         cache_ttl: cache_ttl?,
         output_encoding: output_encoding?,
-        debug_endpoint,
-        echo_endpoint,
+        debug_endpoint: debug_endpoint?,
+        echo_endpoint: echo_endpoint?,
         router: extras.router,
         endpoints,
         sensors: extras.sensors,
@@ -233,14 +220,14 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         log_level: extras.log_level,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
-        timeouts: crate::http::limits::Timeouts {
+        timeouts: crate::net::limits::Timeouts {
             body_idle: extras.body_idle_timeout.unwrap_or(timeouts.body_idle),
             ..timeouts
         },
         fleet: extras.fleet,
         dashboard,
         #[cfg(feature = "tls")]
-        tls,
+        tls: None,
     })
 }
 
@@ -275,10 +262,10 @@ fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
 }
 
 /// A client connection time limit: more than zero (KrakenD's `0` means "no limit", which an
-/// Internet-facing Pi cannot afford) and at most [`crate::http::limits::MAX_TIMEOUT`].
+/// Internet-facing Pi cannot afford) and at most [`crate::net::limits::MAX_TIMEOUT`].
 fn server_timeout(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
     let d = c.duration(node, path)?;
-    let max = crate::http::limits::MAX_TIMEOUT;
+    let max = crate::net::limits::MAX_TIMEOUT;
     if d.is_zero() {
         c.error(
             node.pos,
@@ -336,7 +323,7 @@ impl Default for ServiceExtras {
             metrics: false,
             log_level: None,
             access_log: false,
-            max_connections: crate::http::limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
         }
     }
@@ -360,23 +347,16 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("telemetry/logging")
         && let Some(mut l) = c.object(n, &p)
     {
-        if let Some((n, p)) = l.take("level")
-            && let Some(level) = c.string(n, &p)
-        {
-            x.log_level = match level {
-                "DEBUG" => Some(log::LevelFilter::Debug),
-                "INFO" => Some(log::LevelFilter::Info),
-                "WARNING" => Some(log::LevelFilter::Warn),
-                "ERROR" | "CRITICAL" => Some(log::LevelFilter::Error),
-                other => {
-                    c.error(
-                        n.pos,
-                        &p,
-                        format!("unknown level \"{other}\" (DEBUG, INFO, WARNING, ERROR, CRITICAL)"),
-                    );
-                    None
-                }
-            };
+        use log::LevelFilter::{Debug, Error, Info, Warn};
+        let levels = [
+            ("DEBUG", Debug),
+            ("INFO", Info),
+            ("WARNING", Warn),
+            ("ERROR", Error),
+            ("CRITICAL", Error),
+        ];
+        if let Some((n, p)) = l.take("level") {
+            x.log_level = choice(c, n, &p, "level", &levels, &[]);
         }
         l.finish(c);
     }
@@ -398,17 +378,10 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
     {
-        if let Some((n, p)) = j.take("unsynced_clock") {
-            match c.string(n, &p) {
-                Some("reject") => x.jwt_reject_unsynced_clock = true,
-                Some("accept") => x.jwt_reject_unsynced_clock = false,
-                Some(other) => c.error(
-                    n.pos,
-                    &p,
-                    format!("unknown unsynced_clock \"{other}\" (reject, accept)"),
-                ),
-                None => {}
-            }
+        if let Some((n, p)) = j.take("unsynced_clock")
+            && let Some(reject) = choice(c, n, &p, "unsynced_clock", &[("reject", true), ("accept", false)], &[])
+        {
+            x.jwt_reject_unsynced_clock = reject;
         }
         j.finish(c);
     }
@@ -416,7 +389,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         && let Some(mut srv) = c.object(n, &p)
     {
         if let Some((n, p)) = srv.take("max_connections")
-            && let Some(max) = c.integer(n, &p, 1, crate::http::limits::MAX_MAX_CONNECTIONS as i64)
+            && let Some(max) = c.integer(n, &p, 1, crate::net::limits::MAX_MAX_CONNECTIONS as i64)
         {
             x.max_connections = max as usize;
         }
@@ -449,7 +422,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             && let Some(list) = c.strings(n, &p)
         {
             for (entry, pos, ep) in list {
-                match crate::http::client_ip::Cidr::parse(entry) {
+                match crate::net::Cidr::parse(entry) {
                     Some(cidr) => x.router.trusted_proxies.push(cidr),
                     None => c.error(
                         pos,

@@ -2,7 +2,7 @@
 //! deadline, bounded buffered bodies for merging and streamed bodies for `no-op`.
 //!
 //! Owns everything between "this request to that address" and "these bytes came back". It
-//! never decides what a failure means for the client (that is `endpoint`'s and `http`'s job)
+//! never decides what a failure means for the client (that is `backend`'s, `endpoint`'s and `dispatch`'s job)
 //! and never waits past the deadline it is given.
 
 pub mod pool;
@@ -20,12 +20,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
 
-use crate::http::limits;
+use crate::net::limits;
 use pool::{Lease, Pool};
 
-/// Why a backend call failed.
+/// Why an upstream exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyError {
+pub enum UpstreamError {
     /// The deadline passed first.
     Timeout,
     /// Could not connect (refused, unreachable, connect timeout).
@@ -38,33 +38,17 @@ pub enum ProxyError {
     Status(u16),
     /// The backend body was over [`limits::MAX_BACKEND_BODY_BYTES`].
     BodyTooLarge,
-    /// The backend body did not decode with the configured encoding.
-    Decode(String),
-    /// The backend's `qos/ratelimit/proxy` bucket was empty: the call was not made.
-    RateLimited,
-    /// A sensor backend has no reading to give; seconds until its source is tried again.
-    Sensor(String, u64),
-    /// The backend's circuit breaker is open: the call was not made.
-    CircuitOpen,
-    /// The backend request target built from the client's request is not a URI hyper can
-    /// send: the call was not made.
-    BadTarget(String),
 }
 
-impl fmt::Display for ProxyError {
+impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProxyError::Timeout => f.write_str("timed out"),
-            ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
-            ProxyError::Sensor(e, _) => f.write_str(e),
-            ProxyError::CircuitOpen => f.write_str("circuit open"),
-            ProxyError::BadTarget(t) => write!(f, "not called: request target {t:?} is not a valid URI"),
-            ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
-            ProxyError::Refused => f.write_str("connection refused"),
-            ProxyError::Http(e) => write!(f, "request failed: {e}"),
-            ProxyError::Status(s) => write!(f, "status {s}"),
-            ProxyError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
-            ProxyError::Decode(e) => write!(f, "bad body: {e}"),
+            UpstreamError::Timeout => f.write_str("timed out"),
+            UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
+            UpstreamError::Refused => f.write_str("connection refused"),
+            UpstreamError::Http(e) => write!(f, "request failed: {e}"),
+            UpstreamError::Status(s) => write!(f, "status {s}"),
+            UpstreamError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
         }
     }
 }
@@ -90,19 +74,20 @@ impl Upstreams {
 /// A backend answer read to the end.
 #[derive(Debug)]
 pub struct Reply {
-    /// The status, already known to be 2xx.
-    pub status: hyper::StatusCode,
     /// The whole body.
     pub body: Bytes,
-    /// `Cache-Control: max-age` in seconds, when the answer may be kept.
-    pub max_age: Option<u64>,
+    /// What `Cache-Control` and `Vary` say about keeping it.
+    pub freshness: crate::cache::Freshness,
 }
 
 /// Races `work` against `deadline`.
-async fn before<T>(deadline: Instant, work: impl Future<Output = Result<T, ProxyError>>) -> Result<T, ProxyError> {
+async fn before<T>(
+    deadline: Instant,
+    work: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
     crate::runtime::until(deadline, work)
         .await
-        .unwrap_or(Err(ProxyError::Timeout))
+        .unwrap_or(Err(UpstreamError::Timeout))
 }
 
 /// Sends the request `build` makes and returns the response head with its lease. A GET that
@@ -111,7 +96,7 @@ async fn exchange(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
     deadline: Instant,
-) -> Result<(Response<Incoming>, Lease), ProxyError> {
+) -> Result<(Response<Incoming>, Lease), UpstreamError> {
     let mut retried = false;
     loop {
         let mut lease = pool.acquire(deadline).await?;
@@ -132,7 +117,7 @@ async fn exchange(
                 retried = true;
                 log::debug!("retrying a GET after a stale pooled connection: {e}");
             }
-            Err(e) => return Err(ProxyError::Http(e.to_string())),
+            Err(e) => return Err(UpstreamError::Http(e.to_string())),
         }
     }
 }
@@ -142,31 +127,29 @@ pub async fn fetch(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
     deadline: Instant,
-) -> Result<Reply, ProxyError> {
+) -> Result<Reply, UpstreamError> {
     before(deadline, async {
         let (resp, lease) = exchange(pool, build, deadline).await?;
         let status = resp.status();
-        let max_age = resp
-            .headers()
-            .get(http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::cache::max_age);
+        let headers = resp.headers();
+        let cache_control = headers.get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+        let freshness = crate::cache::Freshness::of(cache_control, headers.contains_key(http::header::VARY));
         let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
             .collect()
             .await
             .map_err(|e| {
                 if e.is::<http_body_util::LengthLimitError>() {
-                    ProxyError::BodyTooLarge
+                    UpstreamError::BodyTooLarge
                 } else {
-                    ProxyError::Http(e.to_string())
+                    UpstreamError::Http(e.to_string())
                 }
             })?
             .to_bytes();
         lease.release();
         if !status.is_success() {
-            return Err(ProxyError::Status(status.as_u16()));
+            return Err(UpstreamError::Status(status.as_u16()));
         }
-        Ok(Reply { status, body, max_age })
+        Ok(Reply { body, freshness })
     })
     .await
 }
@@ -177,7 +160,7 @@ pub async fn open(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
     deadline: Instant,
-) -> Result<Response<Streaming>, ProxyError> {
+) -> Result<Response<Streaming>, UpstreamError> {
     let (resp, lease) = before(deadline, exchange(pool, build, deadline)).await?;
     Ok(resp.map(|body| Streaming {
         body,

@@ -7,14 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-/// Whether a sentence must carry `*HH`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checksum {
-    /// `"require"`: a sentence without a checksum is bad.
-    Require,
-    /// `"allow_missing"`: checked when present.
-    AllowMissing,
-}
+pub use crate::config::Checksum;
 
 /// Why a sentence was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]

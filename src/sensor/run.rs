@@ -1,7 +1,9 @@
 //! Live sensors: each configured sensor's state (latest reading, counters, last error) and
-//! the task that feeds it from its source, on the one thread's `LocalSet`. Sources so far: `file` in
-//! `read` mode — the file (at most `max_frame` bytes: sysfs, /proc, a status file) is re-read
-//! every `interval`; a missing or unreadable file marks the sensor down until it reads again.
+//! the task that feeds it from its source, on the one thread's `LocalSet`. Sources: a file
+//! re-read every `interval` (`read`: sysfs, /proc, a status file) or followed like `tail -F`
+//! (`follow`); a TCP or Unix stream of lines, reconnected with jittered exponential backoff;
+//! devices that connect and push (`listen`); a serial port. A source that fails marks the
+//! sensor down until it reads again; writes go to stream and serial sources.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -17,9 +19,9 @@ use super::decode::{Decode, Decoder};
 use super::lines::Lines;
 use super::store::{Events, Latest};
 use crate::config::{self, ListenAddr, SensorSource, StreamTarget};
-use crate::limiter::Clock;
-use crate::limiter::bucket::Nanos;
 use crate::runtime;
+use crate::time::Clock;
+use crate::time::Nanos;
 
 /// Counters and last error of a sensor, for `/__health`.
 #[derive(Debug, Default)]

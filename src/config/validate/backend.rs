@@ -1,4 +1,4 @@
-//! Backends: hosts (resolved once, here), `url_pattern` with its parameters, the data
+//! Backends: hosts (names left for resolution), `url_pattern` with its parameters, the data
 //! manipulation keys (`target`, `allow`/`deny`, `mapping`, `group`) and the backend-level
 //! namespaces (sensor, fleet, rate limit, breaker, cache, retry).
 
@@ -17,19 +17,39 @@ pub(super) fn hosts(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Host
     let mut out = Vec::new();
     let mut ok = true;
     for (s, pos, p) in list {
-        match host(s) {
-            Ok(h) => out.push(h),
-            Err(m) => {
-                c.error(pos, &p, m);
-                ok = false;
-            }
+        match host(c, s, pos, &p) {
+            Some(h) => out.push(h),
+            None => ok = false,
         }
     }
     ok.then_some(out)
 }
 
-/// Parses and resolves one `host` entry (`http://name:port`; a missing scheme means `http`).
-pub fn host(s: &str) -> Result<Host, String> {
+/// Checks one `host` entry (`http://name:port`; a missing scheme means `http`) written at
+/// `pos`, `path`. An IP address is the host's address; a name is left for resolution to look
+/// up, with an unspecified address until then.
+pub fn host(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Host> {
+    match parse_host(s) {
+        Ok((host, None)) => Some(host),
+        Ok((host, Some(name))) => {
+            c.unresolved.lookups.push(Lookup {
+                entry: s.to_string(),
+                name,
+                port: host.addr.port(),
+                authority: host.authority.clone(),
+                at: Site::new(pos, path),
+            });
+            Some(host)
+        }
+        Err(m) => {
+            c.error(pos, path, m);
+            None
+        }
+    }
+}
+
+/// The host of an entry, and the name to look up unless it is an IP address.
+fn parse_host(s: &str) -> Result<(Host, Option<String>), String> {
     let rest = if let Some(r) = s.strip_prefix("http://") {
         r
     } else if s.starts_with("https://") {
@@ -63,20 +83,15 @@ pub fn host(s: &str) -> Result<Host, String> {
         return Err(format!("\"{s}\": port 0 cannot be connected to"));
     }
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    let addr: SocketAddr = match bare.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (bare, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("\"{s}\": cannot resolve \"{bare}\": {e}"))?
-            .next()
-            .ok_or_else(|| format!("\"{s}\": \"{bare}\" resolves to no address"))?,
-    };
+    let ip = bare.parse::<IpAddr>().ok();
     let authority = if port == 80 {
         name.to_string()
     } else {
         format!("{name}:{port}")
     };
-    Ok(Host { authority, addr })
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
+    let lookup = ip.is_none().then(|| bare.to_string());
+    Ok((Host { authority, addr }, lookup))
 }
 
 /// What a backend needs from its endpoint.
@@ -190,16 +205,31 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             q.finish(c);
         }
         if let Some((n, p)) = extra.take("qos/circuit-breaker") {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "gatelet does not apply circuit breakers to a \"no-op\" pass-through",
+                );
+            }
             breaker = circuit_breaker(c, n, &p);
         }
         if let Some((n, p)) = extra.take("qos/http-cache") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(n.pos, &p, "a \"no-op\" pass-through is streamed, never cached");
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "the cache keeps GET answers only");
             }
             cache = http_cache(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/retry") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a \"no-op\" pass-through is streamed as it arrives: it is not retried",
+                );
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "retries are for idempotent GETs only");
             }
             retry = retry_config(c, n, &p);
@@ -316,44 +346,34 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let url = obj
         .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
         .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(ctx.method.clone()),
-    };
+    let method = obj.optional(c, "method", ctx.method.clone(), method);
     let default_encoding = if ctx.output == OutputEncoding::NoOp {
         Encoding::NoOp
     } else {
         Encoding::Json
     };
-    let encoding = match obj.take("encoding") {
-        Some((n, p)) => {
-            let e = encoding(c, n, &p);
-            match e {
-                Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
-                ),
-                Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
-                ),
-                _ => {}
-            }
-            e
+    let encoding = obj.optional(c, "encoding", default_encoding, |c, n, p| {
+        let e = encoding(c, n, p);
+        match e {
+            Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
+            ),
+            Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
+            ),
+            _ => {}
         }
-        None => Some(default_encoding),
-    };
+        e
+    });
     let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true).map(Some),
-        None => Some(None),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false).map(Some),
-        None => Some(None),
-    };
+    let input_headers = obj.optional(c, "input_headers", None, |c, n, p| forward(c, n, p, true).map(Some));
+    let input_query = obj.optional(c, "input_query_strings", None, |c, n, p| {
+        forward(c, n, p, false).map(Some)
+    });
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;

@@ -1,5 +1,5 @@
 //! Endpoints: path templates, methods, encodings, forwarded headers and query strings, and the
-//! endpoint-level namespaces, each backend handed to [`super::backend`].
+//! endpoint-level namespaces, each backend handed to [`backend()`](super::backend::backend).
 
 use super::*;
 
@@ -82,7 +82,7 @@ pub(super) fn endpoint_path(c: &mut Checker, node: &Node, path: &str, defaults: 
     }
     let mut names: Vec<&str> = Vec::new();
     for segment in s.split('/').skip(1) {
-        if router::is_param(segment) {
+        if path::is_param(segment) {
             let name = &segment[1..segment.len() - 1];
             if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 err(
@@ -155,40 +155,24 @@ pub(super) fn endpoint(
     let path_ok = route
         .as_ref()
         .and_then(|(n, p)| endpoint_path(c, n, p, defaults).map(|_| *n));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(Method::GET),
-    };
-    let output = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(defaults.output_encoding),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(defaults.timeout),
-    };
-    let cache = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(defaults.cache_ttl),
-    };
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true),
-        None => Some(Forward::Only(vec!["content-type".to_string()])),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false),
-        None => Some(Forward::Only(Vec::new())),
-    };
-    let concurrent = match obj.take("concurrent_calls") {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32),
-        None => Some(1),
-    };
+    let method = obj.optional(c, "method", Method::GET, method);
+    let output = obj.optional(c, "output_encoding", defaults.output_encoding, output_encoding);
+    let timeout = obj.optional(c, "timeout", defaults.timeout, Checker::positive_duration);
+    let cache = obj.optional(c, "cache_ttl", defaults.cache_ttl, cache_ttl);
+    let only_content_type = Forward::Only(vec!["content-type".to_string()]);
+    let input_headers = obj.optional(c, "input_headers", only_content_type, |c, n, p| forward(c, n, p, true));
+    let input_query = obj.optional(c, "input_query_strings", Forward::Only(Vec::new()), |c, n, p| {
+        forward(c, n, p, false)
+    });
+    let concurrent = obj.optional(c, "concurrent_calls", 1, |c, n, p| {
+        c.integer(n, p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32)
+    });
     let mut rate_limit = None;
     let mut api_key_roles = None;
     let mut jwt = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     if let Some((n, p)) = obj.take("extra_config")
@@ -196,7 +180,7 @@ pub(super) fn endpoint(
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
-            jwt = jwt_validator(c, n, &p);
+            jwt = jwt_validator(c, n, &p, index);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
@@ -220,7 +204,7 @@ pub(super) fn endpoint(
     {
         let shape: String = s
             .split('/')
-            .map(|seg| if router::is_param(seg) { "{}" } else { seg })
+            .map(|seg| if path::is_param(seg) { "{}" } else { seg })
             .collect::<Vec<_>>()
             .join("/");
         match shapes.get(&(m.clone(), shape.clone())) {
@@ -238,7 +222,7 @@ pub(super) fn endpoint(
         }
     }
     let params: Vec<String> = match path_ok.map(|n| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     let mut backends = Vec::new();
@@ -280,6 +264,15 @@ pub(super) fn endpoint(
         }
     }
     obj.finish(c);
+    if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
+        c.warn(
+            node.pos,
+            path,
+            "qos/http-cache on an endpoint with auth: answers to requests that forward the \
+             client's Authorization or Cookie (or JWT claims) are only kept when the backend says \
+             public or s-maxage",
+        );
+    }
     if c.errors.len() > errors_before {
         return None;
     }

@@ -1,4 +1,4 @@
-//! The HTTP limits of `../shared/RELIABILITY.md`, one named constant each with its reason.
+//! The HTTP limits of docs/reliability.md, one named constant each with its reason.
 //! Everything that bounds memory or time per connection lives here so it can be read at once.
 
 use std::time::Duration;

@@ -19,7 +19,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -37,6 +37,14 @@ enum Phase {
     Head,
     /// A request is being handled; its own timeouts apply (endpoint, body).
     Busy,
+}
+
+/// What the request-stream scan saw of one request head (see [`scan::Stream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadFraming {
+    /// The head carried both `Content-Length` and `Transfer-Encoding` (hyper drops the length
+    /// before its caller sees the head).
+    pub length_and_chunked: bool,
 }
 
 /// The clock of one server connection, shared by its socket adapter and its request handler.
@@ -77,14 +85,16 @@ impl Watch {
         }
     }
 
-    /// The handler has the request: the head deadline no longer applies. Returns whether its
-    /// head carried both `Content-Length` and `Transfer-Encoding` (see [`scan::Stream`]).
-    pub fn busy(&self) -> bool {
+    /// The handler has the request: the head deadline no longer applies. Returns what the scan
+    /// saw of its head that hyper does not say.
+    pub fn begin_request(&self) -> HeadFraming {
         self.phase.set(Phase::Busy);
         self.read_deadline.set(None);
         let index = self.served.get();
         self.served.set(index.saturating_add(1));
-        self.scan.get().both(index)
+        HeadFraming {
+            length_and_chunked: self.scan.get().both(index),
+        }
     }
 
     /// The response has been handed to hyper: the keep-alive idle timer starts.
@@ -301,9 +311,4 @@ impl<S: AsyncWrite + Unpin> Write for Io<S> {
             other => other,
         }
     }
-}
-
-/// Time left until `deadline`, zero if it has passed.
-pub fn remaining(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
 }

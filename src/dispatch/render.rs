@@ -1,17 +1,16 @@
-//! Response encoders: an endpoint's merged answer per `output_encoding`, JSON error bodies,
-//! the health document and the echo document. Pure functions from data to `Response`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! Step 8 of the journey: responses from data. An endpoint's merged answer per
+//! `output_encoding`, JSON error bodies with their headers, `RateLimit-*`, sensor writes and
+//! passed-through answers. Pure functions from data to `Response`.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::body::Body;
 use super::error::Error;
 use crate::config::{Endpoint, OutputEncoding};
 use crate::endpoint::Answer;
+use crate::http::body::Body;
 use crate::limiter::Quota;
 use crate::limiter::bucket::ceil_secs;
 
@@ -119,125 +118,23 @@ const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
-/// The health document (KrakenD's shape): `{"status":"ok","now":"<RFC 3339>","agents":{...}}`,
-/// one agent per sensor, plus `circuits`: every circuit breaker that is not closed. `status` is
-/// `degraded` when any agent is not `ok` or any circuit is open or half-open.
-pub fn health(
-    now: SystemTime,
-    agents: Map<String, Value>,
-    circuits: Map<String, Value>,
-    clock: Value,
-    reload_errors: Option<&[String]>,
-) -> Response<Body> {
-    let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty() || reload_errors.is_some();
-    let mut doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
-                     "circuits": circuits, "clock": clock});
-    if let Some(errors) = reload_errors {
-        // The last SIGHUP was refused; the config from before it keeps serving.
-        doc["reload"] = json!({"status": "failed", "errors": errors});
-    }
-    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
+/// A sensor write's 202 answer: how many bytes went to the device.
+pub fn written(bytes: usize) -> Response<Body> {
+    let mut resp = json(StatusCode::ACCEPTED, format!(r#"{{"written":{bytes}}}"#));
+    resp.headers_mut().insert(COMPLETED, completed(true));
+    resp
 }
 
-/// 2026-01-01T00:00:00Z: a wall clock before this cannot be right (a Pi without an RTC boots
-/// in 1970 until NTP or GPS sets it).
-const CLOCK_FLOOR_SECS: u64 = 1_767_225_600;
-
-/// Whether the system clock looks synchronised: `true` when systemd-timesyncd says so
-/// (`timesync_flag`), `false` when the clock is before [`CLOCK_FLOOR_SECS`], else unknown.
-/// Readings' `age_ms` never depends on it (monotonic clock).
-pub fn clock_status(now: SystemTime, timesync_flag: bool) -> Value {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if timesync_flag {
-        json!({"synchronized": true, "why": "systemd-timesyncd reports synchronized"})
-    } else if secs < CLOCK_FLOOR_SECS {
-        json!({"synchronized": false, "why": "the system clock is before 2026: not set yet (ts values are wrong, age_ms is right)"})
-    } else {
-        json!({"synchronized": null, "why": "unknown: no time-sync flag at /run/systemd/timesync/synchronized"})
-    }
-}
-
-/// The echo document (KrakenD's `/__echo/` field names).
-pub fn echo(parts: &http::request::Parts, body: &[u8]) -> Response<Body> {
-    let mut headers = Map::new();
-    for (name, value) in &parts.headers {
-        let v = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
-        match headers.get_mut(name.as_str()) {
-            Some(Value::Array(list)) => list.push(v),
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::Array(vec![v]));
-            }
-        }
-    }
-    let mut query = Map::new();
-    for pair in parts
-        .uri
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if let Value::Array(list) = query.entry(k.to_string()).or_insert_with(|| Value::Array(Vec::new())) {
-            list.push(Value::String(v.to_string()));
-        }
-    }
-    let doc = json!({
-        "req_uri": parts.uri.to_string(),
-        "req_method": parts.method.as_str(),
-        "req_querystring": query,
-        "req_headers": headers,
-        "req_body": String::from_utf8_lossy(body),
-    });
-    json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) without a date library: days to civil date after Howard
-/// Hinnant's `civil_from_days`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// A `no-op` backend's answer as the client's, marked complete when it is a success.
+pub fn passed_through(mut resp: Response<crate::proxy::Streaming>) -> Response<Body> {
+    let ok = resp.status().is_success();
+    resp.headers_mut().insert(COMPLETED, completed(ok));
+    resp.map(Body::stream)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn the_clock_is_judged_without_trusting_it() {
-        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
-        assert_eq!(
-            clock_status(at(0), false)["synchronized"],
-            false,
-            "a Pi that booted in 1970"
-        );
-        assert_eq!(clock_status(at(0), true)["synchronized"], true, "timesyncd's word wins");
-        assert!(clock_status(at(1_795_000_000), false)["synchronized"].is_null());
-    }
-
-    #[test]
-    fn rfc3339_known_instants() {
-        let at = |s| rfc3339(UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_795_392_245), "2026-11-23T00:04:05Z");
-    }
 
     #[test]
     fn collection_and_string_renderings_follow_lura() {

@@ -5,7 +5,7 @@
 //! being handled is seen too.
 //!
 //! - A head carrying both `Content-Length` and `Transfer-Encoding`: hyper drops the length,
-//!   decodes chunked and closes afterwards; RELIABILITY.md asks for a 400 ([`Stream::both`]).
+//!   decodes chunked and closes afterwards; docs/reliability.md asks for a 400 ([`Stream::both`]).
 //! - Chunked framing outside RFC 9112 §7.1's grammar. hyper takes some of it and then reads
 //!   the stream differently from the client: a bare LF where the body should end starts a
 //!   trailer section in hyper, which swallows the next pipelined request as trailer fields

@@ -1,13 +1,15 @@
 //! Request framing rules hyper leaves to us (RFC 9112), checked on the parsed head before
-//! anything else runs: exactly one `Host` in HTTP/1.1, no `Transfer-Encoding` in HTTP/1.0 or with `Content-Length`,
-//! one `Transfer-Encoding` whose value is exactly `chunked`, and the request-target length.
-//! hyper itself rejects the rest (CL+TE conflicts, bad Content-Length, obs-fold, bare CR...).
+//! anything else runs: the request-target's length and form (no `*` but for OPTIONS, no
+//! CONNECT), exactly one `Host` in HTTP/1.1 and a valid one (`uri-host [":" port]`), no
+//! `Transfer-Encoding` in HTTP/1.0 or with `Content-Length`, one `Transfer-Encoding` whose
+//! value is exactly `chunked`. hyper itself rejects the rest (CL+TE conflicts, bad
+//! Content-Length, obs-fold, bare CR...).
 
 use http::request::Parts;
-use http::{Version, header};
+use http::{Method, Version, header};
 
 use super::error::Error;
-use super::limits;
+use crate::net::limits;
 
 /// Checks a parsed request head.
 pub fn check(parts: &Parts) -> Result<(), Error> {
@@ -23,10 +25,22 @@ pub fn check(parts: &Parts) -> Result<(), Error> {
     if parts.headers.len() > limits::MAX_HEADERS {
         return Err(Error::TooManyHeaders(parts.headers.len()));
     }
+    // A gateway has no tunnel to open, and `*` only means something to OPTIONS.
+    if parts.method == Method::CONNECT {
+        return Err(Error::NotImplemented(parts.method.to_string()));
+    }
+    if parts.uri.path() == "*" && parts.method != Method::OPTIONS {
+        return Err(Error::AsteriskTarget);
+    }
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => return Err(Error::DuplicateHost),
         (None, None) if parts.version == Version::HTTP_11 => return Err(Error::MissingHost),
+        // RFC 9112 §3.2: a server MUST answer 400 to an invalid Host. Only a valid one is
+        // ever forwarded (`X-Forwarded-Host`).
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            return Err(Error::BadHost(String::from_utf8_lossy(host.as_bytes()).into_owned()));
+        }
         _ => {}
     }
     let mut te = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
@@ -43,6 +57,46 @@ pub fn check(parts: &Parts) -> Result<(), Error> {
             String::from_utf8_lossy(v.as_bytes()).into_owned(),
         )),
     }
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal in brackets, or a
+/// non-empty reg-name (unreserved, pct-encoded, sub-delims), then at most a port of up to five
+/// digits. No userinfo, path, spaces or empty value.
+pub fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        let ok = std::str::from_utf8(literal).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok());
+        if !ok {
+            return false;
+        }
+        (&b"v"[..], &rest[end + 1..])
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(i) => (&value[..i], &value[i..]),
+            None => (value, &b""[..]),
+        }
+    };
+    let reg_name = |h: &[u8]| {
+        !h.is_empty()
+            && h.iter().enumerate().all(|(i, &b)| {
+                b.is_ascii_alphanumeric()
+                    || b"-._~!$&'()*+,;=".contains(&b)
+                    || (b == b'%'
+                        && h.get(i + 1..i + 3)
+                            .is_some_and(|hh| hh.iter().all(u8::is_ascii_hexdigit)))
+                    || (i >= 1 && h[i - 1] == b'%')
+                    || (i >= 2 && h[i - 2] == b'%')
+            })
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    reg_name(host) && port_ok
 }
 
 #[cfg(test)]
@@ -103,5 +157,43 @@ mod tests {
             check(&parts(Version::HTTP_11, &long, &[("host", "a")])),
             Err(Error::TargetTooLong(limits::MAX_TARGET_BYTES + 1))
         );
+    }
+
+    #[test]
+    fn host_values_follow_the_uri_host_grammar() {
+        for ok in [
+            "a",
+            "bus7.example",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[::1]:80",
+            "a-b_c~d",
+            "%41bc",
+            "h:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok} is valid");
+        }
+        for bad in [
+            "",
+            "127.0.0.1:8080/path",
+            "a, b",
+            "user@a",
+            "a b",
+            ":80",
+            "a:80:90",
+            "a:123456",
+            "a:8o",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            "%4",
+            "%zz",
+            "a/b",
+            "a?b",
+            "a#b",
+            "\u{e9}",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?} is invalid");
+        }
     }
 }

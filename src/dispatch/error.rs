@@ -1,13 +1,14 @@
 //! Every way a request can fail, and the one place each maps to an HTTP status.
 //!
-//! Layers below (`endpoint`, `proxy`) have their own enums; they convert into [`Error`] here,
+//! Layers below (`endpoint`, `backend`, `proxy`) have their own enums; they convert into [`Error`] here,
 //! and [`Error::status`] is the only mapping from failure to status code in gatelet.
 
 use hyper::StatusCode;
 
 use crate::endpoint::EndpointError;
-use crate::limiter::bucket::{Nanos, ceil_secs};
+use crate::limiter::bucket::ceil_secs;
 use crate::limiter::{Quota, Refusal};
+use crate::time::Nanos;
 
 /// A request the gateway answers with an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,12 @@ pub enum Error {
     MissingHost,
     /// More than one `Host` field.
     DuplicateHost,
+    /// A `Host` that is not `uri-host [":" port]` (the value).
+    BadHost(String),
+    /// A `*` request-target on a method other than OPTIONS.
+    AsteriskTarget,
+    /// A method gatelet does not implement (CONNECT).
+    NotImplemented(String),
     /// `Transfer-Encoding` on an HTTP/1.0 request.
     TransferEncodingInHttp10,
     /// `Transfer-Encoding` together with `Content-Length`.
@@ -24,11 +31,11 @@ pub enum Error {
     DuplicateTransferEncoding,
     /// A transfer coding other than exactly `chunked` (the value).
     UnsupportedTransferCoding(String),
-    /// Request target longer than [`super::limits::MAX_TARGET_BYTES`] (its length).
+    /// Request target longer than [`crate::net::limits::MAX_TARGET_BYTES`] (its length).
     TargetTooLong(usize),
-    /// More header fields than [`super::limits::MAX_HEADERS`] (their count).
+    /// More header fields than [`crate::net::limits::MAX_HEADERS`] (their count).
     TooManyHeaders(usize),
-    /// Request body over [`super::limits::MAX_BODY_BYTES`].
+    /// Request body over [`crate::net::limits::MAX_BODY_BYTES`].
     BodyTooLarge,
     /// Request body did not arrive in time.
     BodyTimeout,
@@ -44,8 +51,6 @@ pub enum Error {
     Endpoint(EndpointError),
     /// A rate limiter refused the request (`qos/ratelimit/router`).
     RateLimited(Refusal),
-    /// A body that cannot be written to a sensor (not one line, too long, empty).
-    BadSensorWrite(String),
     /// A CORS preflight that is not allowed (why).
     CorsDenied(String),
     /// No valid credentials (401).
@@ -83,13 +88,15 @@ impl Error {
         match self {
             Error::MissingHost
             | Error::DuplicateHost
+            | Error::BadHost(_)
+            | Error::AsteriskTarget
             | Error::TransferEncodingInHttp10
             | Error::DuplicateTransferEncoding
             | Error::ContentLengthWithTransferEncoding
             | Error::BadBody(_)
             | Error::BadPathParam(_)
-            | Error::BadSensorWrite(_) => StatusCode::BAD_REQUEST,
-            Error::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+            | Error::Endpoint(EndpointError::BadWrite(_)) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedTransferCoding(_) | Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::CorsDenied(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::ClockUnsynced => StatusCode::SERVICE_UNAVAILABLE,
@@ -136,7 +143,6 @@ impl Error {
                 | Error::BadPathParam(_)
                 | Error::Endpoint(_)
                 | Error::RateLimited(_)
-                | Error::BadSensorWrite(_)
                 | Error::CorsDenied(_)
                 | Error::Unauthenticated(_)
                 | Error::Forbidden(_)
@@ -149,23 +155,30 @@ impl Error {
         match self {
             Error::MissingHost => "missing Host header".into(),
             Error::DuplicateHost => "more than one Host header".into(),
+            Error::BadHost(h) => format!("invalid Host header {h:?}"),
+            Error::AsteriskTarget => "the request target * is only for OPTIONS".into(),
+            Error::NotImplemented(m) => format!("method {m} is not implemented"),
             Error::TransferEncodingInHttp10 => "Transfer-Encoding is not allowed in HTTP/1.0".into(),
             Error::DuplicateTransferEncoding => "more than one Transfer-Encoding header".into(),
             Error::ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding".into(),
             Error::UnsupportedTransferCoding(v) => format!("unsupported transfer coding {v:?}: only chunked"),
             Error::TooManyHeaders(n) => {
-                format!("{n} header fields; at most {} are accepted", super::limits::MAX_HEADERS)
+                format!(
+                    "{n} header fields; at most {} are accepted",
+                    crate::net::limits::MAX_HEADERS
+                )
             }
             Error::TargetTooLong(n) => format!(
                 "request target of {n} bytes is over the {} limit",
-                super::limits::MAX_TARGET_BYTES
+                crate::net::limits::MAX_TARGET_BYTES
             ),
-            Error::BodyTooLarge => format!("request body over {} bytes", super::limits::MAX_BODY_BYTES),
+            Error::BodyTooLarge => format!("request body over {} bytes", crate::net::limits::MAX_BODY_BYTES),
             Error::BodyTimeout => "request body did not arrive in time".into(),
             Error::BadBody(m) => format!("malformed request body: {m}"),
             Error::BadPathParam(p) => format!("path parameter {p:?} is not allowed"),
             Error::NotFound => "no endpoint at this path".into(),
             Error::MethodNotAllowed(allow) => format!("method not allowed; allowed: {allow}"),
+            Error::Endpoint(EndpointError::BadWrite(m)) => m.clone(),
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
@@ -184,9 +197,7 @@ impl Error {
                     ceil_secs(*retry_after)
                 )
             }
-            Error::BadSensorWrite(m) | Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => {
-                m.clone()
-            }
+            Error::CorsDenied(m) | Error::Unauthenticated(m) | Error::Forbidden(m) => m.clone(),
             Error::ClockUnsynced => {
                 "the clock is not synchronised yet: tokens cannot be checked (gatelet/jwt.unsynced_clock)".into()
             }
