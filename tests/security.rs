@@ -485,6 +485,22 @@ fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8])
     format!("{input}.{}", b64url(&sign(input.as_bytes())))
 }
 
+/// The DER inside a PEM file.
+fn pem_der(pem: &str) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut der, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    let text = pem.lines().filter(|l| !l.starts_with("-----")).flat_map(str::bytes);
+    for c in text.take_while(|&c| c != b'=') {
+        acc = acc << 6 | A.iter().position(|&a| a == c).expect("base64") as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            der.push((acc >> bits) as u8);
+        }
+    }
+    der
+}
+
 /// A fresh P-256 key pair (ring makes them only from random bytes).
 fn p256_pair(rng: &ring::rand::SystemRandom) -> ring::signature::EcdsaKeyPair {
     let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
@@ -548,10 +564,7 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
 fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
     use serde_json::json;
     // A throwaway 2048-bit key made for this test with `openssl genrsa` (never used elsewhere).
-    let pem = include_str!("rsa_test_key.pem");
-    let der: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = gatelet::auth::jwt::b64url_decode(der.replace('+', "-").replace('/', "_").trim_end_matches('=')).unwrap();
-    let private = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+    let private = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(include_str!("rsa_test_key.pem"))).unwrap();
     let rng = ring::rand::SystemRandom::new();
     let sign = |m: &[u8]| {
         let mut signature = vec![0; private.public().modulus_len()];
