@@ -128,6 +128,12 @@ impl Watch {
         passed
     }
 
+    /// Whether the scan refused a request line's method as too long (see
+    /// [`scan::Stream::bad_method`]).
+    pub fn bad_method(&self) -> bool {
+        self.scan.get().bad_method()
+    }
+
     /// Whether the request stream broke chunked framing: every read from now on fails.
     pub fn refused(&self) -> bool {
         self.scan.get().refused()
@@ -238,10 +244,16 @@ impl<S: AsyncRead + Unpin> Read for Io<S> {
             let mut tbuf = tokio::io::ReadBuf::uninit(buf.as_mut());
             match Pin::new(&mut this.inner).poll_read(cx, &mut tbuf) {
                 Poll::Ready(Ok(())) => {
-                    let filled = tbuf.filled();
+                    let filled = tbuf.filled_mut();
                     match &this.watch {
-                        // Bytes from a chunked-framing error on never reach hyper.
                         Some(w) => match w.received(filled, Instant::now()) {
+                            // A method longer than any: hyper sees a byte no method holds
+                            // where the excess starts, and answers 400.
+                            passed if w.bad_method() && passed < filled.len() => {
+                                filled[passed] = 0;
+                                passed + 1
+                            }
+                            // Bytes from a chunked-framing error on never reach hyper.
                             0 if !filled.is_empty() => return Poll::Ready(Err(refused())),
                             passed => passed,
                         },

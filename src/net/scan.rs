@@ -108,6 +108,8 @@ impl Part {
     }
 }
 
+use super::limits::MAX_METHOD_BYTES;
+
 const CL: &[u8] = b"content-length:";
 const TE: &[u8] = b"transfer-encoding:";
 
@@ -143,6 +145,11 @@ pub struct Stream {
     maybe_te: bool,
     /// The line holds nothing but `\r` so far.
     only_cr: bool,
+    /// Bytes of the request line's method so far, until its space (`method_done`).
+    method: usize,
+    method_done: bool,
+    /// Refused for a method longer than [`MAX_METHOD_BYTES`] (see [`Stream::bad_method`]).
+    bad_method: bool,
     /// Inside a `Content-Length` value.
     length: Option<Length>,
 }
@@ -161,6 +168,9 @@ impl Default for Stream {
             maybe_cl: true,
             maybe_te: true,
             only_cr: true,
+            method: 0,
+            method_done: false,
+            bad_method: false,
             length: None,
         }
     }
@@ -171,6 +181,14 @@ impl Stream {
     /// and `Transfer-Encoding`.
     pub fn both(&self, index: u32) -> bool {
         self.first_both == Some(index)
+    }
+
+    /// Whether the refusal is for a request line whose method is longer than
+    /// [`MAX_METHOD_BYTES`]: hyper is then shown the bytes before the excess followed by one
+    /// byte no method may hold, so that its parser answers 400 (it would otherwise wait for
+    /// the line to fill its buffer and answer 431, a head too large).
+    pub fn bad_method(&self) -> bool {
+        self.bad_method
     }
 
     /// Whether the stream broke chunked framing (see [`Stream::feed`]).
@@ -269,6 +287,19 @@ impl Stream {
     fn head(&mut self, bytes: &[u8]) -> usize {
         let newline = bytes.iter().position(|&b| b == b'\n');
         let line = &bytes[..newline.unwrap_or(bytes.len())];
+        if !self.started && !self.method_done {
+            // The request line's method, across reads: longer than any method is a bad request
+            // line, refused here before hyper calls it a head too large.
+            let space = line.iter().position(|&b| b == b' ');
+            let before = self.method;
+            self.method = self.method.saturating_add(space.unwrap_or(line.len()));
+            if self.method > MAX_METHOD_BYTES {
+                self.at = At::Refused;
+                self.bad_method = true;
+                return MAX_METHOD_BYTES.saturating_sub(before);
+            }
+            self.method_done = space.is_some();
+        }
         for &b in line {
             if self.length.is_none() && !self.maybe_cl && !self.maybe_te && !self.only_cr {
                 break; // nothing in the rest of this line matters
@@ -318,6 +349,7 @@ impl Stream {
             None => {}
         }
         (self.line, self.maybe_cl, self.maybe_te, self.only_cr) = (0, true, true, true);
+        (self.method, self.method_done) = (0, false);
         if !empty {
             self.started = true;
             return;
