@@ -1,33 +1,31 @@
 #!/usr/bin/env bash
-# Cross-builds gatelet for a Raspberry Pi, packages it, copies the .deb to the Pi and installs
-# it there (the unit stays disabled until /etc/gatelet/krakend.json is the bus's own config).
+# Builds the Debian package that fits a Raspberry Pi, copies it there and installs it (the unit
+# stays disabled until /etc/gatelet/krakend.json is the bus's own config).
 #
-#   scripts/install-pi.sh zero   pi@bus-17.local   # Pi Zero / Zero W / Pi 1: armv6
-#   scripts/install-pi.sh 2      pi@bus-17.local   # Pi 2: armv7
-#   scripts/install-pi.sh 64     pi@bus-17.local   # Pi 3/4/5/Zero 2 on a 64-bit OS: aarch64
+#   scripts/install-pi.sh [--dry-run] user@host [armhf|arm64]
 #
-# Needs rustup (to add the target) and, for the C/assembly parts of ring (TLS, JWT), a C cross
-# compiler: cargo-zigbuild with Zig covers all three targets, including armv6, which Debian's
-# gcc-arm-linux-gnueabihf does not (it emits armv7 code). Not run in gatelet's CI: the sandbox
-# there cannot download Rust targets.
+# Without an architecture it asks the Pi (`dpkg --print-architecture`):
+#   armhf  Raspberry Pi OS 32-bit, any Pi from the Zero up: the static armv5te build
+#   arm64  a 64-bit OS on a Pi 3/4/5 or Zero 2: the aarch64 build
+# The packages come from scripts/package.sh (cross-built by scripts/cross.sh with Debian's own
+# toolchain; see docs/pi.md). --dry-run builds and names the package, but copies nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model=${1:?"which Pi: zero | 2 | 64"}
-host=${2:?"where: user@host"}
-case "$model" in
-    zero) target=arm-unknown-linux-gnueabihf ;;
-    2) target=armv7-unknown-linux-gnueabihf ;;
-    64) target=aarch64-unknown-linux-gnu ;;
-    *) echo "unknown model $model (zero, 2, 64)"; exit 2 ;;
+dry=
+[ "${1:-}" != --dry-run ] || { dry=1; shift; }
+host=${1:?"usage: scripts/install-pi.sh [--dry-run] user@host [armhf|arm64]"}
+arch=${2:-$(ssh "$host" dpkg --print-architecture)}
+case "$arch" in
+    armhf) triple=armv5te-unknown-linux-gnueabi ;;
+    arm64) triple=aarch64-unknown-linux-gnu ;;
+    *) echo "$host is $arch: gatelet packages exist for armhf and arm64 (and amd64: scripts/package.sh)"; exit 2 ;;
 esac
-rustup target add "$target"
-command -v cargo-zigbuild >/dev/null || cargo install cargo-zigbuild --locked
-command -v zig >/dev/null || python3 -m pip install --user ziglang
-# glibc 2.31 matches Raspberry Pi OS bullseye and later.
-cargo zigbuild --release --target "$target.2.31"
-command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
-cargo deb --no-build --target "$target"
-deb=$(ls -t target/"$target"/debian/*.deb | head -1)
+scripts/package.sh "$arch"
+deb=$(ls -t target/"$triple"/debian/gatelet_*_"$arch".deb | head -1)
+if [ -n "$dry" ]; then
+    echo "would install $deb on $host"
+    exit 0
+fi
 scp "$deb" "$host:/tmp/gatelet.deb"
 ssh "$host" 'sudo apt-get install -y /tmp/gatelet.deb && rm /tmp/gatelet.deb && gatelet --version'
 echo "installed. On the Pi: edit /etc/gatelet/krakend.json, 'gatelet check -c /etc/gatelet/krakend.json',"
