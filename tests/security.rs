@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::jwt::{b64url, hs256};
 use common::*;
 
 fn cors_gateway(backend: &Backend) -> std::net::SocketAddr {
@@ -212,30 +213,6 @@ fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
         "endpoints without the namespace need no key"
     );
     assert_eq!(b.seen().len(), 3, "refused requests never reach a backend");
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn hs256(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    use hmac::Mac;
-    let signed = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
 }
 
 fn unix_now() -> u64 {
