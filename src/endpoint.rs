@@ -1,7 +1,9 @@
 //! Runs one endpoint: calls all its backends concurrently under the endpoint's one deadline
-//! and merges what arrived in config order, streams a `no-op` backend's answer through, or
-//! writes a request body to a sensor. A slow backend never delays the answer past the
-//! deadline: it is cancelled and the answer is marked incomplete.
+//! (or, `sequential`, one after another, later URLs filled from earlier answers) and merges
+//! what arrived in config order, then applies the endpoint's `flatmap_filter` and static data;
+//! or streams a `no-op` backend's answer through, or writes a request body to a sensor. A slow
+//! backend never delays the answer past the deadline: it is cancelled and the answer is marked
+//! incomplete.
 
 use std::fmt;
 use std::time::Instant;
@@ -9,8 +11,9 @@ use std::time::Instant;
 use http::Response;
 use serde_json::{Map, Value};
 
+use crate::backend::request::{self, Piece};
 use crate::backend::{Backend, CallError, Inbound, Source};
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Var};
 use crate::gateway::Gateway;
 use crate::merge;
 use crate::proxy::Streaming;
@@ -110,7 +113,9 @@ pub async fn write_sensor(
     }
 }
 
-/// Calls all backends of endpoint `index` and merges their answers in config order.
+/// Calls all backends of endpoint `index` (concurrently, or one after another when it is
+/// `sequential`) and merges their answers in config order; then its `flatmap_filter` and its
+/// static data.
 pub async fn aggregate(
     gw: &Gateway,
     index: usize,
@@ -118,78 +123,189 @@ pub async fn aggregate(
     deadline: Instant,
 ) -> Result<Answer, EndpointError> {
     let endpoint = &gw.config.endpoints[index];
-    let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, CallError>>> = gw.backends[index]
-        .iter()
-        .map(|b| Box::pin(call_raced(endpoint, b, inbound, deadline)) as LocalFuture<'_, _>)
-        .collect();
-    let results = runtime::join_until(calls, deadline).await;
+    let mut merged = Merged::default();
+    if endpoint.sequential {
+        chain(gw, index, inbound, deadline, &mut merged).await;
+    } else {
+        let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, CallError>>> = gw.backends[index]
+            .iter()
+            .map(|b| Box::pin(call_raced(endpoint, b, inbound, deadline)) as LocalFuture<'_, _>)
+            .collect();
+        let results = runtime::join_until(calls, deadline).await;
+        for (i, result) in results.into_iter().enumerate() {
+            merged.add(gw, index, i, result);
+        }
+    }
+    merged.finish(endpoint)
+}
 
-    let mut data = Map::new();
-    let mut problems = Vec::new();
-    let (mut succeeded, mut timed_out) = (0, false);
-    // Seconds until the soonest sensor retry, while every failure is a sensor's.
-    let mut sensor_retry: Option<u64> = None;
-    let mut other_failure = false;
-    for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
+/// `sequential`: each backend called after the previous one answered, its `{respN_field}`
+/// placeholders filled from the earlier answers. The chain stops at the first failure (a
+/// placeholder without a value is one: that backend is not called) or incomplete answer.
+async fn chain(gw: &Gateway, index: usize, inbound: &Inbound<'_>, deadline: Instant, merged: &mut Merged) {
+    let endpoint = &gw.config.endpoints[index];
+    {
+        let mut vars = inbound.vars.borrow_mut();
+        if vars.len() < endpoint.vars.len() {
+            vars.resize(endpoint.vars.len(), None);
+        }
+    }
+    let backends = &gw.backends[index];
+    for (i, backend) in backends.iter().enumerate() {
+        let result = match missing_var(endpoint, backend, inbound) {
+            Some(what) => Some(Err(CallError::MissingValue(what))),
+            None => runtime::until(deadline, call_raced(endpoint, backend, inbound, deadline)).await,
+        };
+        if let Some(Ok(part)) = &result {
+            fill_vars(endpoint, i, part, inbound);
+        }
+        let went_on = matches!(&result, Some(Ok(part)) if !part.contains_key("_errors"));
+        merged.add(gw, index, i, result);
+        if !went_on {
+            for (j, later) in endpoint.backends.iter().enumerate().skip(i + 1) {
+                merged.problems.push(format!(
+                    "backend {j} ({}): not called: the sequence stopped",
+                    later.url_pattern
+                ));
+            }
+            return;
+        }
+    }
+}
+
+/// The first placeholder of `backend`'s `url_pattern` still without a value, as written.
+fn missing_var(endpoint: &Endpoint, backend: &Backend, inbound: &Inbound<'_>) -> Option<String> {
+    let vars = inbound.vars.borrow();
+    backend.template.url.iter().find_map(|piece| match piece {
+        Piece::Var(v) if !matches!(vars.get(*v), Some(Some(_))) => Some(match &endpoint.vars[*v] {
+            Var::Resp { backend, path } => format!(
+                "{{resp{backend}_{}}} has no value in backend {backend}'s answer",
+                path.join(".")
+            ),
+            Var::Jwt(claim) => format!("the token has no claim \"{claim}\""),
+        }),
+        _ => None,
+    })
+}
+
+/// Backend `i`'s answer into the placeholders that read it. A value that is missing, null, empty
+/// or a path step of its own (`.`, `..`) stays unset.
+fn fill_vars(endpoint: &Endpoint, i: usize, part: &Map<String, Value>, inbound: &Inbound<'_>) {
+    let mut vars = inbound.vars.borrow_mut();
+    for (slot, var) in endpoint.vars.iter().enumerate() {
+        if let Var::Resp { backend, path } = var
+            && *backend == i
+        {
+            vars[slot] = merge::lookup(part, path)
+                .and_then(merge::text)
+                .filter(|t| request::usable_in_url(t));
+        }
+    }
+}
+
+/// What the backends of one request gave, merged in config order as they are added.
+#[derive(Default)]
+struct Merged {
+    data: Map<String, Value>,
+    /// One line per backend that failed, timed out, was not called or answered partly.
+    problems: Vec<String>,
+    succeeded: usize,
+    /// Some backend failed or timed out.
+    failed: bool,
+    timed_out: bool,
+    /// Seconds until the soonest sensor retry, while every failure is a sensor's.
+    sensor_retry: Option<u64>,
+    other_failure: bool,
+}
+
+impl Merged {
+    /// Backend `i`'s outcome (`None`: the deadline passed first).
+    fn add(&mut self, gw: &Gateway, index: usize, i: usize, result: Option<Result<Map<String, Value>, CallError>>) {
+        let backend = &gw.config.endpoints[index].backends[i];
         match result {
             Some(Ok(part)) => {
                 // A fan-out with failed members is an answer, but not a complete one.
                 if let Some(Value::Object(failed)) = part.get("_errors") {
-                    problems.push(format!(
+                    self.problems.push(format!(
                         "backend {i} ({}): {} fleet members failed",
                         backend.url_pattern,
                         failed.len()
                     ));
                 }
-                merge::merge(&mut data, part);
-                succeeded += 1;
+                merge::merge(&mut self.data, part);
+                self.succeeded += 1;
             }
             Some(Err(CallError::TIMEOUT)) | None => {
-                timed_out = true;
+                self.timed_out = true;
+                self.failed = true;
                 gw.metrics.backend_failed(index, i, true);
-                problems.push(format!("backend {i} ({}): timed out", backend.url_pattern));
+                self.problems
+                    .push(format!("backend {i} ({}): timed out", backend.url_pattern));
             }
             Some(Err(e)) => {
                 match &e {
                     CallError::Sensor(_, retry) => {
-                        sensor_retry = Some(sensor_retry.map_or(*retry, |r| r.min(*retry)));
+                        self.sensor_retry = Some(self.sensor_retry.map_or(*retry, |r| r.min(*retry)));
                     }
-                    _ => other_failure = true,
+                    _ => self.other_failure = true,
                 }
+                self.failed = true;
                 gw.metrics.backend_failed(index, i, false);
-                problems.push(format!("backend {i} ({}): {e}", backend.url_pattern));
+                self.problems
+                    .push(format!("backend {i} ({}): {e}", backend.url_pattern));
             }
         }
     }
-    if succeeded > 0 {
-        if !problems.is_empty() {
-            log::warn!(
-                "{} {}: partial answer: {}",
-                endpoint.method,
-                endpoint.path,
-                problems.join("; ")
-            );
+
+    /// The answer: the merged data through the endpoint's `flatmap_filter`, with its static
+    /// data when the strategy matches (which also answers when no backend did), or why there is
+    /// none.
+    fn finish(mut self, endpoint: &Endpoint) -> Result<Answer, EndpointError> {
+        let complete = self.problems.is_empty();
+        let fixed = endpoint
+            .static_data
+            .as_ref()
+            .filter(|s| s.strategy.matches(self.failed, complete && self.succeeded > 0));
+        if self.succeeded > 0 || fixed.is_some() {
+            if !complete {
+                log::warn!(
+                    "{} {}: partial answer{}: {}",
+                    endpoint.method,
+                    endpoint.path,
+                    if self.succeeded == 0 { " (static data only)" } else { "" },
+                    self.problems.join("; ")
+                );
+            }
+            if !endpoint.flatmap.is_empty() {
+                merge::flatmap::apply(&endpoint.flatmap, &mut self.data);
+            }
+            if let Some(fixed) = fixed {
+                for (k, v) in &fixed.data {
+                    self.data.insert(k.clone(), v.clone());
+                }
+            }
+            return Ok(Answer {
+                data: self.data,
+                complete,
+            });
         }
-        return Ok(Answer {
-            data,
-            complete: problems.is_empty(),
-        });
+        log::warn!(
+            "{} {}: no answer: {}",
+            endpoint.method,
+            endpoint.path,
+            self.problems.join("; ")
+        );
+        let problems = self.problems;
+        Err(
+            if let (Some(retry), false, false) = (self.sensor_retry, self.other_failure, self.timed_out) {
+                EndpointError::Unavailable(problems, retry)
+            } else if self.timed_out {
+                EndpointError::Timeout(problems)
+            } else {
+                EndpointError::Failed(problems)
+            },
+        )
     }
-    log::warn!(
-        "{} {}: no answer: {}",
-        endpoint.method,
-        endpoint.path,
-        problems.join("; ")
-    );
-    Err(
-        if let (Some(retry), false, false) = (sensor_retry, other_failure, timed_out) {
-            EndpointError::Unavailable(problems, retry)
-        } else if timed_out {
-            EndpointError::Timeout(problems)
-        } else {
-            EndpointError::Failed(problems)
-        },
-    )
 }
 
 /// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers

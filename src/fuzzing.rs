@@ -378,6 +378,7 @@ fn merge_with(gw: &Gateway, body: &[u8], target: &[u8]) {
         forwarded_for: HeaderValue::from_static("127.0.0.1"),
         now: 0,
         propagated: Vec::new(),
+        vars: Default::default(),
     };
     let sent = compiled.template.target(&inbound);
     assert!(

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::jwt::{b64url, hs256, hs256_raw};
 use common::*;
 
 fn cors_gateway(backend: &Backend) -> std::net::SocketAddr {
@@ -214,22 +215,6 @@ fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
     assert_eq!(b.seen().len(), 3, "refused requests never reach a backend");
 }
 
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn hs256(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    hs256_raw(secret, &header.to_string(), &claims.to_string())
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -368,17 +353,6 @@ fn oct_jwk_set(secret: &[u8], test: &str) -> (std::path::PathBuf, std::path::Pat
     let set = serde_json::json!({"keys": [{"kty": "oct", "k": b64url(secret)}]});
     std::fs::write(&jwks, set.to_string()).unwrap();
     (dir, jwks)
-}
-
-/// An HS256 token over raw header and claims text (for JSON a `Value` cannot hold: duplicate
-/// names).
-fn hs256_raw(secret: &[u8], header: &str, claims: &str) -> String {
-    let signed = format!("{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()));
-    let tag = ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
-        signed.as_bytes(),
-    );
-    format!("{signed}.{}", b64url(tag.as_ref()))
 }
 
 /// What RFC 7515 (JWS), RFC 7519 (JWT) and RFC 8725 (JWT best practices) require of a

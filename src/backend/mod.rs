@@ -46,6 +46,10 @@ pub struct Inbound<'r> {
     pub now: Nanos,
     /// Headers added for every backend (`propagate_claims`).
     pub propagated: Vec<(HeaderName, HeaderValue)>,
+    /// Values of the endpoint's per-request placeholders ([`Endpoint::vars`], same index):
+    /// claims set once authenticated, earlier answers as a sequence goes on; `None` until known.
+    /// Empty on endpoints without them.
+    pub vars: RefCell<Vec<Option<String>>>,
 }
 
 /// Why a backend call produced no data.
@@ -66,6 +70,8 @@ pub enum CallError {
     BadTarget(String),
     /// A fan-out where every member failed (how many).
     AllMembersFailed(usize),
+    /// A `url_pattern` placeholder has no value (what is missing): the call was not made.
+    MissingValue(String),
 }
 
 impl CallError {
@@ -89,6 +95,7 @@ impl fmt::Display for CallError {
             CallError::BadTarget(t) => write!(f, "not called: request target {t:?} is not a valid URI"),
             CallError::Decode(e) => write!(f, "bad body: {e}"),
             CallError::AllMembersFailed(n) => write!(f, "request failed: all {n} fleet members failed"),
+            CallError::MissingValue(what) => write!(f, "not called: {what}"),
         }
     }
 }
@@ -184,9 +191,14 @@ impl Backend {
         let name = format!("{} {} -> {}", endpoint.method, endpoint.path, spec.url_pattern);
         let params: Vec<&str> = config::path::param_names(&endpoint.path).collect();
         let template = Template {
-            url: request::compile_url(&spec.url_pattern, &params),
+            url: request::compile_url(&spec.url_pattern, &params, &endpoint.vars),
             headers: HeaderForward::compile(&request::narrow(&endpoint.input_headers, spec.input_headers.as_ref())),
             query: request::narrow(&endpoint.input_query_strings, spec.input_query_strings.as_ref()),
+            claim_headers: endpoint
+                .jwt
+                .iter()
+                .flat_map(|v| v.propagate.iter().map(|(_, h)| h.clone()))
+                .collect(),
         };
         let now = cx.clock.now();
         let source = if let Some(s) = spec.sensor {

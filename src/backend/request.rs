@@ -1,7 +1,8 @@
 //! Building the request one backend receives from the client's: the `url_pattern` template
-//! with its parameters, the forwarded query parameters and headers (never the hop-by-hop
-//! ones), `X-Forwarded-*`, and the body for methods that carry one. Pure functions, compiled
-//! templates; no I/O.
+//! with its parameters and per-request values (JWT claims, earlier answers; percent-encoded),
+//! the forwarded query parameters and headers (never the hop-by-hop ones, nor the client's own
+//! copy of a header set from claims), `X-Forwarded-*`, and the body for methods that carry
+//! one. Pure functions, compiled templates; no I/O.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -9,7 +10,8 @@ use http::{Method, Request};
 use http_body_util::Full;
 
 use super::{CallError, Inbound};
-use crate::config::Forward;
+use crate::config::path::{self, Placeholder};
+use crate::config::{Forward, Var};
 
 /// `User-Agent` sent upstream.
 pub const USER_AGENT_STR: &str = concat!("gatelet/", env!("CARGO_PKG_VERSION"));
@@ -47,23 +49,30 @@ pub enum Piece {
     Literal(String),
     /// The value of the endpoint's `{param}` at this index.
     Param(usize),
+    /// A value filled per request (`{JWT.claim}`, `{respN_field}`): the endpoint's
+    /// [`Var`](crate::config::Var) at this index, percent-encoded.
+    Var(usize),
 }
 
-/// Splits a `url_pattern` on `{param}` references to the endpoint's parameters. Validation
-/// guarantees every reference names one of `params`.
-pub fn compile_url(pattern: &str, params: &[&str]) -> Vec<Piece> {
+/// Splits a `url_pattern` on `{param}` references to the endpoint's parameters and on its
+/// per-request placeholders, numbered as in the endpoint's `vars`. Validation guarantees every
+/// reference names one of them.
+pub fn compile_url(pattern: &str, params: &[&str], vars: &[Var]) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
         let Some(len) = rest[open..].find('}') else { break };
         let name = &rest[open + 1..open + len];
-        let Some(index) = params.iter().position(|p| *p == name) else {
-            break;
+        let piece = match path::placeholder(name, params) {
+            Placeholder::Param(p) => params.iter().position(|n| *n == p).map(Piece::Param),
+            Placeholder::Var(v) => vars.iter().position(|w| *w == v).map(Piece::Var),
+            _ => None,
         };
+        let Some(piece) = piece else { break };
         if open > 0 {
             pieces.push(Piece::Literal(rest[..open].to_string()));
         }
-        pieces.push(Piece::Param(index));
+        pieces.push(piece);
         rest = &rest[open + len + 1..];
     }
     if !rest.is_empty() {
@@ -118,6 +127,28 @@ pub struct Template {
     pub headers: HeaderForward,
     /// The query parameters this backend receives, likewise.
     pub query: Forward,
+    /// The headers `propagate_claims` sets: the client's own are never forwarded.
+    pub claim_headers: Vec<HeaderName>,
+}
+
+/// Whether a per-request value may go into a URL: something, and not a path step of its own.
+pub fn usable_in_url(value: &str) -> bool {
+    !matches!(value, "" | "." | "..")
+}
+
+/// Appends `value` percent-encoded: everything but RFC 3986's unreserved characters, so that
+/// it stays one path segment or one query value (`/`, `?`, `&`, `=`, `#`, `%` all encoded).
+fn push_escaped(uri: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            uri.push(b as char);
+        } else {
+            uri.push('%');
+            uri.push(HEX[usize::from(b >> 4)] as char);
+            uri.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
 }
 
 impl Template {
@@ -137,6 +168,11 @@ impl Template {
                         uri.push_str(&value.replace('"', "%22"));
                     } else {
                         uri.push_str(value);
+                    }
+                }
+                Piece::Var(i) => {
+                    if let Some(Some(value)) = inbound.vars.borrow().get(*i) {
+                        push_escaped(&mut uri, value);
                     }
                 }
             }
@@ -169,6 +205,14 @@ impl Template {
     /// segments, so this should always parse; if it does not, the call fails rather than go
     /// somewhere else.
     pub fn uri(&self, inbound: &Inbound<'_>) -> Result<http::Uri, CallError> {
+        if let Some(i) = self.url.iter().find_map(|p| match p {
+            Piece::Var(i) if !matches!(inbound.vars.borrow().get(*i), Some(Some(_))) => Some(*i),
+            _ => None,
+        }) {
+            return Err(CallError::MissingValue(format!(
+                "url_pattern placeholder {i} has no value"
+            )));
+        }
         let uri = self.target(inbound);
         uri.parse().map_err(|_| CallError::BadTarget(uri))
     }
@@ -210,6 +254,9 @@ impl Template {
                 }
             }
         }
+        for name in &self.claim_headers {
+            out.remove(name);
+        }
         out.insert(header::HOST, host.clone());
         if !out.contains_key(header::USER_AGENT) {
             out.insert(header::USER_AGENT, USER_AGENT);
@@ -249,6 +296,7 @@ mod tests {
             url,
             headers: HeaderForward::compile(&headers),
             query,
+            claim_headers: Vec::new(),
         }
     }
 
@@ -261,13 +309,14 @@ mod tests {
             forwarded_for: HeaderValue::from_static("192.0.2.7"),
             now: 0,
             propagated: Vec::new(),
+            vars: Default::default(),
         }
     }
 
     #[test]
     fn url_patterns_split_on_known_params_only() {
         assert_eq!(
-            compile_url("/v1/{b}/x?id={a}", &["a", "b"]),
+            compile_url("/v1/{b}/x?id={a}", &["a", "b"], &[]),
             vec![
                 Piece::Literal("/v1/".into()),
                 Piece::Param(1),
@@ -275,7 +324,25 @@ mod tests {
                 Piece::Param(0)
             ]
         );
-        assert_eq!(compile_url("/plain", &[]), vec![Piece::Literal("/plain".into())]);
+        assert_eq!(compile_url("/plain", &[], &[]), vec![Piece::Literal("/plain".into())]);
+        let vars = [
+            Var::Jwt("sub".into()),
+            Var::Resp {
+                backend: 0,
+                path: vec!["a".into(), "b".into()],
+            },
+        ];
+        assert_eq!(
+            compile_url("/d/{resp0_a.b}/{JWT.sub}/{id}", &["id"], &vars),
+            vec![
+                Piece::Literal("/d/".into()),
+                Piece::Var(1),
+                Piece::Literal("/".into()),
+                Piece::Var(0),
+                Piece::Literal("/".into()),
+                Piece::Param(0)
+            ]
+        );
     }
 
     #[test]
@@ -303,6 +370,28 @@ mod tests {
         let all = template(vec![Piece::Literal("/p".into())], Forward::All, Forward::All);
         assert_eq!(all.target(&inbound(&[], Some("b=2&&z"), &h)), "/p?b=2&z");
         assert_eq!(all.target(&inbound(&[], None, &h)), "/p");
+    }
+
+    #[test]
+    fn per_request_values_are_percent_encoded_and_missing_ones_refuse_the_call() {
+        let h = HeaderMap::new();
+        let b = template(
+            vec![
+                Piece::Literal("/u/".into()),
+                Piece::Var(0),
+                Piece::Literal("?q=".into()),
+                Piece::Var(1),
+            ],
+            Forward::All,
+            Forward::All,
+        );
+        let inb = inbound(&[], None, &h);
+        *inb.vars.borrow_mut() = vec![Some("../a b/é".into()), Some("x&admin=1#".into())];
+        assert_eq!(b.target(&inb), "/u/..%2Fa%20b%2F%C3%A9?q=x%26admin%3D1%23");
+        assert!(b.uri(&inb).is_ok());
+        inb.vars.borrow_mut()[1] = None;
+        assert!(matches!(b.uri(&inb), Err(CallError::MissingValue(_))));
+        assert!(!usable_in_url("..") && !usable_in_url("") && usable_in_url("..."));
     }
 
     #[test]

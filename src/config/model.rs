@@ -5,10 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use super::path::Var;
 pub use super::sensors::Decode;
 pub use crate::limiter::Strategy;
 pub use crate::limiter::bucket::Rate;
-pub use crate::merge::{Encoding, Shape};
+pub use crate::merge::{Encoding, FlatOp, Shape};
 
 /// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -310,6 +311,55 @@ pub struct Endpoint {
     pub api_key_roles: Option<Vec<String>>,
     /// `extra_config."auth/validator"`: a valid JWT is required.
     pub jwt: Option<crate::auth::jwt::Validator>,
+    /// `extra_config.proxy.sequential`: the backends are called one after another, and later
+    /// `url_pattern`s read earlier answers (`{respN_field}`).
+    pub sequential: bool,
+    /// `extra_config.proxy.static`: data added to the answer when its strategy matches.
+    pub static_data: Option<StaticData>,
+    /// `extra_config.proxy.flatmap_filter`: operations on the merged answer (two or more
+    /// backends); empty = none.
+    pub flatmap: Vec<FlatOp>,
+    /// The placeholders of its backends' `url_pattern`s that are filled per request
+    /// (`{JWT.claim}`, `{respN_field}`), each once; a backend's template refers to them by index.
+    pub vars: Vec<Var>,
+}
+
+/// An endpoint's `proxy.static`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticData {
+    /// `strategy` (default `always`).
+    pub strategy: StaticStrategy,
+    /// `data`: its keys win over the backends'.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// When `proxy.static` data is added (KrakenD's strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticStrategy {
+    /// `always`.
+    Always,
+    /// `success`: no backend failed.
+    Success,
+    /// `complete`: no backend failed and the answer is complete.
+    Complete,
+    /// `errored`: some backend failed (or every one).
+    Errored,
+    /// `incomplete`: the answer is not complete (a failure, a fan-out member, a backend not
+    /// reached), or there is none.
+    Incomplete,
+}
+
+impl StaticStrategy {
+    /// Whether data is added for an answer where some backend `failed` and which is `complete`.
+    pub fn matches(self, failed: bool, complete: bool) -> bool {
+        match self {
+            StaticStrategy::Always => true,
+            StaticStrategy::Success => !failed,
+            StaticStrategy::Complete => !failed && complete,
+            StaticStrategy::Errored => failed,
+            StaticStrategy::Incomplete => !complete,
+        }
+    }
 }
 
 /// An endpoint's rate limits.

@@ -6,8 +6,9 @@
 //! until resolution.
 //!
 //! This file holds the walk from the root and the service level; the sections live beside it:
-//! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `qos` (rate limits,
-//! breakers, cache, retries) and `security` (CORS, API keys, JWT, TLS).
+//! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `proxy` (KrakenD's
+//! `proxy` namespace: sequential, static, flatmap), `qos` (rate limits, breakers, cache,
+//! retries) and `security` (CORS, API keys, JWT, TLS).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +26,7 @@ use crate::auth::apikey::{self, ApiKeys};
 mod backend;
 mod check;
 mod endpoint;
+mod proxy;
 mod qos;
 mod security;
 
@@ -35,6 +37,7 @@ pub use check::TlsFiles;
 use check::*;
 pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
+use proxy::*;
 use qos::*;
 use security::*;
 

@@ -19,7 +19,7 @@ pub mod error;
 pub mod framing;
 pub mod render;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -31,11 +31,13 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
 use crate::backend::Inbound;
-use crate::config::OutputEncoding;
+use crate::backend::request::usable_in_url;
+use crate::config::{OutputEncoding, Var};
 use crate::endpoint;
 use crate::gateway::Gateway;
 use crate::http::body::Body;
 use crate::limiter::{ClientKeys, Quota};
+use crate::merge;
 use crate::net::io::Watch;
 use crate::net::limits;
 use crate::router::Match;
@@ -109,7 +111,7 @@ async fn journey(
     if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
         return Err(Error::BadPathParam((*p).to_string()));
     }
-    let propagated = authenticate(gw, index, peer, parts)?;
+    let (propagated, vars) = authenticate(gw, index, peer, parts)?;
     let quota = limit(gw, index, peer, parts, &params)?;
     let inbound = Inbound {
         params: &params,
@@ -119,6 +121,7 @@ async fn journey(
         forwarded_for: client_ip::header_value(peer.ip()),
         now: gw.clock.now(),
         propagated,
+        vars: RefCell::new(vars),
     };
     let mut response = call(gw, index, &inbound).await?;
     if let Some(quota) = quota {
@@ -184,20 +187,20 @@ fn route<'p>(gw: &Gateway, parts: &'p Parts) -> Result<(usize, Vec<&'p str>), Er
     }
 }
 
-/// Step 5: who may call endpoint `index`; the JWT claims it propagates to its backends.
-fn authenticate(
-    gw: &Gateway,
-    index: usize,
-    peer: SocketAddr,
-    parts: &Parts,
-) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
+/// Headers from claims, and the values of the endpoint's per-request placeholders.
+type FromClaims = (Vec<(HeaderName, HeaderValue)>, Vec<Option<String>>);
+
+/// Step 5: who may call endpoint `index`; the JWT claims it propagates to its backends as
+/// headers and as `{JWT.claim}` values in their URLs. A token without a claim a URL needs is
+/// refused (403): the backend would otherwise be asked for something else.
+fn authenticate(gw: &Gateway, index: usize, peer: SocketAddr, parts: &Parts) -> Result<FromClaims, Error> {
     let endpoint = &gw.config.endpoints[index];
     if let (Some(roles), Some(keys)) = (&endpoint.api_key_roles, &gw.config.api_keys) {
         let key = keys.check(&parts.headers, roles)?;
         log::debug!("{peer}: API key \"{}\"", key.name);
     }
     let Some(validator) = &endpoint.jwt else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let wall = SystemTime::now();
     let synced = gw.timesync_flag();
@@ -206,10 +209,27 @@ fn authenticate(
     }
     let now = wall.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let claims = validator.validate(&parts.headers, now)?;
-    Ok(propagate(&validator.propagate, &claims))
+    let mut vars = Vec::new();
+    for var in &endpoint.vars {
+        vars.push(match var {
+            Var::Jwt(claim) => {
+                let value = claims.get(claim).and_then(merge::text).filter(|t| usable_in_url(t));
+                if value.is_none() {
+                    return Err(Error::Forbidden(format!(
+                        "the token has no claim \"{claim}\" usable in this endpoint's backend URL"
+                    )));
+                }
+                value
+            }
+            Var::Resp { .. } => None,
+        });
+    }
+    Ok((propagate(&validator.propagate, &claims), vars))
 }
 
-/// `propagate_claims`: claim values (strings, numbers, booleans) as backend request headers.
+/// `propagate_claims`: claim values as backend request headers, as KrakenD writes them
+/// ([`merge::text`]); a claim with a `.` not starting with `http` is a path into nested
+/// claims. A missing claim sends no header (and the client's own copy is never forwarded).
 fn propagate(
     pairs: &[(String, HeaderName)],
     claims: &serde_json::Map<String, serde_json::Value>,
@@ -217,11 +237,13 @@ fn propagate(
     pairs
         .iter()
         .filter_map(|(claim, header)| {
-            let text = match claims.get(claim)? {
-                serde_json::Value::String(s) => s.clone(),
-                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => v.to_string(),
-                _ => return None,
+            let value = if claim.contains('.') && !claim.starts_with("http") {
+                let path: Vec<String> = claim.split('.').map(str::to_string).collect();
+                merge::lookup(claims, &path)
+            } else {
+                claims.get(claim)
             };
+            let text = merge::text(value?)?;
             Some((header.clone(), HeaderValue::from_str(&text).ok()?))
         })
         .collect()

@@ -1,5 +1,6 @@
-//! Backends: hosts (names left for resolution), `url_pattern` with its parameters, the data
-//! manipulation keys (`target`, `allow`/`deny`, `mapping`, `group`) and the backend-level
+//! Backends: hosts (names left for resolution), `url_pattern` with its parameters and
+//! placeholders (`{JWT.claim}`, `{respN_field}`), the data manipulation keys (`target`,
+//! `allow`/`deny`, `mapping`, `group`, `proxy.flatmap_filter`) and the backend-level
 //! namespaces (sensor, fleet, rate limit, breaker, cache, retry).
 
 use super::*;
@@ -104,9 +105,16 @@ pub(super) struct BackendContext<'a> {
     pub(super) sensors: &'a [Sensor],
     pub(super) sensor_names: &'a [String],
     pub(super) fleet: bool,
+    /// This backend's index in the endpoint's list.
+    pub(super) index: usize,
+    /// `proxy.sequential`: `{respN_field}` may read earlier backends.
+    pub(super) sequential: bool,
+    /// The endpoint has `auth/validator`: `{JWT.claim}` may be used.
+    pub(super) jwt: bool,
 }
 
-pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
+pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Option<String> {
+    let params = ctx.params;
     let s = c.string(node, path)?;
     if !s.starts_with('/') {
         c.error(node.pos, path, format!("\"{s}\" must start with '/'"));
@@ -142,7 +150,12 @@ pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[St
             return None;
         };
         let name = &rest[open + 1..open + len];
-        if !params.iter().any(|p| p == name) {
+        let names: Vec<&str> = params.iter().map(String::as_str).collect();
+        if let Some(m) = placeholder_problem(path::placeholder(name, &names), ctx) {
+            c.error(node.pos, path, format!("\"{s}\": {{{name}}}: {m}"));
+            return None;
+        }
+        if matches!(path::placeholder(name, &names), path::Placeholder::Unknown) {
             let known = if params.is_empty() {
                 "the endpoint has no parameters".to_string()
             } else {
@@ -161,6 +174,33 @@ pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[St
         rest = &rest[open + len + 1..];
     }
     Some(s.to_string())
+}
+
+/// Why a `{JWT.claim}` or `{respN_field}` cannot be used where it is written.
+fn placeholder_problem(placeholder: path::Placeholder, ctx: &BackendContext) -> Option<String> {
+    match placeholder {
+        path::Placeholder::Var(Var::Jwt(_)) if !ctx.jwt => {
+            Some("claims are only known on an endpoint with extra_config.\"auth/validator\"".into())
+        }
+        path::Placeholder::Var(Var::Resp { backend, .. }) | path::Placeholder::WholeResp(backend) if !ctx.sequential => {
+            Some(format!(
+                "backend {backend}'s answer is only known with extra_config.proxy.sequential: true"
+            ))
+        }
+        path::Placeholder::Var(Var::Resp { backend, .. }) | path::Placeholder::WholeResp(backend)
+            if backend >= ctx.index =>
+        {
+            Some(format!(
+                "backend {backend} is not called before this one (backend {})",
+                ctx.index
+            ))
+        }
+        path::Placeholder::WholeResp(_) => Some(
+            "a whole answer cannot go into a URL; name a field, e.g. {resp0_id} (gatelet has no no-op backends in a merge)"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 pub(super) fn dot_path(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Vec<String>> {
@@ -194,9 +234,13 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let mut retry = None;
     let mut sensor = None;
     let mut fleet = false;
+    let mut flatmap = None;
     if let Some((n, p)) = obj.take("extra_config")
         && let Some(mut extra) = c.object(n, &p)
     {
+        if let Some((n, p)) = extra.take("proxy") {
+            flatmap = backend_proxy(c, n, &p);
+        }
         if let Some((n, p)) = extra.take("qos/ratelimit/proxy")
             && let Some(mut q) = c.object(n, &p)
         {
@@ -275,7 +319,8 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                 c.error(n.pos, &p, "has no effect on a \"gatelet/sensor\" backend");
             }
         }
-        let shape = shape(c, &mut obj, Encoding::Json);
+        let mut shape = shape(c, &mut obj, Encoding::Json);
+        with_flatmap(c, &mut shape, flatmap, Encoding::Json);
         if sensor.is_some_and(|s| s.write) && shape != Shape::default() {
             c.error(
                 obj.pos,
@@ -345,7 +390,7 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     }
     let url = obj
         .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
-        .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
+        .and_then(|(n, p)| url_pattern(c, n, &p, ctx));
     let method = obj.optional(c, "method", ctx.method.clone(), method);
     let default_encoding = if ctx.output == OutputEncoding::NoOp {
         Encoding::NoOp
@@ -369,7 +414,8 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         }
         e
     });
-    let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
+    let mut shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
+    with_flatmap(c, &mut shape, flatmap, encoding.unwrap_or(Encoding::Json));
     let input_headers = obj.optional(c, "input_headers", None, |c, n, p| forward(c, n, p, true).map(Some));
     let input_query = obj.optional(c, "input_query_strings", None, |c, n, p| {
         forward(c, n, p, false).map(Some)
@@ -393,6 +439,28 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         input_headers: input_headers?,
         input_query_strings: input_query?,
     })
+}
+
+/// A backend's `proxy.flatmap_filter` into its shape. KrakenD ignores `allow`, `deny` and
+/// `mapping` next to it; here that is an error, as is a flatmap on a body that is not decoded.
+fn with_flatmap(c: &mut Checker, shape: &mut Shape, flatmap: Option<(Vec<FlatOp>, Pos, String)>, encoding: Encoding) {
+    let Some((ops, pos, p)) = flatmap else { return };
+    if encoding == Encoding::NoOp {
+        c.error(
+            pos,
+            &p,
+            "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
+        );
+    }
+    if !shape.allow.is_empty() || !shape.deny.is_empty() || !shape.mapping.is_empty() {
+        c.error(
+            pos,
+            &p,
+            "allow, deny and mapping do not apply next to a flatmap_filter (KrakenD ignores them): \
+             do it with flatmap operations (del, move)",
+        );
+    }
+    shape.flatmap = ops;
 }
 
 /// `is_collection`, `target`, `allow`, `deny`, `mapping`, `group` of a backend; all of them are

@@ -170,6 +170,8 @@ pub(super) fn endpoint(
     let mut rate_limit = None;
     let mut api_key_roles = None;
     let mut jwt = None;
+    let mut jwt_given = false;
+    let mut proxy = EndpointProxy::default();
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
         Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
@@ -181,6 +183,10 @@ pub(super) fn endpoint(
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
             jwt = jwt_validator(c, n, &p, index);
+            jwt_given = true;
+        }
+        if let Some((n, p)) = extra.take("proxy") {
+            proxy = endpoint_proxy(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
@@ -237,7 +243,7 @@ pub(super) fn endpoint(
                         "an endpoint with output_encoding \"no-op\" takes exactly one backend",
                     );
                 }
-                let ctx = BackendContext {
+                let mut ctx = BackendContext {
                     params: &params,
                     method: method.clone().unwrap_or(Method::GET),
                     output: output.unwrap_or(OutputEncoding::Json),
@@ -246,8 +252,12 @@ pub(super) fn endpoint(
                     sensors: defaults.sensors,
                     sensor_names: defaults.sensor_names,
                     fleet: defaults.fleet,
+                    index: 0,
+                    sequential: proxy.sequential,
+                    jwt: jwt_given,
                 };
                 for (j, item) in items.iter().enumerate() {
+                    ctx.index = j;
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
                         backends.push(b);
                     }
@@ -264,6 +274,7 @@ pub(super) fn endpoint(
         }
     }
     obj.finish(c);
+    proxy_fits(c, &proxy, output, &backends);
     if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
         c.warn(
             node.pos,
@@ -286,6 +297,17 @@ pub(super) fn endpoint(
     else {
         return None;
     };
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    let mut vars: Vec<Var> = Vec::new();
+    for b in &backends {
+        for name in path::placeholders(&b.url_pattern) {
+            if let path::Placeholder::Var(v) = path::placeholder(name, &params)
+                && !vars.contains(&v)
+            {
+                vars.push(v);
+            }
+        }
+    }
     Some(Endpoint {
         path: route.clone(),
         method: method?,
@@ -299,5 +321,42 @@ pub(super) fn endpoint(
         rate_limit,
         api_key_roles,
         jwt,
+        sequential: proxy.sequential,
+        static_data: proxy.static_data,
+        flatmap: proxy.flatmap,
+        vars,
     })
+}
+
+/// The endpoint's `proxy` keys against its encoding and backends: none of them applies to a
+/// `no-op` pass-through or a sensor write, and a `flatmap_filter` on the endpoint works on a
+/// merge of several backends.
+fn proxy_fits(c: &mut Checker, proxy: &EndpointProxy, output: Option<OutputEncoding>, backends: &[Backend]) {
+    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write));
+    for (at, what) in [
+        (&proxy.static_at, "static data"),
+        (&proxy.flatmap_at, "a flatmap_filter"),
+    ] {
+        let Some((pos, p)) = at else { continue };
+        if output == Some(OutputEncoding::NoOp) {
+            c.error(
+                *pos,
+                p,
+                format!("{what} has no effect on a \"no-op\" endpoint: its answer is passed through"),
+            );
+        } else if writes {
+            c.error(*pos, p, format!("{what} has no effect on a sensor write"));
+        }
+    }
+    if let Some((pos, p)) = &proxy.flatmap_at
+        && backends.len() == 1
+        && output != Some(OutputEncoding::NoOp)
+    {
+        c.error(
+            *pos,
+            p,
+            "an endpoint's flatmap_filter works on the merge of several backends; with one, put \
+             it in the backend's extra_config.proxy",
+        );
+    }
 }
