@@ -254,3 +254,110 @@ fn check_warns_about_a_cache_on_an_authenticated_endpoint_and_still_passes() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn every_command_has_help_with_its_flags_and_an_example() {
+    for (args, flags) in [
+        (&["--help"][..], &["--version", "run", "check", "Examples:"][..]),
+        (
+            &["run", "--help"],
+            &["-c, --config", "-p, --port", "-d, --debug", "Examples:"],
+        ),
+        (
+            &["check", "--help"],
+            &[
+                "-c, --config",
+                "-t, --test-gin-routes",
+                "-l, --lint",
+                "-d, --debug",
+                "-tlc",
+            ],
+        ),
+    ] {
+        let out = gatelet().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        for f in flags {
+            assert!(text.contains(f), "{args:?} help lacks {f}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_usage() {
+    let out = gatelet().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a command is needed") && err.contains("Usage: gatelet"),
+        "{err}"
+    );
+    for args in [
+        &["--bogus"][..],
+        &["run", "-x"],
+        &["check"],
+        &["check", "-tlx", "a.json"],
+        &["run", "-p", "port"],
+    ] {
+        let out = gatelet().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--help"), "{args:?}");
+    }
+}
+
+#[test]
+fn check_takes_krakends_bundled_flags() {
+    let dir = std::env::temp_dir().join(format!("gatelet-cli-tlc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("krakend.json");
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "name": "bus-7", "endpoints": [
+            {"endpoint": "/bus/{id}", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/v/{id}"}]},
+            {"endpoint": "/bus/count", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/n"}]}]}"#,
+    )
+    .unwrap();
+    // -t routes every endpoint's own path through the router; -d prints what was parsed.
+    let out = gatelet().args(["check", "-tldc"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("service \"bus-7\""), "{text}");
+    assert!(text.contains("GET /bus/{id}: json, timeout 2s, 1 backend(s)"), "{text}");
+    assert!(text.contains("  -> GET /v/{id} on 127.0.0.1:9"), "{text}");
+    assert!(text.contains("routes OK: 2 endpoint(s)"), "{text}");
+    assert!(text.trim_end().ends_with("config OK"), "{text}");
+    // The long forms are KrakenD's too.
+    let out = gatelet()
+        .args(["check", "--test-gin-routes", "--lint", "--debug", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // -l: a warning fails the check.
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "extra_config": {"gatelet/api-keys": {"keys": [{"name": "office", "sha256": "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92"}]}},
+  "endpoints": [{"endpoint": "/me", "extra_config": {"gatelet/api-keys": {}},
+    "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/me", "extra_config": {"qos/http-cache": {}}}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        gatelet()
+            .args(["check", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = gatelet().args(["check", "-lc"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-l (lint)"));
+    std::fs::remove_dir_all(&dir).ok();
+}
