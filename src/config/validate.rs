@@ -437,6 +437,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         {
             x.router.return_error_msg = b;
         }
+        router_path_keys(c, &mut r, &mut x.router);
         r.finish(c);
     }
     // After `router`: the page may not take the health path.
@@ -445,6 +446,27 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     }
     unsupported_namespaces(c, &mut obj);
     x
+}
+
+/// The router's path keys (gin's): `disable_redirect_trailing_slash`,
+/// `disable_redirect_fixed_path`, `disable_path_decoding`, `remove_extra_slash`.
+fn router_path_keys(c: &mut Checker, r: &mut Obj, router: &mut RouterOptions) {
+    for (key, slot, inverted) in [
+        (
+            "disable_redirect_trailing_slash",
+            &mut router.redirect_trailing_slash,
+            true,
+        ),
+        ("disable_redirect_fixed_path", &mut router.redirect_fixed_path, true),
+        ("disable_path_decoding", &mut router.reject_encoded_params, true),
+        ("remove_extra_slash", &mut router.remove_extra_slash, false),
+    ] {
+        if let Some((n, p)) = r.take(key)
+            && let Some(b) = c.boolean(n, &p)
+        {
+            *slot = b != inverted;
+        }
+    }
 }
 
 /// Reports every namespace left in an `extra_config` object.
