@@ -237,7 +237,7 @@ pub fn main(args: Args) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            crate::logging::init(config.log_level);
+            crate::logging::init(&config.logging);
             for w in &config.warnings {
                 log::warn!("{w}");
             }

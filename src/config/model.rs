@@ -54,10 +54,12 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
-    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics`): serve `/__stats`.
+    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics` without
+    /// `endpoint_disabled`): serve `/__stats`.
     pub metrics: bool,
-    /// KrakenD's `extra_config."telemetry/logging".level` (`RUST_LOG` wins when set).
-    pub log_level: Option<log::LevelFilter>,
+    /// KrakenD's `extra_config."telemetry/logging"`: level (`RUST_LOG` wins when set), prefix,
+    /// outputs, format.
+    pub logging: crate::logging::Options,
     /// `extra_config."gatelet/access-log"`: one line per request (off by default).
     pub access_log: bool,
     /// `extra_config."gatelet/server".max_connections`: open client connections; beyond it new

@@ -7,7 +7,8 @@
 //!
 //! This file holds the walk from the root and the service level; the sections live beside it:
 //! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `qos` (rate limits,
-//! breakers, cache, retries) and `security` (CORS, API keys, JWT, TLS).
+//! breakers, cache, retries), `security` (CORS, API keys, JWT, TLS), `telemetry` (logging,
+//! metrics) and `refused` (KrakenD features left out on purpose, with what to use instead).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +27,9 @@ mod backend;
 mod check;
 mod endpoint;
 mod qos;
+mod refused;
 mod security;
+mod telemetry;
 
 pub use backend::host;
 use backend::*;
@@ -37,6 +40,7 @@ pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, U
 use endpoint::*;
 use qos::*;
 use security::*;
+use telemetry::*;
 
 /// KrakenD keys gatelet knows but does not implement, with a hint where one helps. They get a
 /// more useful message than a typo would.
@@ -74,7 +78,7 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
     ("use_h2c", "gatelet speaks HTTP/1.1"),
-    ("plugin", ""),
+    ("plugin", refused::PLUGINS),
     ("async_agent", ""),
     ("dns_cache_ttl", "backend hosts are resolved once at start-up"),
     ("sequential_start", ""),
@@ -217,7 +221,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         jwt_reject_unsynced_clock: extras.jwt_reject_unsynced_clock,
         shutdown_grace: shutdown_grace?,
         metrics: extras.metrics,
-        log_level: extras.log_level,
+        logging: extras.logging,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
         timeouts: crate::net::limits::Timeouts {
@@ -302,7 +306,7 @@ struct ServiceExtras {
     dashboard: Option<(Option<Dashboard>, super::dashboard::Pending)>,
     jwt_reject_unsynced_clock: bool,
     metrics: bool,
-    log_level: Option<log::LevelFilter>,
+    logging: crate::logging::Options,
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
@@ -321,7 +325,7 @@ impl Default for ServiceExtras {
             dashboard: None,
             jwt_reject_unsynced_clock: true,
             metrics: false,
-            log_level: None,
+            logging: crate::logging::Options::default(),
             access_log: false,
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
@@ -344,21 +348,8 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("gatelet/fleet") {
         x.fleet = fleet_config(c, n, &p);
     }
-    if let Some((n, p)) = obj.take("telemetry/logging")
-        && let Some(mut l) = c.object(n, &p)
-    {
-        use log::LevelFilter::{Debug, Error, Info, Warn};
-        let levels = [
-            ("DEBUG", Debug),
-            ("INFO", Info),
-            ("WARNING", Warn),
-            ("ERROR", Error),
-            ("CRITICAL", Error),
-        ];
-        if let Some((n, p)) = l.take("level") {
-            x.log_level = choice(c, n, &p, "level", &levels, &[]);
-        }
-        l.finish(c);
+    if let Some((n, p)) = obj.take("telemetry/logging") {
+        x.logging = logging_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/access-log")
         && let Some(a) = c.object(n, &p)
@@ -366,14 +357,15 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         a.finish(c);
         x.access_log = true;
     }
-    for namespace in ["gatelet/metrics", "telemetry/metrics"] {
-        if let Some((n, p)) = obj.take(namespace)
-            && let Some(m) = c.object(n, &p)
-        {
-            // No options: /__stats on the service's own port, always the same series.
-            m.finish(c);
-            x.metrics = true;
-        }
+    if let Some((n, p)) = obj.take("gatelet/metrics")
+        && let Some(m) = c.object(n, &p)
+    {
+        // No options: /__stats on the service's own port, always the same series.
+        m.finish(c);
+        x.metrics = true;
+    }
+    if let Some((n, p)) = obj.take("telemetry/metrics") {
+        x.metrics |= metrics_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
@@ -473,10 +465,10 @@ fn router_path_keys(c: &mut Checker, r: &mut Obj, router: &mut RouterOptions) {
 fn unsupported_namespaces(c: &mut Checker, obj: &mut Obj) {
     for (key, _) in obj.rest() {
         let p = join(&obj.path, &key.name);
-        c.error(
-            key.pos,
-            &p,
-            format!("namespace \"{}\" is not supported by gatelet", key.name),
-        );
+        let message = match refused::out_on_purpose(&key.name) {
+            Some(why) => format!("namespace \"{}\" is left out of gatelet on purpose: {why}", key.name),
+            None => format!("namespace \"{}\" is not supported by gatelet", key.name),
+        };
+        c.error(key.pos, &p, message);
     }
 }
