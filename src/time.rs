@@ -49,6 +49,15 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC): [`rfc3339`] with milliseconds, for log lines.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let millis = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_millis());
+    let mut s = rfc3339(t);
+    s.pop();
+    s.push_str(&format!(".{millis:03}Z"));
+    s
+}
+
 /// 2026-01-01T00:00:00Z: a wall clock before this cannot be right (a Pi without an RTC boots
 /// in 1970 until NTP or GPS sets it).
 const CLOCK_FLOOR_SECS: u64 = 1_767_225_600;

@@ -55,10 +55,12 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
-    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics`): serve `/__stats`.
+    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics` without
+    /// `endpoint_disabled`): serve `/__stats`.
     pub metrics: bool,
-    /// KrakenD's `extra_config."telemetry/logging".level` (`RUST_LOG` wins when set).
-    pub log_level: Option<log::LevelFilter>,
+    /// KrakenD's `extra_config."telemetry/logging"`: level (`RUST_LOG` wins when set), prefix,
+    /// outputs, format.
+    pub logging: crate::logging::Options,
     /// `extra_config."gatelet/access-log"`: one line per request (off by default).
     pub access_log: bool,
     /// `extra_config."gatelet/server".max_connections`: open client connections; beyond it new
@@ -247,6 +249,18 @@ pub struct RouterOptions {
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
     pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Not `disable_redirect_trailing_slash`: `/a/` is redirected to `/a` (and back) when only
+    /// that is an endpoint (default true).
+    pub redirect_trailing_slash: bool,
+    /// Not `disable_redirect_fixed_path`: a path with `//`, `.`, `..` or other letter case is
+    /// redirected to the endpoint it then matches (default true).
+    pub redirect_fixed_path: bool,
+    /// Not `disable_path_decoding`: a path parameter still percent-encoded once decoded
+    /// (`%252F`) is refused with 400 (default true).
+    pub reject_encoded_params: bool,
+    /// `remove_extra_slash`: the path is cleaned of `//`, `.` and `..` before routing, and
+    /// served without a redirect (default false).
+    pub remove_extra_slash: bool,
 }
 
 impl Default for RouterOptions {
@@ -256,6 +270,10 @@ impl Default for RouterOptions {
             disable_health: false,
             return_error_msg: false,
             trusted_proxies: Vec::new(),
+            redirect_trailing_slash: true,
+            redirect_fixed_path: true,
+            reject_encoded_params: true,
+            remove_extra_slash: false,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! This file holds the walk from the root and the service level; the sections live beside it:
 //! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `proxy` (KrakenD's
 //! `proxy` namespace: sequential, static, flatmap), `qos` (rate limits, breakers, cache,
-//! retries) and `security` (CORS, API keys, JWT, TLS).
+//! retries), `security` (CORS, API keys, JWT, TLS), `telemetry` (logging, metrics) and
+//! `refused` (KrakenD features left out on purpose, with what to use instead).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +29,9 @@ mod check;
 mod endpoint;
 mod proxy;
 mod qos;
+mod refused;
 mod security;
+mod telemetry;
 
 pub use backend::host;
 use backend::*;
@@ -40,6 +43,7 @@ use endpoint::*;
 use proxy::*;
 use qos::*;
 use security::*;
+use telemetry::*;
 
 /// KrakenD keys gatelet knows but does not implement, with a hint where one helps. They get a
 /// more useful message than a typo would.
@@ -77,7 +81,7 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
     ("use_h2c", "gatelet speaks HTTP/1.1"),
-    ("plugin", ""),
+    ("plugin", refused::PLUGINS),
     ("async_agent", ""),
     ("dns_cache_ttl", "backend hosts are resolved once at start-up"),
     ("sequential_start", ""),
@@ -220,7 +224,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         jwt_reject_unsynced_clock: extras.jwt_reject_unsynced_clock,
         shutdown_grace: shutdown_grace?,
         metrics: extras.metrics,
-        log_level: extras.log_level,
+        logging: extras.logging,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
         timeouts: crate::net::limits::Timeouts {
@@ -305,7 +309,7 @@ struct ServiceExtras {
     dashboard: Option<(Option<Dashboard>, super::dashboard::Pending)>,
     jwt_reject_unsynced_clock: bool,
     metrics: bool,
-    log_level: Option<log::LevelFilter>,
+    logging: crate::logging::Options,
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
@@ -324,7 +328,7 @@ impl Default for ServiceExtras {
             dashboard: None,
             jwt_reject_unsynced_clock: true,
             metrics: false,
-            log_level: None,
+            logging: crate::logging::Options::default(),
             access_log: false,
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
@@ -347,21 +351,8 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("gatelet/fleet") {
         x.fleet = fleet_config(c, n, &p);
     }
-    if let Some((n, p)) = obj.take("telemetry/logging")
-        && let Some(mut l) = c.object(n, &p)
-    {
-        use log::LevelFilter::{Debug, Error, Info, Warn};
-        let levels = [
-            ("DEBUG", Debug),
-            ("INFO", Info),
-            ("WARNING", Warn),
-            ("ERROR", Error),
-            ("CRITICAL", Error),
-        ];
-        if let Some((n, p)) = l.take("level") {
-            x.log_level = choice(c, n, &p, "level", &levels, &[]);
-        }
-        l.finish(c);
+    if let Some((n, p)) = obj.take("telemetry/logging") {
+        x.logging = logging_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/access-log")
         && let Some(a) = c.object(n, &p)
@@ -369,14 +360,15 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         a.finish(c);
         x.access_log = true;
     }
-    for namespace in ["gatelet/metrics", "telemetry/metrics"] {
-        if let Some((n, p)) = obj.take(namespace)
-            && let Some(m) = c.object(n, &p)
-        {
-            // No options: /__stats on the service's own port, always the same series.
-            m.finish(c);
-            x.metrics = true;
-        }
+    if let Some((n, p)) = obj.take("gatelet/metrics")
+        && let Some(m) = c.object(n, &p)
+    {
+        // No options: /__stats on the service's own port, always the same series.
+        m.finish(c);
+        x.metrics = true;
+    }
+    if let Some((n, p)) = obj.take("telemetry/metrics") {
+        x.metrics |= metrics_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
@@ -440,6 +432,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         {
             x.router.return_error_msg = b;
         }
+        router_path_keys(c, &mut r, &mut x.router);
         r.finish(c);
     }
     // After `router`: the page may not take the health path.
@@ -450,14 +443,35 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     x
 }
 
+/// The router's path keys (gin's): `disable_redirect_trailing_slash`,
+/// `disable_redirect_fixed_path`, `disable_path_decoding`, `remove_extra_slash`.
+fn router_path_keys(c: &mut Checker, r: &mut Obj, router: &mut RouterOptions) {
+    for (key, slot, inverted) in [
+        (
+            "disable_redirect_trailing_slash",
+            &mut router.redirect_trailing_slash,
+            true,
+        ),
+        ("disable_redirect_fixed_path", &mut router.redirect_fixed_path, true),
+        ("disable_path_decoding", &mut router.reject_encoded_params, true),
+        ("remove_extra_slash", &mut router.remove_extra_slash, false),
+    ] {
+        if let Some((n, p)) = r.take(key)
+            && let Some(b) = c.boolean(n, &p)
+        {
+            *slot = b != inverted;
+        }
+    }
+}
+
 /// Reports every namespace left in an `extra_config` object.
 fn unsupported_namespaces(c: &mut Checker, obj: &mut Obj) {
     for (key, _) in obj.rest() {
         let p = join(&obj.path, &key.name);
-        c.error(
-            key.pos,
-            &p,
-            format!("namespace \"{}\" is not supported by gatelet", key.name),
-        );
+        let message = match refused::out_on_purpose(&key.name) {
+            Some(why) => format!("namespace \"{}\" is left out of gatelet on purpose: {why}", key.name),
+            None => format!("namespace \"{}\" is not supported by gatelet", key.name),
+        };
+        c.error(key.pos, &p, message);
     }
 }

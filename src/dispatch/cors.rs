@@ -1,6 +1,7 @@
-//! CORS (KrakenD's service `extra_config."security/cors"`): answers preflights before routing,
-//! and decorates every answer to an allowed `Origin`. Sans-io: request headers in, response
-//! headers out. Every answer that depends on `Origin` says `Vary: Origin`.
+//! CORS (KrakenD's service `extra_config."security/cors"`): answers preflights before routing
+//! (an allowed one echoes the method and headers asked for, as KrakenD's rs/cors does), and
+//! decorates every answer to an allowed `Origin`. Sans-io: request headers in, response
+//! headers out. Every answer says `Vary` with the request headers it depends on.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
@@ -18,6 +19,9 @@ pub enum Preflight {
 
 /// The status of an allowed preflight.
 pub const PREFLIGHT_OK: StatusCode = StatusCode::NO_CONTENT;
+
+const PREFLIGHT_VARY: HeaderValue =
+    HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
 
 fn origin(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN)?.to_str().ok()
@@ -75,12 +79,12 @@ pub fn preflight(cors: &Cors, method: &Method, headers: &HeaderMap) -> Option<Pr
     if let Some(v) = allow_origin_value(cors, o) {
         out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
     }
-    let methods: Vec<&str> = cors.allow_methods.iter().map(Method::as_str).collect();
-    if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
-        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
-    }
-    if !cors.allow_headers.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&cors.allow_headers.join(", "))
+    // As KrakenD's CORS module (rs/cors) does, and the Fetch standard allows: the method and
+    // headers asked for (all allowed, checked above), not the whole configured lists.
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, requested.clone());
+    let names: Vec<&str> = asked.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if !names.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&names.join(", "))
     {
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
     }
@@ -94,7 +98,8 @@ pub fn preflight(cors: &Cors, method: &Method, headers: &HeaderMap) -> Option<Pr
             HeaderValue::from_static("true"),
         );
     }
-    out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    // The answer depends on all three request headers: a cache must not reuse it for others.
+    out.insert(header::VARY, PREFLIGHT_VARY);
     Some(Preflight::Allowed(out))
 }
 
@@ -160,10 +165,22 @@ mod tests {
             panic!("allowed")
         };
         assert_eq!(h["access-control-allow-origin"], "https://office.example");
-        assert_eq!(h["access-control-allow-methods"], "GET, POST");
+        assert_eq!(h["access-control-allow-methods"], "POST");
+        assert_eq!(h["access-control-allow-headers"], "Authorization, content-type");
         assert_eq!(h["access-control-max-age"], "600");
         assert_eq!(h["access-control-allow-credentials"], "true");
-        assert_eq!(h["vary"], "Origin");
+        assert_eq!(
+            h["vary"],
+            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+        );
+        let Some(Preflight::Allowed(h)) = ask("https://office.example", "GET", "") else {
+            panic!("allowed")
+        };
+        assert_eq!(h["access-control-allow-methods"], "GET");
+        assert!(
+            h.get("access-control-allow-headers").is_none(),
+            "none asked, none listed"
+        );
         assert!(matches!(ask("https://evil.example", "GET", ""), Some(Preflight::Denied(m)) if m.contains("origin")));
         assert!(
             matches!(ask("https://office.example", "DELETE", ""), Some(Preflight::Denied(m)) if m.contains("DELETE"))

@@ -59,6 +59,10 @@ pub enum Error {
     Forbidden(String),
     /// Time-bound tokens cannot be checked: the clock is known to be unset (503).
     ClockUnsynced,
+    /// No endpoint takes the path as it is, but KrakenD's router would redirect it to one
+    /// (trailing slash, `//`, letter case): the `Location`, and whether the request was a GET
+    /// (301; anything else keeps its method with 307).
+    Redirect { location: http::HeaderValue, get: bool },
 }
 
 impl From<crate::auth::Denied> for Error {
@@ -111,6 +115,8 @@ impl Error {
             Error::Endpoint(EndpointError::Unavailable(..)) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Redirect { get: true, .. } => StatusCode::MOVED_PERMANENTLY,
+            Error::Redirect { get: false, .. } => StatusCode::TEMPORARY_REDIRECT,
         }
     }
 
@@ -147,6 +153,7 @@ impl Error {
                 | Error::Unauthenticated(_)
                 | Error::Forbidden(_)
                 | Error::ClockUnsynced
+                | Error::Redirect { .. }
         )
     }
 
@@ -202,6 +209,9 @@ impl Error {
                 "the clock is not synchronised yet: tokens cannot be checked (gatelet/jwt.unsynced_clock)".into()
             }
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
+            Error::Redirect { location, .. } => {
+                format!("moved to {}", String::from_utf8_lossy(location.as_bytes()))
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! 1. [`preflight`]: a CORS preflight is answered before anything else;
 //! 2. [`read`]: framing checks, then the whole body, bounded in size and time;
 //! 3. [`builtins`]: `/__health`, `/__stats`, `/__fleet/health`, the dashboard, debug, echo;
-//! 4. [`route`]: `(method, path)` to an endpoint and its parameters;
+//! 4. [`route`]: `(method, path)` to an endpoint and its parameters, or to KrakenD's (gin's)
+//!    redirect for a path that is one slash or letter case away from an endpoint;
 //! 5. [`authenticate`]: API keys, then JWT (before any rate limit spends a token);
 //! 6. [`limit`]: the client's bucket, then the endpoint's;
 //! 7. [`call`]: the endpoint's backends (`endpoint`, `backend`);
@@ -106,9 +107,14 @@ async fn journey(
     if let Some(answer) = builtins::answer(gw, parts, &body).await {
         return answer;
     }
-    let (index, params) = route(gw, parts)?;
+    let path = match gw.config.router.remove_extra_slash {
+        true => crate::router::clean_path(parts.uri.path()),
+        false => std::borrow::Cow::Borrowed(parts.uri.path()),
+    };
+    let (index, params) = route(gw, parts, &path)?;
     matched.set(Some(index));
-    if let Some(p) = params.iter().find(|p| **p == "." || **p == "..") {
+    let encoded = |p: &str| gw.config.router.reject_encoded_params && encoded_twice(p);
+    if let Some(p) = params.iter().find(|p| dot_segment(p) || encoded(p)) {
         return Err(Error::BadPathParam((*p).to_string()));
     }
     let (propagated, vars) = authenticate(gw, index, peer, parts)?;
@@ -177,14 +183,64 @@ async fn read(parts: &Parts, mut body: Incoming, timeouts: &limits::Timeouts) ->
     }
 }
 
-/// Step 4: the endpoint and its `{param}` values. (A parameter that would change the backend
-/// path, `.` or `..`, is refused right after, once the request counts as the endpoint's.)
-fn route<'p>(gw: &Gateway, parts: &'p Parts) -> Result<(usize, Vec<&'p str>), Error> {
-    match gw.router.route(&parts.method, parts.uri.path()) {
-        Match::Found { endpoint, params } => Ok((endpoint, params)),
-        Match::MethodNotAllowed(allow) => Err(Error::MethodNotAllowed(allow)),
-        Match::NotFound => Err(Error::NotFound),
+/// Step 4: the endpoint and its `{param}` values for `path` (the request's, cleaned under
+/// `remove_extra_slash`). A path no endpoint takes but one slash or letter case away from one
+/// is redirected there, as KrakenD's router does, before any 405 or 404. (A parameter that
+/// would change the backend path, `.` or `..` even percent-encoded, or one encoded twice, is
+/// refused right after, once the request counts as the endpoint's.)
+fn route<'p>(gw: &Gateway, parts: &Parts, path: &'p str) -> Result<(usize, Vec<&'p str>), Error> {
+    let miss = match gw.router.route(&parts.method, path) {
+        Match::Found { endpoint, params } => return Ok((endpoint, params)),
+        Match::MethodNotAllowed(allow) => Error::MethodNotAllowed(allow),
+        Match::NotFound => Error::NotFound,
+    };
+    let options = &gw.config.router;
+    let fixed = gw.router.fixed_path(
+        &parts.method,
+        path,
+        options.redirect_trailing_slash,
+        options.redirect_fixed_path,
+    );
+    let location = fixed.and_then(|p| {
+        let target = match parts.uri.query() {
+            Some(q) => [p.as_str(), "?", q].concat(),
+            None => p,
+        };
+        HeaderValue::try_from(target).ok()
+    });
+    Err(match location {
+        Some(location) => Error::Redirect {
+            location,
+            get: parts.method == http::Method::GET,
+        },
+        None => miss,
+    })
+}
+
+/// A parameter that is `.` or `..`, literally or percent-encoded (`%2e%2E`): sent to a backend
+/// it would change the path.
+fn dot_segment(param: &str) -> bool {
+    match param {
+        "." | ".." => true,
+        p if p.len() <= 6 && p.contains('%') => {
+            let lower = p.to_ascii_lowercase().replace("%2e", ".");
+            lower == "." || lower == ".."
+        }
+        _ => false,
     }
+}
+
+/// A parameter KrakenD's router refuses unless `disable_path_decoding`: once decoded it still
+/// holds a percent sign (`%252F` decodes to `%2F`), or it is not valid percent-encoding.
+fn encoded_twice(param: &str) -> bool {
+    let b = param.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !matches!(
+                (b.get(i + 1), b.get(i + 2)),
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() && !(*h == b'2' && *l == b'5')
+            )
+    })
 }
 
 /// Headers from claims, and the values of the endpoint's per-request placeholders.

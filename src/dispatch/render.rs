@@ -1,6 +1,7 @@
 //! Step 8 of the journey: responses from data. An endpoint's merged answer per
-//! `output_encoding`, JSON error bodies with their headers, `RateLimit-*`, sensor writes and
-//! passed-through answers. Pure functions from data to `Response`.
+//! `output_encoding`, error bodies with their headers (JSON, but KrakenD's plain-text 404 and
+//! 405 and its redirects), `RateLimit-*`, sensor writes and passed-through answers. Pure
+//! functions from data to `Response`.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -16,6 +17,7 @@ use crate::limiter::bucket::ceil_secs;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 /// `X-Gatelet-Completed`: whether every backend answered in time.
 pub const COMPLETED: http::HeaderName = http::HeaderName::from_static("x-gatelet-completed");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
@@ -77,10 +79,55 @@ pub fn cache_control(headers: &mut HeaderMap, endpoint: &Endpoint, complete: boo
     }
 }
 
-/// The JSON error answer for `error`.
+/// The answer for `error`: a JSON `{"error": ...}` document, except KrakenD's (gin's) plain
+/// `404 page not found` and `405 method not allowed` and its redirects.
 pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
-    let body = json!({ "error": error.message(return_error_msg) });
-    let mut r = json(error.status(), serde_json::to_vec(&body).unwrap_or_default());
+    let mut r = match error {
+        Error::NotFound => response(error.status(), TEXT, &b"404 page not found"[..]),
+        Error::MethodNotAllowed(_) => response(error.status(), TEXT, &b"405 method not allowed"[..]),
+        Error::Redirect { location, get } => redirect(error.status(), location, *get),
+        _ => {
+            let body = json!({ "error": error.message(return_error_msg) });
+            json(error.status(), serde_json::to_vec(&body).unwrap_or_default())
+        }
+    };
+    decorate_error(error, &mut r);
+    r
+}
+
+/// Go's `http.Redirect`, which KrakenD's router answers with: `Location`, and for a GET a
+/// small HTML body linking to it.
+fn redirect(status: StatusCode, location: &HeaderValue, get: bool) -> Response<Body> {
+    let mut r = match get {
+        true => {
+            let mut html = String::with_capacity(location.len() + 40);
+            html.push_str("<a href=\"");
+            for ch in String::from_utf8_lossy(location.as_bytes()).chars() {
+                match ch {
+                    '&' => html.push_str("&amp;"),
+                    '<' => html.push_str("&lt;"),
+                    '>' => html.push_str("&gt;"),
+                    '"' => html.push_str("&#34;"),
+                    '\'' => html.push_str("&#39;"),
+                    c => html.push(c),
+                }
+            }
+            html.push_str("\">Moved Permanently</a>.\n\n");
+            response(status, HTML, html)
+        }
+        false => {
+            let mut r = Response::new(Body::full(Bytes::new()));
+            *r.status_mut() = status;
+            r
+        }
+    };
+    r.headers_mut().insert(header::LOCATION, location.clone());
+    r
+}
+
+/// The headers every error answer carries: `X-Gatelet-Completed: false`, and per error
+/// `Allow`, `Retry-After`, `WWW-Authenticate`, `RateLimit-*`, `Connection: close`.
+fn decorate_error(error: &Error, r: &mut Response<Body>) {
     let headers = r.headers_mut();
     headers.insert(COMPLETED, FALSE);
     if let Error::MethodNotAllowed(allow) = error
@@ -103,7 +150,6 @@ pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
     if error.closes() {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    r
 }
 
 /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds until the
