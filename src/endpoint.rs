@@ -1,7 +1,9 @@
 //! Runs one endpoint: calls all its backends concurrently under the endpoint's one deadline
 //! and merges what arrived in config order, streams a `no-op` backend's answer through, or
 //! writes a request body to a sensor. A slow backend never delays the answer past the
-//! deadline: it is cancelled and the answer is marked incomplete.
+//! deadline: it is cancelled and the answer is marked incomplete. A backend's error status
+//! may reach the client (`backend/http`): reported in the answer (`return_error_details`) or
+//! as the endpoint's status when nothing else answered (`return_error_code`).
 
 use std::fmt;
 use std::time::Instant;
@@ -13,7 +15,7 @@ use crate::backend::{Backend, CallError, Inbound, Source};
 use crate::config::Endpoint;
 use crate::gateway::Gateway;
 use crate::merge;
-use crate::proxy::Streaming;
+use crate::proxy::{ErrorReply, Streaming, UpstreamError};
 use crate::runtime::{self, LocalFuture};
 use crate::sensor::run::WriteError;
 
@@ -28,14 +30,18 @@ pub enum EndpointError {
     Unavailable(Vec<String>, u64),
     /// The request body cannot be written to a sensor (empty, not one line, too long).
     BadWrite(String),
+    /// No backend answered, and one with `backend/http.return_error_code` failed with this
+    /// error status: the client gets it.
+    Status(Vec<String>, Box<ErrorReply>),
 }
 
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EndpointError::Failed(d) | EndpointError::Timeout(d) | EndpointError::Unavailable(d, _) => {
-                f.write_str(&d.join("; "))
-            }
+            EndpointError::Failed(d)
+            | EndpointError::Timeout(d)
+            | EndpointError::Unavailable(d, _)
+            | EndpointError::Status(d, _) => f.write_str(&d.join("; ")),
             EndpointError::BadWrite(why) => f.write_str(why),
         }
     }
@@ -130,8 +136,16 @@ pub async fn aggregate(
     // Seconds until the soonest sensor retry, while every failure is a sensor's.
     let mut sensor_retry: Option<u64> = None;
     let mut other_failure = false;
+    // The first error status of a `return_error_code` backend, in config order.
+    let mut forwarded: Option<Box<ErrorReply>> = None;
     for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
         match result {
+            Some(Err(CallError::Detailed(status, part))) => {
+                gw.metrics.backend_failed(index, i, false);
+                problems.push(format!("backend {i} ({}): status {status}", backend.url_pattern));
+                merge::merge(&mut data, part);
+                succeeded += 1;
+            }
             Some(Ok(part)) => {
                 // A fan-out with failed members is an answer, but not a complete one.
                 if let Some(Value::Object(failed)) = part.get("_errors") {
@@ -153,6 +167,10 @@ pub async fn aggregate(
                 match &e {
                     CallError::Sensor(_, retry) => {
                         sensor_retry = Some(sensor_retry.map_or(*retry, |r| r.min(*retry)));
+                    }
+                    CallError::Upstream(UpstreamError::Status(reply)) if backend.return_error_code => {
+                        other_failure = true;
+                        forwarded.get_or_insert_with(|| reply.clone());
                     }
                     _ => other_failure = true,
                 }
@@ -181,15 +199,15 @@ pub async fn aggregate(
         endpoint.path,
         problems.join("; ")
     );
-    Err(
-        if let (Some(retry), false, false) = (sensor_retry, other_failure, timed_out) {
-            EndpointError::Unavailable(problems, retry)
-        } else if timed_out {
-            EndpointError::Timeout(problems)
-        } else {
-            EndpointError::Failed(problems)
-        },
-    )
+    Err(if let Some(reply) = forwarded {
+        EndpointError::Status(problems, reply)
+    } else if let (Some(retry), false, false) = (sensor_retry, other_failure, timed_out) {
+        EndpointError::Unavailable(problems, retry)
+    } else if timed_out {
+        EndpointError::Timeout(problems)
+    } else {
+        EndpointError::Failed(problems)
+    })
 }
 
 /// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers

@@ -23,6 +23,7 @@ use super::{ConfigError, duration};
 use crate::auth::apikey::{self, ApiKeys};
 
 mod backend;
+mod backend_http;
 mod check;
 mod endpoint;
 mod qos;
@@ -30,6 +31,7 @@ mod security;
 
 pub use backend::host;
 use backend::*;
+use backend_http::*;
 #[cfg(feature = "tls")]
 pub use check::TlsFiles;
 use check::*;

@@ -1,6 +1,7 @@
 //! Step 8 of the journey: responses from data. An endpoint's merged answer per
-//! `output_encoding`, JSON error bodies with their headers, `RateLimit-*`, sensor writes and
-//! passed-through answers. Pure functions from data to `Response`.
+//! `output_encoding`, JSON error bodies with their headers (a backend's own error status and
+//! body under `return_error_code`), `RateLimit-*`, sensor writes and passed-through answers.
+//! Pure functions from data to `Response`.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -77,8 +78,22 @@ pub fn cache_control(headers: &mut HeaderMap, endpoint: &Endpoint, complete: boo
     }
 }
 
-/// The JSON error answer for `error`.
+/// The JSON error answer for `error`; a backend's status forwarded by `return_error_code` is
+/// answered as KrakenD answers it, with no body, or with the backend's body and
+/// `Content-Type` under the router's `return_error_msg`.
 pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
+    if let Error::Endpoint(crate::endpoint::EndpointError::Status(_, reply)) = error {
+        let mut r = Response::new(Body::full(match return_error_msg {
+            true => reply.body.clone(),
+            false => Bytes::new(),
+        }));
+        *r.status_mut() = error.status();
+        if return_error_msg && let Some(ct) = &reply.content_type {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+        }
+        r.headers_mut().insert(COMPLETED, FALSE);
+        return r;
+    }
     let body = json!({ "error": error.message(return_error_msg) });
     let mut r = json(error.status(), serde_json::to_vec(&body).unwrap_or_default());
     let headers = r.headers_mut();
