@@ -423,11 +423,12 @@ fn validator(flags: u8) -> Validator {
 }
 
 fn signed(header: &[u8], claims: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
     let signed = format!("{}.{}", b64url(header), b64url(claims));
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET).expect("HMAC takes any key");
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, JWT_SECRET);
+    format!(
+        "{signed}.{}",
+        b64url(ring::hmac::sign(&key, signed.as_bytes()).as_ref())
+    )
 }
 
 fn carrying(v: &Validator, token: &str) -> HeaderMap {
@@ -570,7 +571,6 @@ pub const HTTP_API_KEY: &str = "fuzz-key";
 /// [`HTTP_CONFIG`] served, with its JWK set and sensor file written to a fresh directory under
 /// the system's temporary directory.
 pub fn http_server() -> Result<Server, Vec<ConfigError>> {
-    use sha2::Digest;
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("gatelet-fuzz-{}-{n}", std::process::id()));
@@ -581,7 +581,8 @@ pub fn http_server() -> Result<Server, Vec<ConfigError>> {
     let k = b64url(HTTP_JWT_SECRET);
     std::fs::write(&jwks, format!(r#"{{"keys": [{{"kty": "oct", "k": "{k}"}}]}}"#)).map_err(fail)?;
     std::fs::write(&sensor, "speed=42\nfuel: 73 %\n").map_err(fail)?;
-    let key: String = sha2::Sha256::digest(HTTP_API_KEY.as_bytes())
+    let key: String = ring::digest::digest(&ring::digest::SHA256, HTTP_API_KEY.as_bytes())
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

@@ -4,6 +4,7 @@
 //! limit (auth, then the client bucket, then the endpoint bucket).
 
 pub mod apikey;
+mod curves;
 pub mod jwt;
 
 /// Why a request is not let through.

@@ -148,12 +148,10 @@ where
         if !retryable || attempt >= attempts {
             return result;
         }
-        // Full jitter: uniform in [0, backoff], from a cheap per-call mix of the clock.
-        let mut x = clock.now() | 1;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let pause = Duration::from_nanos(x % (backoff.as_nanos() as u64 + 1));
+        // Full jitter: uniform in [0, backoff], seeded from the clock (fastrand without its
+        // std feature has no global generator).
+        let mut rng = fastrand::Rng::with_seed(clock.now());
+        let pause = Duration::from_nanos(rng.u64(0..=u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX)));
         if Instant::now() + pause >= deadline {
             return result;
         }

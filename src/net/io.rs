@@ -3,7 +3,8 @@
 //!
 //! Owns: the server-side clock of one connection ([`Watch`]): idle keep-alive, "whole head
 //! within N s of its first byte" (slowloris), response write stalls; and feeding every byte
-//! read to the request stream scan. Reads go straight into hyper's uninitialised buffer, and
+//! read to the request stream scan, which may hold back the bytes from a chunked-framing error
+//! on (hyper's next read then fails). Reads go straight into hyper's uninitialised buffer, and
 //! tokio's reactor skips the read system call after a short read (the socket is drained). The
 //! deadline timers are polled only when a read or write has to wait, so they cost nothing
 //! while the socket keeps up. Never blocks, never allocates per read or write.
@@ -112,10 +113,11 @@ impl Watch {
     }
 
     /// Bytes a connection adapter (plain [`Io`] or TLS) just read: all of them are scanned,
-    /// and the first byte after an idle spell starts the whole-head deadline.
-    pub fn received(&self, bytes: &[u8], now: Instant) {
+    /// and the first byte after an idle spell starts the whole-head deadline. Returns how many
+    /// of them hyper may have (see [`scan::Stream::feed`]).
+    pub fn received(&self, bytes: &[u8], now: Instant) -> usize {
         let mut scan = self.scan.get();
-        scan.feed(bytes);
+        let passed = scan.feed(bytes);
         self.scan.set(scan);
         if self.phase.get() == Phase::Idle && !bytes.is_empty() {
             // Not extended by later bytes: a client sending one byte a second still has to
@@ -123,6 +125,18 @@ impl Watch {
             self.phase.set(Phase::Head);
             self.read_deadline.set(Some(now + self.timeouts.head));
         }
+        passed
+    }
+
+    /// Whether the scan refused a request line's method as too long (see
+    /// [`scan::Stream::bad_method`]).
+    pub fn bad_method(&self) -> bool {
+        self.scan.get().bad_method()
+    }
+
+    /// Whether the request stream broke chunked framing: every read from now on fails.
+    pub fn refused(&self) -> bool {
+        self.scan.get().refused()
     }
 }
 
@@ -214,20 +228,37 @@ fn timed_out(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, what)
 }
 
+fn refused() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "chunked framing outside RFC 9112")
+}
+
 impl<S: AsyncRead + Unpin> Read for Io<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, mut buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.watch.as_ref().is_some_and(|w| w.refused()) {
+            return Poll::Ready(Err(refused()));
+        }
         // SAFETY: the `ReadBuf` only ever initialises bytes of the slice (never de-initialises
-        // them), and the cursor is advanced by exactly the number of bytes it reports filled.
+        // them), and the cursor is advanced by at most the number of bytes it reports filled.
         let n = unsafe {
             let mut tbuf = tokio::io::ReadBuf::uninit(buf.as_mut());
             match Pin::new(&mut this.inner).poll_read(cx, &mut tbuf) {
                 Poll::Ready(Ok(())) => {
-                    let filled = tbuf.filled();
-                    if let Some(w) = &this.watch {
-                        w.received(filled, Instant::now());
+                    let filled = tbuf.filled_mut();
+                    match &this.watch {
+                        Some(w) => match w.received(filled, Instant::now()) {
+                            // A method longer than any: hyper sees a byte no method holds
+                            // where the excess starts, and answers 400.
+                            passed if w.bad_method() && passed < filled.len() => {
+                                filled[passed] = 0;
+                                passed + 1
+                            }
+                            // Bytes from a chunked-framing error on never reach hyper.
+                            0 if !filled.is_empty() => return Poll::Ready(Err(refused())),
+                            passed => passed,
+                        },
+                        None => filled.len(),
                     }
-                    filled.len()
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {

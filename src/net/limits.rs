@@ -9,6 +9,9 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const MAX_READ_BUF: usize = MAX_HEAD_BYTES;
 /// Request target length. RFC 9112 §3 asks servers to support at least 8000. Over it: 414.
 pub const MAX_TARGET_BYTES: usize = 8000;
+/// Request method. The longest registered one (`UPDATEREDIRECTREF`) has 17 bytes; a longer
+/// token is a bad request line (400 + close), not a head too large (431).
+pub const MAX_METHOD_BYTES: usize = 32;
 /// Header count. Envoy/hyper use 100; a bus API needs few. Over it: 431 + close.
 pub const MAX_HEADERS: usize = 64;
 /// Request body. Bounded memory on a 512 MiB Pi. Over it: 413 + close.

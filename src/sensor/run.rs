@@ -553,7 +553,8 @@ struct Backoff {
     min: Duration,
     max: Duration,
     current: Duration,
-    rng: u64,
+    /// Jitter only needs to spread a fleet's reconnects, not be unpredictable.
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -562,7 +563,7 @@ impl Backoff {
             min,
             max,
             current: min,
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -571,12 +572,8 @@ impl Backoff {
     }
 
     fn next(&mut self) -> Duration {
-        // xorshift64: jitter only needs to spread a fleet's reconnects, not be unpredictable.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
         let d = self.current.as_nanos() as u64;
-        let wait = d / 2 + self.rng % (d / 2 + 1);
+        let wait = d / 2 + self.rng.u64(..=d / 2);
         self.current = (self.current * 2).min(self.max);
         Duration::from_nanos(wait)
     }
@@ -738,5 +735,32 @@ fn read_file(sensor: &Sensor, path: &std::path::Path, clock: Clock) {
             });
         }
         _ => sensor.ingest(&bytes, now, wall),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_waits_are_jittered_within_half_to_whole_and_double_to_the_max() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1600));
+        let mut b = Backoff::new(min, max, 7);
+        for round in 0..3 {
+            let mut d = min;
+            let mut waits = Vec::new();
+            for _ in 0..8 {
+                let w = b.next();
+                assert!(d / 2 <= w && w <= d, "{w:?} outside [{:?}, {d:?}]", d / 2);
+                waits.push(w);
+                d = (d * 2).min(max);
+            }
+            let at_max = &waits[4..];
+            assert!(
+                at_max.iter().any(|w| *w != at_max[0]),
+                "jittered, round {round}: {waits:?}"
+            );
+            b.reset();
+        }
     }
 }

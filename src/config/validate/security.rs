@@ -165,6 +165,14 @@ pub(super) fn jwt_validator(
     }
     let text = |c: &mut Checker, n: &Node, p: &str| c.nonempty(n, p).map(str::to_string);
     let audience = obj.string_list(c, "audience", &[]);
+    if audience.as_ref().is_some_and(Vec::is_empty) {
+        c.warn(
+            node.pos,
+            path,
+            "no audience: tokens that carry an aud claim will be refused (RFC 7519 4.1.3; KrakenD \
+             accepts them); set audience to this service's name in the tokens",
+        );
+    }
     let issuer = obj.optional(c, "issuer", None, |c, n, p| text(c, n, p).map(Some));
     let roles = obj.string_list(c, "roles", &[]);
     let roles_key = obj.optional(c, "roles_key", "roles".to_string(), text);
