@@ -16,7 +16,7 @@ use crate::backend::{Backend, CallError, Inbound, Source};
 use crate::config::{Endpoint, Var};
 use crate::gateway::Gateway;
 use crate::merge;
-use crate::proxy::Streaming;
+use crate::proxy::{ErrorReply, Streaming, UpstreamError};
 use crate::runtime::{self, LocalFuture};
 use crate::sensor::run::WriteError;
 
@@ -31,14 +31,18 @@ pub enum EndpointError {
     Unavailable(Vec<String>, u64),
     /// The request body cannot be written to a sensor (empty, not one line, too long).
     BadWrite(String),
+    /// No backend answered, and one with `backend/http.return_error_code` failed with this
+    /// error status: the client gets it.
+    Status(Vec<String>, Box<ErrorReply>),
 }
 
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EndpointError::Failed(d) | EndpointError::Timeout(d) | EndpointError::Unavailable(d, _) => {
-                f.write_str(&d.join("; "))
-            }
+            EndpointError::Failed(d)
+            | EndpointError::Timeout(d)
+            | EndpointError::Unavailable(d, _)
+            | EndpointError::Status(d, _) => f.write_str(&d.join("; ")),
             EndpointError::BadWrite(why) => f.write_str(why),
         }
     }
@@ -216,6 +220,8 @@ struct Merged {
     /// Seconds until the soonest sensor retry, while every failure is a sensor's.
     sensor_retry: Option<u64>,
     other_failure: bool,
+    /// The first error status of a `return_error_code` backend, in config order.
+    forwarded: Option<Box<ErrorReply>>,
 }
 
 impl Merged {
@@ -223,6 +229,14 @@ impl Merged {
     fn add(&mut self, gw: &Gateway, index: usize, i: usize, result: Option<Result<Map<String, Value>, CallError>>) {
         let backend = &gw.config.endpoints[index].backends[i];
         match result {
+            Some(Err(CallError::Detailed(status, part))) => {
+                gw.metrics.backend_failed(index, i, false);
+                self.failed = true;
+                self.problems
+                    .push(format!("backend {i} ({}): status {status}", backend.url_pattern));
+                merge::merge(&mut self.data, part);
+                self.succeeded += 1;
+            }
             Some(Ok(part)) => {
                 // A fan-out with failed members is an answer, but not a complete one.
                 if let Some(Value::Object(failed)) = part.get("_errors") {
@@ -246,6 +260,10 @@ impl Merged {
                 match &e {
                     CallError::Sensor(_, retry) => {
                         self.sensor_retry = Some(self.sensor_retry.map_or(*retry, |r| r.min(*retry)));
+                    }
+                    CallError::Upstream(UpstreamError::Status(reply)) if backend.return_error_code => {
+                        self.other_failure = true;
+                        self.forwarded.get_or_insert_with(|| reply.clone());
                     }
                     _ => self.other_failure = true,
                 }
@@ -296,15 +314,15 @@ impl Merged {
             self.problems.join("; ")
         );
         let problems = self.problems;
-        Err(
-            if let (Some(retry), false, false) = (self.sensor_retry, self.other_failure, self.timed_out) {
-                EndpointError::Unavailable(problems, retry)
-            } else if self.timed_out {
-                EndpointError::Timeout(problems)
-            } else {
-                EndpointError::Failed(problems)
-            },
-        )
+        Err(if let Some(reply) = self.forwarded {
+            EndpointError::Status(problems, reply)
+        } else if let (Some(retry), false, false) = (self.sensor_retry, self.other_failure, self.timed_out) {
+            EndpointError::Unavailable(problems, retry)
+        } else if self.timed_out {
+            EndpointError::Timeout(problems)
+        } else {
+            EndpointError::Failed(problems)
+        })
     }
 }
 

@@ -105,7 +105,7 @@ async fn ask_all(fleet: &Members, backends: &[Vec<Backend>], now: Nanos) -> Valu
                     *req.headers_mut() = headers.clone();
                     req
                 };
-                let result = proxy::fetch(&member.pool, &build, deadline)
+                let result = proxy::fetch(&member.pool, &build, None, deadline)
                     .await
                     .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null));
                 (start.elapsed().as_millis() as u64, result)
@@ -137,7 +137,7 @@ async fn ask_all(fleet: &Members, backends: &[Vec<Backend>], now: Nanos) -> Valu
             }
             Some((latency, Err(UpstreamError::Status(s)))) => {
                 degraded += 1;
-                json!({"status": "degraded", "latency_ms": latency, "error": format!("status {s}")})
+                json!({"status": "degraded", "latency_ms": latency, "error": format!("status {}", s.status)})
             }
             Some((_, Err(e))) => {
                 unreachable += 1;

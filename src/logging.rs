@@ -126,9 +126,12 @@ impl Logger {
                     line.push_str(&now());
                     line.push(' ');
                 }
+                // Under journald the `<N>` priority already says the level.
+                let level = if journal { "" } else { level_name(record.level()) };
+                let sep = if journal { "" } else { " " };
                 let _ = std::fmt::Write::write_fmt(
                     &mut line,
-                    format_args!("{} {}: {}", level_name(record.level()), record.target(), record.args()),
+                    format_args!("{level}{sep}{}: {}", record.target(), record.args()),
                 );
             }
             Format::Logstash => {

@@ -103,7 +103,7 @@ pub async fn fan_out(
                 let key = || format!("{}{uri}", member.authority.to_str().unwrap_or(""));
                 let credentials = backend.template.sends_credentials(inbound);
                 let body = qos::cached(backend.cache.as_ref(), credentials, backend.clock, key, || {
-                    proxy::fetch(&member.pool, &build, deadline)
+                    proxy::fetch(&member.pool, &build, None, deadline)
                 })
                 .await?;
                 if let Some(p) = &probe {

@@ -23,7 +23,7 @@ use crate::config::{self, Endpoint};
 use crate::limiter::Shared;
 use crate::merge::{self, Shape};
 use crate::proxy::pool::Pool;
-use crate::proxy::{self, Streaming, UpstreamError, Upstreams};
+use crate::proxy::{self, ErrorReply, Follow, RedirectHosts, Streaming, UpstreamError, Upstreams};
 use crate::sensor::run::Sensor;
 use crate::time::{Clock, Nanos};
 use fanout::{FanOut, Members};
@@ -72,6 +72,9 @@ pub enum CallError {
     AllMembersFailed(usize),
     /// A `url_pattern` placeholder has no value (what is missing): the call was not made.
     MissingValue(String),
+    /// The backend answered with an error status, reported as data under `error_<name>`
+    /// (`backend/http.return_error_details`): merged into the answer, which is then incomplete.
+    Detailed(u16, Map<String, Value>),
 }
 
 impl CallError {
@@ -96,6 +99,10 @@ impl fmt::Display for CallError {
             CallError::Decode(e) => write!(f, "bad body: {e}"),
             CallError::AllMembersFailed(n) => write!(f, "request failed: all {n} fleet members failed"),
             CallError::MissingValue(what) => write!(f, "not called: {what}"),
+            CallError::Detailed(status, part) => {
+                let key = part.keys().next().map_or("", String::as_str);
+                write!(f, "status {status} (reported under {key:?})")
+            }
         }
     }
 }
@@ -134,6 +141,30 @@ impl Hosts {
         let i = self.next.get() % (self.rest.len() + 1);
         self.next.set(i.wrapping_add(1));
         if i == 0 { &self.first } else { &self.rest[i - 1] }
+    }
+}
+
+impl RedirectHosts for Hosts {
+    /// A host of the list by its `Host` value (name or address as configured, port 80 when
+    /// absent), or by the address it was resolved to when the redirect names an IP address.
+    fn pool_for(&self, host: &str, port: u16) -> Option<&Rc<Pool>> {
+        let ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok();
+        std::iter::once(&self.first)
+            .chain(&self.rest)
+            .find(|u| {
+                let authority = u.authority.to_str().unwrap_or("");
+                let (name, own_port) = match authority.rsplit_once(':') {
+                    Some((n, p)) if !p.contains(']') => (n, p.parse().unwrap_or(0)),
+                    _ => (authority, 80),
+                };
+                (own_port == port && name.eq_ignore_ascii_case(host))
+                    || ip.is_some_and(|ip| u.pool.addr() == std::net::SocketAddr::new(ip, port))
+            })
+            .map(|u| &u.pool)
     }
 }
 
@@ -325,16 +356,55 @@ impl Backend {
         };
         let key = || format!("{}{uri}", host.authority.to_str().unwrap_or(""));
         let credentials = self.template.sends_credentials(inbound);
+        let follow = self.follow(hosts);
         let body = qos::cached(self.cache.as_ref(), credentials, self.clock, key, || {
             qos::with_retry(self.spec.retry, self.clock, deadline, || {
-                proxy::fetch(&host.pool, &build, deadline)
+                proxy::fetch(&host.pool, &build, follow, deadline)
             })
         })
-        .await?;
+        .await
+        .map_err(|e| self.detailed(e))?;
         if let Some(p) = &probe {
             p.succeeded();
         }
         self.decode(&body, &self.spec.shape)
+    }
+
+    /// How this backend's redirects are followed (`backend/http/client`).
+    fn follow<'h>(&self, hosts: &'h Hosts) -> Option<Follow<'h>> {
+        let redirects = self.spec.redirects;
+        redirects.follow.then_some(Follow {
+            hosts,
+            resend_body: redirects.resend_body,
+        })
+    }
+
+    /// `backend/http.return_error_details`: an error status becomes the backend's data, under
+    /// `error_<name>` as KrakenD writes it (status, body, its `Content-Type`), never shaped.
+    fn detailed(&self, e: CallError) -> CallError {
+        let (Some(name), CallError::Upstream(UpstreamError::Status(reply))) = (&self.spec.return_error_details, &e)
+        else {
+            return e;
+        };
+        let ErrorReply {
+            status,
+            body,
+            content_type,
+        } = &**reply;
+        let mut detail = Map::new();
+        detail.insert("http_status_code".into(), Value::from(*status));
+        if !body.is_empty() {
+            detail.insert("http_body".into(), Value::from(String::from_utf8_lossy(body)));
+        }
+        if let Some(ct) = content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+        {
+            detail.insert("http_body_encoding".into(), Value::from(ct));
+        }
+        let part = Map::from_iter([(format!("error_{name}"), Value::Object(detail))]);
+        CallError::Detailed(*status, part)
     }
 
     /// A body decoded with the backend's `encoding` and cut to `shape`.
@@ -357,7 +427,7 @@ impl Backend {
             let headers = self.template.headers(&host.authority, inbound);
             request::request(&self.spec.method, &uri, headers, &inbound.body)
         };
-        let mut resp = proxy::open(&host.pool, &build, deadline).await?;
+        let mut resp = proxy::open(&host.pool, &build, self.follow(hosts), deadline).await?;
         let names: Vec<HeaderName> = resp
             .headers()
             .keys()

@@ -142,7 +142,7 @@ where
         let result = fetch().await;
         let retryable = match &result {
             Err(UpstreamError::Connect(_) | UpstreamError::Refused | UpstreamError::Http(_)) => true,
-            Err(UpstreamError::Status(s)) => *s >= 500,
+            Err(UpstreamError::Status(s)) => s.status >= 500,
             _ => false,
         };
         if !retryable || attempt >= attempts {

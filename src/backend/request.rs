@@ -1,8 +1,8 @@
 //! Building the request one backend receives from the client's: the `url_pattern` template
 //! with its parameters and per-request values (JWT claims, earlier answers; percent-encoded),
 //! the forwarded query parameters and headers (never the hop-by-hop ones, nor the client's own
-//! copy of a header set from claims), `X-Forwarded-*`, and the body for methods that carry
-//! one. Pure functions, compiled templates; no I/O.
+//! copy of a header set from claims), `X-Forwarded-*` and `User-Agent`, and the body for
+//! methods that carry one. Pure functions, compiled templates; no I/O.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -13,12 +13,15 @@ use super::{CallError, Inbound};
 use crate::config::path::{self, Placeholder};
 use crate::config::{Forward, Var};
 
-/// `User-Agent` sent upstream.
+/// `User-Agent` sent upstream when the client's is not forwarded, and `X-Forwarded-Via` when
+/// it is.
 pub const USER_AGENT_STR: &str = concat!("gatelet/", env!("CARGO_PKG_VERSION"));
 const USER_AGENT: HeaderValue = HeaderValue::from_static(USER_AGENT_STR);
 /// Names built at compile time (a `&str` name is parsed on every insert).
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_VIA: HeaderName = HeaderName::from_static("x-forwarded-via");
+const ZERO: HeaderValue = HeaderValue::from_static("0");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not the message, so
 /// they are never passed on, in either direction.
@@ -237,7 +240,7 @@ impl Template {
         match &self.headers {
             HeaderForward::All => {
                 for (name, value) in inbound.headers {
-                    if never_forwarded(name) || name == header::USER_AGENT {
+                    if never_forwarded(name) {
                         if name.as_str().contains('_') {
                             log::debug!("header {name} not forwarded: a name with '_'");
                         }
@@ -258,7 +261,11 @@ impl Template {
             out.remove(name);
         }
         out.insert(header::HOST, host.clone());
-        if !out.contains_key(header::USER_AGENT) {
+        // KrakenD's rule: the client's User-Agent when it is forwarded, with the gateway named
+        // in X-Forwarded-Via; the gateway's own otherwise.
+        if out.contains_key(header::USER_AGENT) {
+            out.insert(X_FORWARDED_VIA, USER_AGENT);
+        } else {
             out.insert(header::USER_AGENT, USER_AGENT);
         }
         out.insert(X_FORWARDED_FOR, inbound.forwarded_for.clone());
@@ -273,13 +280,18 @@ impl Template {
 }
 
 /// The request itself; built again for a retry. `headers` is built anew for each call
-/// (cheaper than keeping a map to clone for the rare retry).
-pub fn request(method: &Method, uri: &http::Uri, headers: HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
+/// (cheaper than keeping a map to clone for the rare retry). An empty POST, PUT or PATCH says
+/// `Content-Length: 0`, as Go's client (and RFC 9110 §8.6) has it: hyper sends no length for
+/// an empty body, and some servers wait for one or answer 411.
+pub fn request(method: &Method, uri: &http::Uri, mut headers: HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
     let body = if matches!(*method, Method::GET | Method::HEAD) {
         Bytes::new()
     } else {
         body.clone()
     };
+    if body.is_empty() && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        headers.insert(header::CONTENT_LENGTH, ZERO);
+    }
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri.clone();
@@ -417,6 +429,7 @@ mod tests {
         assert_eq!(out.get("x-forwarded-for").unwrap(), "192.0.2.7");
         assert_eq!(out.get("x-forwarded-host").unwrap(), "bus7.example");
         assert_eq!(out.get("user-agent").unwrap(), USER_AGENT);
+        assert!(out.get("x-forwarded-via").is_none());
         let all = template(vec![], Forward::All, Forward::All);
         let out = all.headers(&HeaderValue::from_static("b:1"), &inbound(&[], None, &h));
         assert_eq!(out.get("x-secret").unwrap(), "s");

@@ -429,6 +429,34 @@ pub struct Backend {
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
     pub fleet: bool,
+    /// `extra_config."backend/http".return_error_code`: when no backend of the endpoint
+    /// answered, the client gets this backend's error status (and, with the router's
+    /// `return_error_msg`, its body).
+    pub return_error_code: bool,
+    /// `extra_config."backend/http".return_error_details`: an error status is reported in the
+    /// answer under `error_<name>` instead of failing the backend.
+    pub return_error_details: Option<String>,
+    /// `extra_config."backend/http/client"`: how its redirects are followed.
+    pub redirects: Redirects,
+}
+
+/// A backend's redirects (`backend/http/client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redirects {
+    /// Followed within the backend's hosts (default), or answers like any other
+    /// (`no_redirect: true`).
+    pub follow: bool,
+    /// `send_body_on_redirect` (default true): a 307 or 308 re-sends the request body.
+    pub resend_body: bool,
+}
+
+impl Default for Redirects {
+    fn default() -> Self {
+        Redirects {
+            follow: true,
+            resend_body: true,
+        }
+    }
 }
 
 /// A backend's `qos/circuit-breaker`.

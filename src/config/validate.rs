@@ -25,6 +25,7 @@ use super::{ConfigError, duration};
 use crate::auth::apikey::{self, ApiKeys};
 
 mod backend;
+mod backend_http;
 mod check;
 mod endpoint;
 mod proxy;
@@ -35,6 +36,7 @@ mod telemetry;
 
 pub use backend::host;
 use backend::*;
+use backend_http::*;
 #[cfg(feature = "tls")]
 pub use check::TlsFiles;
 use check::*;

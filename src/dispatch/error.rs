@@ -113,6 +113,9 @@ impl Error {
             Error::Endpoint(EndpointError::Failed(_)) => StatusCode::BAD_GATEWAY,
             Error::Endpoint(EndpointError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Error::Endpoint(EndpointError::Unavailable(..)) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Endpoint(EndpointError::Status(_, reply)) => {
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
             Error::Redirect { get: true, .. } => StatusCode::MOVED_PERMANENTLY,
@@ -189,6 +192,7 @@ impl Error {
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),
+            Error::Endpoint(EndpointError::Status(_, reply)) => format!("backend status {}", reply.status),
             Error::Endpoint(EndpointError::Unavailable(_, retry)) => {
                 format!("sensor data unavailable; retry in {retry} s")
             }

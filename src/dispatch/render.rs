@@ -1,6 +1,7 @@
 //! Step 8 of the journey: responses from data. An endpoint's merged answer per
 //! `output_encoding`, error bodies with their headers (JSON, but KrakenD's plain-text 404 and
-//! 405 and its redirects), `RateLimit-*`, sensor writes and passed-through answers. Pure
+//! 405 and its redirects, and a backend's own error status and body under
+//! `return_error_code`), `RateLimit-*`, sensor writes and passed-through answers. Pure
 //! functions from data to `Response`.
 
 use bytes::Bytes;
@@ -82,6 +83,20 @@ pub fn cache_control(headers: &mut HeaderMap, endpoint: &Endpoint, complete: boo
 /// The answer for `error`: a JSON `{"error": ...}` document, except KrakenD's (gin's) plain
 /// `404 page not found` and `405 method not allowed` and its redirects.
 pub fn error(error: &Error, return_error_msg: bool) -> Response<Body> {
+    if let Error::Endpoint(crate::endpoint::EndpointError::Status(_, reply)) = error {
+        // A backend's status forwarded by `return_error_code`, answered as KrakenD answers it:
+        // no body, or the backend's body and `Content-Type` under `return_error_msg`.
+        let mut r = Response::new(Body::full(match return_error_msg {
+            true => reply.body.clone(),
+            false => Bytes::new(),
+        }));
+        *r.status_mut() = error.status();
+        if return_error_msg && let Some(ct) = &reply.content_type {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+        }
+        r.headers_mut().insert(COMPLETED, FALSE);
+        return r;
+    }
     let mut r = match error {
         Error::NotFound => response(error.status(), TEXT, &b"404 page not found"[..]),
         Error::MethodNotAllowed(_) => response(error.status(), TEXT, &b"405 method not allowed"[..]),

@@ -64,7 +64,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// The most `gatelet/server.max_connections` may say: each connection holds two descriptors
 /// (one kept for the lingering close), and 65 536 is far beyond a Pi's RSS budget anyway.
 pub const MAX_MAX_CONNECTIONS: usize = 65_536;
-/// A backend answer buffered for merging. Bigger ones fail that backend (use `no-op` to stream).
+/// A backend answer buffered for merging, on the wire and again once a gzip body is inflated.
+/// Bigger ones fail that backend (use `no-op` to stream).
 pub const MAX_BACKEND_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Open upstream connections per backend host; excess calls wait within the endpoint deadline.
 /// A naive proxy with one upstream per client peaked at ~60 MB RSS with 1000 clients.

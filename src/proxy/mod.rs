@@ -1,11 +1,14 @@
 //! The upstream HTTP client: one [`pool::Pool`] per backend address, requests under a
-//! deadline, bounded buffered bodies for merging and streamed bodies for `no-op`.
+//! deadline, bounded buffered bodies for merging (asked for in gzip and inflated, [`gzip`]) and
+//! streamed bodies for `no-op`, redirects followed within a backend's hosts ([`redirect`]).
 //!
 //! Owns everything between "this request to that address" and "these bytes came back". It
 //! never decides what a failure means for the client (that is `backend`'s, `endpoint`'s and `dispatch`'s job)
 //! and never waits past the deadline it is given.
 
+pub mod gzip;
 pub mod pool;
+pub mod redirect;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +25,7 @@ use hyper::{Method, Request, Response};
 
 use crate::net::limits;
 use pool::{Lease, Pool};
+pub use redirect::{Follow, RedirectHosts};
 
 /// Why an upstream exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +38,27 @@ pub enum UpstreamError {
     Refused,
     /// The exchange broke (connection reset, malformed response).
     Http(String),
-    /// The backend answered with a non-2xx status.
-    Status(u16),
+    /// The backend answered with a non-2xx status (the answer, read to the end).
+    Status(Box<ErrorReply>),
     /// The backend body was over [`limits::MAX_BACKEND_BODY_BYTES`].
     BodyTooLarge,
+    /// The gzip body inflated to more than [`limits::MAX_BACKEND_BODY_BYTES`].
+    InflatedTooLarge,
+    /// The body's `Content-Encoding` is not one gatelet asked for, or the gzip is corrupt.
+    Encoding(String),
+    /// A redirect that is not followed: why.
+    Redirect(String),
+}
+
+/// A backend answer with a status other than 2xx, body and all (`backend/http` reports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The status.
+    pub status: u16,
+    /// The body, inflated, at most [`limits::MAX_BACKEND_BODY_BYTES`].
+    pub body: Bytes,
+    /// Its `Content-Type`.
+    pub content_type: Option<http::HeaderValue>,
 }
 
 impl fmt::Display for UpstreamError {
@@ -47,8 +68,13 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
             UpstreamError::Refused => f.write_str("connection refused"),
             UpstreamError::Http(e) => write!(f, "request failed: {e}"),
-            UpstreamError::Status(s) => write!(f, "status {s}"),
+            UpstreamError::Status(s) => write!(f, "status {}", s.status),
             UpstreamError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
+            UpstreamError::InflatedTooLarge => {
+                write!(f, "gzip body inflates to over {} bytes", limits::MAX_BACKEND_BODY_BYTES)
+            }
+            UpstreamError::Encoding(e) => f.write_str(e),
+            UpstreamError::Redirect(e) => write!(f, "redirect {e}"),
         }
     }
 }
@@ -122,18 +148,30 @@ async fn exchange(
     }
 }
 
-/// Calls a backend and reads its whole body (bounded); non-2xx is an error.
+/// Calls a backend and reads its whole body (bounded), asking for gzip and inflating it;
+/// non-2xx is an error that carries the answer. Redirects are followed as `follow` says.
 pub async fn fetch(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
+    follow: Option<Follow<'_>>,
     deadline: Instant,
 ) -> Result<Reply, UpstreamError> {
     before(deadline, async {
-        let (resp, lease) = exchange(pool, build, deadline).await?;
+        let build = || {
+            let mut req = build();
+            req.headers_mut().insert(http::header::ACCEPT_ENCODING, gzip::ACCEPT);
+            req
+        };
+        let (resp, lease) = redirect::exchange_following(pool, &build, follow, deadline).await?;
         let status = resp.status();
         let headers = resp.headers();
         let cache_control = headers.get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
-        let freshness = crate::cache::Freshness::of(cache_control, headers.contains_key(http::header::VARY));
+        let freshness = crate::cache::Freshness::of(cache_control, varies(headers));
+        let coding = gzip::coding(headers.get(http::header::CONTENT_ENCODING))?;
+        let content_type = match status.is_success() {
+            true => None,
+            false => headers.get(http::header::CONTENT_TYPE).cloned(),
+        };
         let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
             .collect()
             .await
@@ -146,22 +184,45 @@ pub async fn fetch(
             })?
             .to_bytes();
         lease.release();
+        let body = match coding {
+            gzip::Coding::Gzip if !body.is_empty() => gzip::inflate(&body, limits::MAX_BACKEND_BODY_BYTES)?,
+            _ => body,
+        };
         if !status.is_success() {
-            return Err(UpstreamError::Status(status.as_u16()));
+            return Err(UpstreamError::Status(Box::new(ErrorReply {
+                status: status.as_u16(),
+                body,
+                content_type,
+            })));
         }
         Ok(Reply { body, freshness })
     })
     .await
 }
 
-/// Calls a backend and returns its response with the body still streaming (`no-op`). The head
-/// must arrive by `deadline`; so must the rest of the body, or the stream ends with an error.
+/// Whether the answer varies with more than `Accept-Encoding`: every merged call sends the
+/// same `Accept-Encoding: gzip` and keeps the inflated body, so `Vary: Accept-Encoding` alone
+/// does not make the cached body wrong for another client.
+fn varies(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str().map_or(true, |v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|name| !name.is_empty() && !name.eq_ignore_ascii_case("accept-encoding"))
+        })
+    })
+}
+
+/// Calls a backend and returns its response with the body still streaming (`no-op`), its
+/// `Content-Encoding` untouched; redirects are followed as `follow` says. The head must arrive
+/// by `deadline`; so must the rest of the body, or the stream ends with an error.
 pub async fn open(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
+    follow: Option<Follow<'_>>,
     deadline: Instant,
 ) -> Result<Response<Streaming>, UpstreamError> {
-    let (resp, lease) = before(deadline, exchange(pool, build, deadline)).await?;
+    let (resp, lease) = before(deadline, redirect::exchange_following(pool, build, follow, deadline)).await?;
     Ok(resp.map(|body| Streaming {
         body,
         lease: Some(lease),

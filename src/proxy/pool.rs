@@ -90,6 +90,11 @@ impl Pool {
         })
     }
 
+    /// The address it connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// One more connection or slot is free: wake one more waiter (not one already woken).
     fn wake_one(&self) {
         // With nobody waiting, `notify_one` would store a permit for the next waiter: harmless

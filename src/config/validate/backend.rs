@@ -235,6 +235,11 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let mut sensor = None;
     let mut fleet = false;
     let mut flatmap = None;
+    let (mut return_error_code, mut return_error_details) = (false, None);
+    let mut redirects = Redirects::default();
+    // Where `backend/http` or `backend/http/client` is written: neither applies to a sensor
+    // or a fleet fan-out.
+    let mut http_at: Vec<(Pos, String)> = Vec::new();
     if let Some((n, p)) = obj.take("extra_config")
         && let Some(mut extra) = c.object(n, &p)
     {
@@ -311,7 +316,21 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                 );
             }
         }
+        if let Some((n, p)) = extra.take("backend/http") {
+            (return_error_code, return_error_details) = backend_http(c, n, &p, ctx.output);
+            http_at.push((n.pos, p));
+        }
+        if let Some((n, p)) = extra.take("backend/http/client") {
+            redirects = http_client(c, n, &p);
+            http_at.push((n.pos, p));
+        }
         unsupported_namespaces(c, &mut extra);
+    }
+    if sensor.is_some() || fleet {
+        let what = if fleet { "gatelet/fleet" } else { "gatelet/sensor" };
+        for (pos, p) in &http_at {
+            c.error(*pos, p, format!("has no effect on a \"{what}\" backend"));
+        }
     }
     if let Some(sensor) = sensor {
         for key in ["host", "url_pattern", "encoding", "sd", "method"] {
@@ -347,6 +366,9 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             retry,
             sensor: Some(sensor),
             fleet: false,
+            return_error_code,
+            return_error_details,
+            redirects,
         });
     }
     let mut hosts = match obj.take("host") {
@@ -431,6 +453,9 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         retry,
         sensor: None,
         fleet,
+        return_error_code,
+        return_error_details,
+        redirects,
         hosts: hosts?,
         url_pattern: url?,
         method: method?,
