@@ -42,8 +42,9 @@ depends_of() {
     (IFS=,; echo "${deps[*]}" | sed 's/,/, /g')
 }
 
-# Rewrites a .deb's Architecture and Depends (cargo-deb names armv5te's architecture armel and
-# cannot read a cross binary's dependencies).
+# Rewrites a .deb's Architecture and Depends: cargo-deb names armv5te's architecture armel, and
+# for a cross build it writes what the cross libc package says (libc6:arm64 (>= 2.36)), not what
+# the binary needs.
 set_control() {
     local deb=$1 arch=$2 depends=$3 work
     work=$(mktemp -d)
@@ -86,7 +87,7 @@ for arch in "${archs[@]}"; do
             t=aarch64-unknown-linux-gnu
             scripts/cross.sh aarch64
             rm -f "$out/$t"/debian/gatelet_*.deb
-            cargo deb --quiet --no-build --no-strip --target "$t"
+            cargo deb --quiet --no-build --no-strip --target "$t" --output "$out/$t/debian/"
             deb=$(ls "$out/$t"/debian/gatelet_*.deb)
             set_control "$deb" arm64 "$(depends_of "$out/$t/release/gatelet" aarch64-linux-gnu)"
             deb=$(ls "$out/$t"/debian/gatelet_*.deb)
@@ -96,7 +97,7 @@ for arch in "${archs[@]}"; do
             scripts/cross.sh armv5te
             file -b "$out/$t/release/gatelet" | grep -q 'statically linked' || { echo "the armv5te build is not static"; exit 1; }
             rm -f "$out/$t"/debian/gatelet_*.deb
-            cargo deb --quiet --no-build --no-strip --target "$t"
+            cargo deb --quiet --no-build --no-strip --target "$t" --output "$out/$t/debian/"
             deb=$(ls "$out/$t"/debian/gatelet_*.deb)
             set_control "$deb" armhf ""
             deb=$(ls "$out/$t"/debian/gatelet_*.deb)
