@@ -27,6 +27,13 @@ pub(super) fn backend_http(c: &mut Checker, node: &Node, path: &str, output: Out
         }
         Some(name.to_string())
     });
+    if let Some((n, p)) = obj.take("return_error_msg") {
+        c.error(
+            n.pos,
+            &p,
+            "return_error_msg is a key of the service's extra_config.router (it sends the backend's body with return_error_code)",
+        );
+    }
     if code
         && details.is_some()
         && let Some((n, p)) = code_at
