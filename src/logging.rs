@@ -20,7 +20,7 @@ pub const DEFAULT_FACILITY: u8 = 19;
 /// The line layout (`format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// `[prefix] timestamp LEVEL target: message`.
+    /// `[prefix] timestamp LEVEL target: message`; under journald `<N>[prefix] target: message`.
     #[default]
     Default,
     /// One JSON object a line: `@timestamp`, `@version`, `level`, `message`, `module`, `target`.
@@ -126,13 +126,12 @@ impl Logger {
                     line.push_str(&now());
                     line.push(' ');
                 }
-                // Under journald the `<N>` priority already says the level.
-                let level = if journal { "" } else { level_name(record.level()) };
-                let sep = if journal { "" } else { " " };
-                let _ = std::fmt::Write::write_fmt(
-                    &mut line,
-                    format_args!("{level}{sep}{}: {}", record.target(), record.args()),
-                );
+                // Under journald the priority says the level.
+                if !journal {
+                    line.push_str(level_name(record.level()));
+                    line.push(' ');
+                }
+                let _ = std::fmt::Write::write_fmt(&mut line, format_args!("{}: {}", record.target(), record.args()));
             }
             Format::Logstash => {
                 let doc = serde_json::json!({
