@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for issue 8's benchmark: installs what it needs (nginx, HAProxy, wrk, valgrind,
+# One command for the benchmark: installs what it needs (nginx, HAProxy, wrk, valgrind,
 # strace, gnuplot from Debian), builds gatelet, and runs scripts/bench.py, which writes BENCHMARKS.md,
 # docs/bench.json and docs/bench.png. About 10-12 minutes with the defaults; loopback only.
 # Tunables (environment): BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (50,1000),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (issue 9): gatelet under moderate mixed traffic for DURATION seconds (default 600),
+# Soak test: gatelet under moderate mixed traffic for DURATION seconds (default 600),
 # RSS and open descriptors sampled every 10 s; fails if gatelet dies, its RSS drifts, its
 # descriptors do not return to idle, or an answer is not the expected one. Installs nginx (the
 # backend) from Debian when missing, builds the release binary and runs scripts/soak.py.

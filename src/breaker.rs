@@ -4,7 +4,7 @@
 //! calls fail at once until `timeout` has passed. Half-open: exactly one probe goes through; its
 //! success closes the circuit, its failure (or its cancellation) opens it again.
 
-use crate::limiter::bucket::Nanos;
+use crate::time::Nanos;
 
 /// The breaker's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The command line, compatible with KrakenD's where they overlap: `run [-c FILE] [-p PORT]
-//! [-d]`, `check -c FILE`, `--version`. Maps every outcome to an exit code; owns no logic of
-//! its own beyond choosing the config and printing errors.
+//! [-d]`, `check [-t] [-l] [-d] -c FILE` (bundled as KrakenD's `-tlc FILE` too), `--version`,
+//! `--help` on every command. Maps every outcome to an exit code (usage errors: 2); owns no
+//! logic of its own beyond choosing the config, printing errors and `check`'s reports.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ pub fn default_config(thermal_zone: bool) -> String {
 
 #[derive(FromArgs, Debug)]
 /// gatelet: a small API gateway that runs KrakenD v3 configs.
+#[argh(
+    example = "Run the embedded demo config on 127.0.0.1:8080:\n$ {command_name} run",
+    example = "Check a config the way `krakend check -tlc` does:\n$ {command_name} check -tlc krakend.json",
+    note = "Usage errors exit with 2, a bad config with 1."
+)]
 pub struct Args {
     /// print the version and exit
     #[argh(switch)]
@@ -53,7 +59,12 @@ enum Command {
 
 #[derive(FromArgs, Debug)]
 /// Run the gateway.
-#[argh(subcommand, name = "run")]
+#[argh(
+    subcommand,
+    name = "run",
+    example = "$ {command_name} -c /etc/gatelet/krakend.json -p 8080",
+    note = "RUST_LOG (e.g. RUST_LOG=debug) overrides the config's telemetry/logging level."
+)]
 struct Run {
     /// config file (default: the embedded demo config)
     #[argh(option, short = 'c')]
@@ -67,12 +78,122 @@ struct Run {
 }
 
 #[derive(FromArgs, Debug)]
-/// Validate a config file and exit.
-#[argh(subcommand, name = "check")]
+/// Validate a config file and exit: every error with file:line:col and its JSON path.
+#[argh(
+    subcommand,
+    name = "check",
+    example = "$ {command_name} -tlc krakend.json",
+    note = "Short flags bundle as in KrakenD (-tlc FILE is -t -l -c FILE). Exit 0: valid; 1: not."
+)]
 struct Check {
     /// config file
     #[argh(option, short = 'c')]
     config: PathBuf,
+    /// also route a request for every endpoint's own path through the real router
+    #[argh(switch, short = 't')]
+    test_gin_routes: bool,
+    /// lint: warnings fail the check too (every key is always checked strictly)
+    #[argh(switch, short = 'l')]
+    lint: bool,
+    /// print the parsed config: endpoints, backends, timeouts (may be repeated, as in KrakenD)
+    #[argh(switch, short = 'd')]
+    debug: u8,
+}
+
+/// The short flags of each command, for [`expand_bundles`]: switches, then options (which take
+/// the next argument as their value).
+const SHORT_FLAGS: &[(&str, &str, &str)] = &[("check", "tld", "c"), ("run", "d", "cp")];
+
+/// KrakenD's bundled short flags, which argh does not read: `check -tlc FILE` becomes
+/// `check -t -l -c FILE`. A bundle is expanded only when every letter is a flag of its command
+/// and only its last letter takes a value; anything else is left for argh to report. Option
+/// values and everything after `--` are never touched.
+pub fn expand_bundles(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 4);
+    let mut flags: Option<(&str, &str)> = None;
+    let mut value_next = false;
+    let mut rest = false;
+    for arg in args {
+        if rest || value_next {
+            value_next = false;
+            out.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            rest = true;
+            out.push(arg.clone());
+            continue;
+        }
+        if flags.is_none() && !arg.starts_with('-') {
+            flags = SHORT_FLAGS
+                .iter()
+                .find(|(name, _, _)| name == arg)
+                .map(|(_, switches, options)| (*switches, *options));
+            out.push(arg.clone());
+            continue;
+        }
+        let Some((switches, options)) = flags else {
+            out.push(arg.clone());
+            continue;
+        };
+        let letters = arg.strip_prefix('-').filter(|l| !l.starts_with('-')).unwrap_or("");
+        let n = letters.chars().count();
+        let bundle = n > 1
+            && letters
+                .chars()
+                .enumerate()
+                .all(|(i, ch)| switches.contains(ch) || (i + 1 == n && options.contains(ch)));
+        if bundle {
+            out.extend(letters.chars().map(|ch| format!("-{ch}")));
+        } else {
+            out.push(arg.clone());
+        }
+        let last = letters.chars().last();
+        value_next = (n == 1 || bundle) && last.is_some_and(|ch| options.contains(ch))
+            || matches!(arg.as_str(), "--config" | "--port");
+    }
+    out
+}
+
+/// The arguments of this process, parsed (bundles expanded). `--help` prints its text to
+/// stdout and gives `Err(0)`; a usage error prints it to stderr and gives `Err(2)`, and so does
+/// no command at all (with the usage).
+pub fn args_from_env() -> Result<Args, ExitCode> {
+    let mut raw = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        match a.into_string() {
+            Ok(s) => raw.push(s),
+            Err(bad) => {
+                eprintln!("gatelet: argument {bad:?} is not UTF-8");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    parse_args(&raw)
+}
+
+/// [`args_from_env`] over the given arguments (without the program name).
+pub fn parse_args(raw: &[String]) -> Result<Args, ExitCode> {
+    let expanded = expand_bundles(raw);
+    let strs: Vec<&str> = expanded.iter().map(String::as_str).collect();
+    match Args::from_args(&["gatelet"], &strs) {
+        Ok(args) if args.command.is_none() && !args.version => {
+            eprintln!("gatelet: a command is needed: run or check\n");
+            if let Err(help) = Args::from_args(&["gatelet"], &["--help"]) {
+                eprintln!("{}", help.output);
+            }
+            Err(ExitCode::from(2))
+        }
+        Ok(args) => Ok(args),
+        Err(exit) if exit.status.is_ok() => {
+            println!("{}", exit.output);
+            Err(ExitCode::SUCCESS)
+        }
+        Err(exit) => {
+            eprintln!("{}\nRun gatelet --help for more information.", exit.output);
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn print_errors(errors: &[ConfigError]) {
@@ -104,19 +225,10 @@ pub fn main(args: Args) -> ExitCode {
     }
     match args.command {
         None => {
-            eprintln!("gatelet: a command is needed: run, check (see --help)");
+            eprintln!("gatelet: a command is needed: run or check (see gatelet --help)");
             ExitCode::from(2)
         }
-        Some(Command::Check(c)) => match config::load(&c.config) {
-            Ok(_) => {
-                println!("config OK");
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                print_errors(&errors);
-                ExitCode::FAILURE
-            }
-        },
+        Some(Command::Check(c)) => check(&c),
         Some(Command::Run(r)) => {
             let mut config = match load(r.config.as_ref()) {
                 Ok(c) => c,
@@ -125,7 +237,10 @@ pub fn main(args: Args) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            crate::logging::init(config.log_level);
+            crate::logging::init(&config.logging);
+            for w in &config.warnings {
+                log::warn!("{w}");
+            }
             if let Some(port) = r.port {
                 config.port = port;
             }
@@ -192,6 +307,119 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
+/// `check`: the config, then what `-d`, `-t` and `-l` add.
+fn check(c: &Check) -> ExitCode {
+    let config = match config::load(&c.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    if c.debug > 0 {
+        // Not print!: a closed stdout (`| head`) must not abort the check.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), describe(&config).as_bytes());
+    }
+    if c.test_gin_routes {
+        let unreached = unreached_endpoints(&config);
+        for e in &unreached {
+            eprintln!("{e}");
+        }
+        if !unreached.is_empty() {
+            return ExitCode::FAILURE;
+        }
+        println!(
+            "routes OK: {} endpoint(s) reached through the router",
+            config.endpoints.len()
+        );
+    }
+    if c.lint && !config.warnings.is_empty() {
+        eprintln!("{} warning(s), which -l (lint) counts as errors", config.warnings.len());
+        return ExitCode::FAILURE;
+    }
+    println!("config OK");
+    ExitCode::SUCCESS
+}
+
+/// `check -t`: a request for every endpoint's own path (each `{param}` filled in) routed
+/// through the router `run` builds; every endpoint another one shadows, as a message.
+fn unreached_endpoints(config: &Config) -> Vec<String> {
+    const SAMPLE: &str = "gatelet-route-test";
+    let router = crate::router::Router::new(&config.endpoints);
+    let mut out = Vec::new();
+    for (i, e) in config.endpoints.iter().enumerate() {
+        let path: Vec<&str> = e
+            .path
+            .split('/')
+            .map(|s| if config::path::is_param(s) { SAMPLE } else { s })
+            .collect();
+        let path = path.join("/");
+        match router.route(&e.method, &path) {
+            crate::router::Match::Found { endpoint, .. } if endpoint == i => {}
+            crate::router::Match::Found { endpoint, .. } => out.push(format!(
+                "endpoints[{i}]: {} {} is shadowed: {path} routes to endpoints[{endpoint}] {}",
+                e.method, e.path, config.endpoints[endpoint].path
+            )),
+            other => out.push(format!(
+                "endpoints[{i}]: {} {} is not reached: {path} gives {other:?}",
+                e.method, e.path
+            )),
+        }
+    }
+    out
+}
+
+/// `check -d`: the parsed config as gatelet will run it.
+fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "service {:?}: {} port {}, timeout {:?}, {} endpoint(s), {} sensor(s)",
+        config.name.as_deref().unwrap_or(""),
+        config.listen_ip,
+        config.port,
+        config.timeout,
+        config.endpoints.len(),
+        config.sensors.len()
+    );
+    for e in &config.endpoints {
+        let encoding = match e.output_encoding {
+            config::OutputEncoding::Json => "json",
+            config::OutputEncoding::JsonCollection => "json-collection",
+            config::OutputEncoding::String => "string",
+            config::OutputEncoding::NoOp => "no-op",
+        };
+        let _ = writeln!(
+            out,
+            "{} {}: {encoding}, timeout {:?}, {} backend(s)",
+            e.method,
+            e.path,
+            e.timeout,
+            e.backends.len()
+        );
+        for b in &e.backends {
+            let _ = match (&b.sensor, b.fleet) {
+                (Some(s), _) => writeln!(
+                    out,
+                    "  -> sensor {}{}",
+                    config.sensors.get(s.sensor).map_or("?", |s| s.name.as_str()),
+                    if s.write { " (write)" } else { "" }
+                ),
+                (None, true) => writeln!(out, "  -> {} {} on every fleet member", b.method, b.url_pattern),
+                (None, false) => {
+                    let hosts: Vec<&str> = b.hosts.iter().map(|h| h.authority.as_str()).collect();
+                    writeln!(out, "  -> {} {} on {}", b.method, b.url_pattern, hosts.join(" "))
+                }
+            };
+        }
+    }
+    out
+}
+
 /// Raises the soft descriptor limit to the hard one (as Go's runtime and nginx's
 /// `worker_rlimit_nofile` do): each client connection holds two descriptors, and the usual soft
 /// limit of 1024 would refuse accepts long before `max_connections`. Warns when even the hard
@@ -210,5 +438,35 @@ fn raise_fd_limit(max_connections: usize) {
     let need = 2 * max_connections as u64 + 256;
     if have < need {
         log::warn!("descriptor limit {have} is below the {need} that max_connections {max_connections} needs");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: &[&str]) -> Vec<String> {
+        expand_bundles(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn bundles_expand_only_where_krakend_would_read_them() {
+        assert_eq!(
+            expand(&["check", "-tlc", "k.json"]),
+            ["check", "-t", "-l", "-c", "k.json"]
+        );
+        assert_eq!(
+            expand(&["check", "-dd", "-c", "k.json"]),
+            ["check", "-d", "-d", "-c", "k.json"]
+        );
+        assert_eq!(expand(&["run", "-dp", "80"]), ["run", "-d", "-p", "80"]);
+        // An option's value is never a bundle, nor is anything unknown or after `--`.
+        assert_eq!(expand(&["check", "-c", "-tl"]), ["check", "-c", "-tl"]);
+        assert_eq!(expand(&["check", "--config", "-tl"]), ["check", "--config", "-tl"]);
+        assert_eq!(expand(&["check", "-tcl", "k"]), ["check", "-tcl", "k"]);
+        assert_eq!(expand(&["check", "-tx"]), ["check", "-tx"]);
+        assert_eq!(expand(&["run", "-tl"]), ["run", "-tl"]);
+        assert_eq!(expand(&["check", "--", "-tl"]), ["check", "--", "-tl"]);
+        assert_eq!(expand(&["-tl"]), ["-tl"]);
     }
 }

@@ -10,7 +10,7 @@
 use self::base64::encode as base64;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
 
 use crate::config::Dashboard;
 use crate::http::body::Body;
@@ -65,7 +65,7 @@ fn blocks<'p>(page: &'p str, tag: &str) -> Vec<&'p str> {
 fn hashes(blocks: &[&str]) -> String {
     let sources: Vec<String> = blocks
         .iter()
-        .map(|b| format!("'sha256-{}'", base64(&Sha256::digest(b.as_bytes()))))
+        .map(|b| format!("'sha256-{}'", base64(digest(&SHA256, b.as_bytes()).as_ref())))
         .collect();
     sources.join(" ")
 }
@@ -86,8 +86,8 @@ impl Page {
             hashes(&blocks(&html, "script")),
             hashes(&blocks(&html, "style"))
         );
-        let digest = Sha256::digest(html.as_bytes());
-        let etag = format!("\"{}\"", base64(&digest[..12]));
+        let digest = digest(&SHA256, html.as_bytes());
+        let etag = format!("\"{}\"", base64(&digest.as_ref()[..12]));
         Page {
             path: d.path.clone(),
             body: Bytes::from(html),
@@ -193,7 +193,7 @@ mod tests {
         assert!(!html.contains("{{"), "every placeholder is filled");
         let script = blocks(html, "script");
         assert_eq!(script.len(), 1);
-        let expected = format!("'sha256-{}'", base64(&Sha256::digest(script[0].as_bytes())));
+        let expected = format!("'sha256-{}'", base64(digest(&SHA256, script[0].as_bytes()).as_ref()));
         assert!(page.csp.to_str().unwrap().contains(&expected));
     }
 }

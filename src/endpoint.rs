@@ -1,32 +1,24 @@
-//! Runs one endpoint: builds each backend's request from the client's (only the configured
-//! headers and query parameters), calls all backends concurrently under the endpoint's one
-//! deadline, and merges what arrived in config order. A slow backend never delays the answer
-//! past the deadline: it is cancelled and the answer is marked incomplete.
+//! Runs one endpoint: calls all its backends concurrently under the endpoint's one deadline
+//! (or, `sequential`, one after another, later URLs filled from earlier answers) and merges
+//! what arrived in config order, then applies the endpoint's `flatmap_filter` and static data;
+//! or streams a `no-op` backend's answer through, or writes a request body to a sensor. A slow
+//! backend never delays the answer past the deadline: it is cancelled and the answer is marked
+//! incomplete.
 
 use std::fmt;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response};
-use http_body_util::Full;
+use http::Response;
 use serde_json::{Map, Value};
 
-use crate::config::{Backend, Endpoint, Forward};
-use crate::gateway::{CompiledBackend, Gateway, HeaderForward, Piece};
-use crate::limiter::bucket::Nanos;
+use crate::backend::request::{self, Piece};
+use crate::backend::{Backend, CallError, Inbound, Source};
+use crate::config::{Endpoint, Var};
+use crate::gateway::Gateway;
 use crate::merge;
-use crate::proxy::{self, ProxyError, Streaming};
+use crate::proxy::{ErrorReply, Streaming, UpstreamError};
 use crate::runtime::{self, LocalFuture};
 use crate::sensor::run::WriteError;
-
-/// `User-Agent` sent to backends.
-/// `User-Agent` sent upstream.
-pub const USER_AGENT_STR: &str = concat!("gatelet/", env!("CARGO_PKG_VERSION"));
-const USER_AGENT: HeaderValue = HeaderValue::from_static(USER_AGENT_STR);
-/// Names built at compile time (a `&str` name is parsed on every insert).
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Why an endpoint produced no data at all. Each string names one backend and what happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,31 +29,23 @@ pub enum EndpointError {
     Timeout(Vec<String>),
     /// Every backend was a sensor without data to give; seconds until the soonest retry.
     Unavailable(Vec<String>, u64),
+    /// The request body cannot be written to a sensor (empty, not one line, too long).
+    BadWrite(String),
+    /// No backend answered, and one with `backend/http.return_error_code` failed with this
+    /// error status: the client gets it.
+    Status(Vec<String>, Box<ErrorReply>),
 }
 
 impl fmt::Display for EndpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (EndpointError::Failed(d) | EndpointError::Timeout(d) | EndpointError::Unavailable(d, _)) = self;
-        f.write_str(&d.join("; "))
+        match self {
+            EndpointError::Failed(d)
+            | EndpointError::Timeout(d)
+            | EndpointError::Unavailable(d, _)
+            | EndpointError::Status(d, _) => f.write_str(&d.join("; ")),
+            EndpointError::BadWrite(why) => f.write_str(why),
+        }
     }
-}
-
-/// What the endpoint needs of the client's request.
-pub struct Inbound<'r> {
-    /// `{param}` values in endpoint-path order.
-    pub params: &'r [&'r str],
-    /// The raw query string, if any.
-    pub query: Option<&'r str>,
-    /// The client's headers.
-    pub headers: &'r HeaderMap,
-    /// The client's body (empty for none).
-    pub body: Bytes,
-    /// The client's address as sent in `X-Forwarded-For` (formatted once per request).
-    pub forwarded_for: HeaderValue,
-    /// The limiters' clock when the request arrived.
-    pub now: Nanos,
-    /// Headers added for every backend (`propagate_claims`).
-    pub propagated: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A merged answer.
@@ -73,313 +57,21 @@ pub struct Answer {
     pub complete: bool,
 }
 
-/// Hop-by-hop and framing headers: never forwarded whatever `input_headers` says, because they
-/// describe this connection, not the request (RFC 9110 §7.6.1), or are set by gatelet.
-pub(crate) fn never_forwarded(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-            | "content-length"
-            | "x-forwarded-for"
-            | "x-forwarded-host"
-    )
-}
-
-/// The request target for one backend: `url_pattern` with parameters, plus forwarded query.
-pub(crate) fn target(backend: &CompiledBackend, inbound: &Inbound<'_>) -> String {
-    let mut uri = String::with_capacity(64);
-    for piece in &backend.url {
-        match piece {
-            Piece::Literal(l) => uri.push_str(l),
-            Piece::Param(i) => {
-                // A client path segment is a valid path, but hyper's URI parser (like RFC 3986)
-                // refuses a raw '"' in a query, where `url_pattern` may put a parameter: sent
-                // raw there, `request` would fall back to "/". Encoded everywhere, for one rule.
-                let value = inbound.params.get(*i).copied().unwrap_or_default();
-                if value.contains('"') {
-                    uri.push_str(&value.replace('"', "%22"));
-                } else {
-                    uri.push_str(value);
-                }
-            }
-        }
-    }
-    let Some(query) = inbound.query.filter(|q| !q.is_empty()) else {
-        return uri;
-    };
-    let mut sep = if uri.contains('?') { '&' } else { '?' };
-    for pair in query.split('&') {
-        let name = pair.split('=').next().unwrap_or_default();
-        let wanted = match &backend.query {
-            Forward::All => !pair.is_empty(),
-            Forward::Only(names) => names.iter().any(|n| n == name),
-        };
-        if wanted {
-            uri.push(sep);
-            uri.push_str(pair);
-            sep = '&';
-        }
-    }
-    uri
-}
-
-/// The headers one backend receives.
-pub(crate) fn headers(backend: &CompiledBackend, host: &HeaderValue, inbound: &Inbound<'_>) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(8);
-    match &backend.headers {
-        HeaderForward::All => {
-            for (name, value) in inbound.headers {
-                if !never_forwarded(name) && name != header::USER_AGENT {
-                    out.append(name, value.clone());
-                }
-            }
-        }
-        HeaderForward::Only(names) => {
-            for name in names {
-                for value in inbound.headers.get_all(name) {
-                    out.append(name.clone(), value.clone());
-                }
-            }
-        }
-    }
-    out.insert(header::HOST, host.clone());
-    if !out.contains_key(header::USER_AGENT) {
-        out.insert(header::USER_AGENT, USER_AGENT);
-    }
-    out.insert(X_FORWARDED_FOR, inbound.forwarded_for.clone());
-    if let Some(h) = inbound.headers.get(header::HOST) {
-        out.insert(X_FORWARDED_HOST, h.clone());
-    }
-    for (name, value) in &inbound.propagated {
-        out.insert(name.clone(), value.clone());
-    }
-    out
-}
-
-/// [`target`] as the URI the backend request is sent to, parsed once per call (a retry reuses
-/// it). The pattern is validated at start-up and parameters are escaped path segments, so this
-/// should always parse; if it does not, the call fails rather than go somewhere else.
-pub(crate) fn target_uri(backend: &CompiledBackend, inbound: &Inbound<'_>) -> Result<http::Uri, ProxyError> {
-    let uri = target(backend, inbound);
-    uri.parse().map_err(|_| ProxyError::BadTarget(uri))
-}
-
-/// Builds the request one backend receives; called again for a retry. `headers` is built anew
-/// for each call (cheaper than keeping a map to clone for the rare retry).
-pub(crate) fn request(backend: &Backend, uri: &http::Uri, headers: HeaderMap, body: &Bytes) -> Request<Full<Bytes>> {
-    let body = if matches!(backend.method, Method::GET | Method::HEAD) {
-        Bytes::new()
-    } else {
-        body.clone()
-    };
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = backend.method.clone();
-    *req.uri_mut() = uri.clone();
-    *req.headers_mut() = headers;
-    req
-}
-
-/// `?since=N` for event sensors, when the endpoint forwards `since` (default 0: all kept).
-fn since(compiled: &CompiledBackend, inbound: &Inbound<'_>) -> u64 {
-    let forwarded = match &compiled.query {
-        Forward::All => true,
-        Forward::Only(names) => names.iter().any(|n| n == "since"),
-    };
-    let Some(query) = inbound.query.filter(|_| forwarded) else {
-        return 0;
-    };
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("since="))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The backend's `qos/ratelimit/proxy` bucket, if any, has a token for this call.
-fn admit(compiled: &CompiledBackend, now: Nanos) -> Result<(), ProxyError> {
-    match &compiled.limit {
-        Some(limit) if limit.try_acquire(now).is_err() => Err(ProxyError::RateLimited),
-        _ => Ok(()),
-    }
-}
-
-/// Reports a call's outcome to its circuit breaker when dropped: a success only if marked so,
-/// so an error, a timeout or a cancelled call (the endpoint deadline) all count as failures.
-pub(crate) struct Outcome<'b> {
-    breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
-    log: bool,
-    name: &'b str,
-    clock: crate::limiter::Clock,
-    /// Set by the caller once the call has succeeded.
-    pub(crate) success: std::cell::Cell<bool>,
-}
-
-impl<'b> Outcome<'b> {
-    /// Asks `breaker` for a call now: the guard that reports its outcome, or `CircuitOpen`.
-    pub(crate) fn admit(
-        breaker: &'b std::cell::RefCell<crate::breaker::Breaker>,
-        log: bool,
-        name: &'b str,
-        clock: crate::limiter::Clock,
-    ) -> Result<Outcome<'b>, ProxyError> {
-        breaker
-            .borrow_mut()
-            .allow(clock.now())
-            .map_err(|_| ProxyError::CircuitOpen)?;
-        Ok(Outcome {
-            breaker,
-            log,
-            name,
-            clock,
-            success: std::cell::Cell::new(false),
-        })
-    }
-}
-
-impl Drop for Outcome<'_> {
-    fn drop(&mut self) {
-        let changed = self.breaker.borrow_mut().record(self.clock.now(), self.success.get());
-        if let Some(state) = changed {
-            if self.log {
-                log::warn!("circuit breaker {}: now {state:?}", self.name);
-            } else {
-                log::debug!("circuit breaker {}: now {state:?}", self.name);
-            }
-        }
-    }
-}
-
-/// `gatelet/retry`: a failed idempotent GET is tried once more after a full-jitter pause, if
-/// the pause still leaves time before `deadline`. Answers that are not transport failures or
-/// 5xx (a 404, a body too large) are not retried.
-async fn with_retry<F>(
-    backend: &Backend,
-    compiled: &CompiledBackend,
-    deadline: Instant,
-    fetch: impl Fn() -> F,
-) -> Result<proxy::Reply, ProxyError>
-where
-    F: std::future::Future<Output = Result<proxy::Reply, ProxyError>>,
-{
-    let Some((attempts, backoff)) = backend.retry else {
-        return fetch().await;
-    };
-    let mut attempt = 1;
-    loop {
-        let result = fetch().await;
-        let retryable = matches!(
-            &result,
-            Err(ProxyError::Connect(_) | ProxyError::Refused | ProxyError::Http(_))
-        ) || matches!(&result, Err(ProxyError::Status(s)) if *s >= 500);
-        if !retryable || attempt >= attempts {
-            return result;
-        }
-        // Full jitter: uniform in [0, backoff], from a cheap per-call mix of the clock.
-        let mut x = compiled.clock.now() | 1;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let pause = std::time::Duration::from_nanos(x % (backoff.as_nanos() as u64 + 1));
-        if Instant::now() + pause >= deadline {
-            return result;
-        }
-        crate::runtime::sleep(pause).await;
-        attempt += 1;
-    }
-}
-
-/// A body from the backend's cache when fresh there, else fetched (and kept for its max-age).
-pub(crate) async fn cached_fetch<F>(
-    compiled: &CompiledBackend,
-    key: impl FnOnce() -> String,
-    fetch: impl FnOnce() -> F,
-) -> Result<Bytes, ProxyError>
-where
-    F: std::future::Future<Output = Result<proxy::Reply, ProxyError>>,
-{
-    let Some(cache) = &compiled.cache else {
-        return fetch().await.map(|r| r.body);
-    };
-    // The key is only built for cached backends: no allocation on the plain path.
-    let key = key();
-    if let Some(body) = cache.borrow().get(&key, compiled.clock.now()) {
-        return Ok(body);
-    }
-    let reply = fetch().await?;
-    if let Some(age) = reply.max_age {
-        let ttl = age.saturating_mul(1_000_000_000);
-        cache
-            .borrow_mut()
-            .put(key.to_string(), reply.body.clone(), ttl, compiled.clock.now());
-    }
-    Ok(reply.body)
-}
-
-/// One call to one backend: fetch, decode, shape.
-async fn call(
-    backend: &Backend,
-    compiled: &CompiledBackend,
-    inbound: &Inbound<'_>,
-    deadline: Instant,
-) -> Result<Map<String, Value>, ProxyError> {
-    admit(compiled, inbound.now)?;
-    if let Some((sensor, reject_stale)) = &compiled.sensor {
-        let retry = sensor.retry_in().as_secs().max(1);
-        let reading = match sensor.events_since(since(compiled, inbound), inbound.now) {
-            Some(events) => events,
-            None => sensor.reading(inbound.now, *reject_stale),
-        };
-        let doc = reading.map_err(|e| ProxyError::Sensor(e, retry))?;
-        return Ok(merge::shape(&backend.shape, doc));
-    }
-    let _probe = match &compiled.breaker {
-        Some((breaker, log, name)) => Some(Outcome::admit(breaker, *log, name, compiled.clock)?),
-        None => None,
-    };
-    let (pool, host) = compiled.pick();
-    let uri = target_uri(compiled, inbound)?;
-    let build = || request(backend, &uri, headers(compiled, host, inbound), &inbound.body);
-    let key = || format!("{}{uri}", host.to_str().unwrap_or(""));
-    let body = cached_fetch(compiled, key, || {
-        with_retry(backend, compiled, deadline, || proxy::fetch(pool, &build, deadline))
-    })
-    .await?;
-    if let Some(probe) = &_probe {
-        probe.success.set(true);
-    }
-    let data =
-        merge::decode(backend.encoding, backend.shape.is_collection, &body).map_err(|e| ProxyError::Decode(e.0))?;
-    Ok(merge::shape(&backend.shape, data))
-}
-
 /// One backend with `concurrent_calls` identical calls raced; the first success wins.
 async fn call_raced(
     endpoint: &Endpoint,
     backend: &Backend,
-    compiled: &CompiledBackend,
     inbound: &Inbound<'_>,
     deadline: Instant,
-) -> Result<Map<String, Value>, ProxyError> {
-    if endpoint.concurrent_calls <= 1 {
-        return call(backend, compiled, inbound, deadline).await;
+) -> Result<Map<String, Value>, CallError> {
+    if endpoint.concurrent_calls <= 1 || matches!(backend.source, Source::Fleet(_)) {
+        return backend.call(inbound, deadline).await;
     }
     let calls = (0..endpoint.concurrent_calls)
-        .map(|_| Box::pin(call(backend, compiled, inbound, deadline)) as LocalFuture<'_, _>)
+        .map(|_| Box::pin(backend.call(inbound, deadline)) as LocalFuture<'_, _>)
         .collect();
     runtime::first_ok(calls).await
 }
-
-/// Why a sensor write was refused before reaching the device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadWrite(pub String);
 
 /// A `write` sensor backend: the request body, one line, newline-terminated, written to the
 /// device; the number of bytes written. The body must be one line of at most `max_frame` bytes.
@@ -388,21 +80,21 @@ pub async fn write_sensor(
     index: usize,
     inbound: &Inbound<'_>,
     deadline: Instant,
-) -> Result<Result<usize, EndpointError>, BadWrite> {
-    let Some((sensor, _)) = &gw.backends[index][0].sensor else {
-        return Ok(Err(EndpointError::Failed(vec!["not a sensor backend".into()])));
+) -> Result<usize, EndpointError> {
+    let Source::SensorWrite(sensor) = &gw.backends[index][0].source else {
+        return Err(EndpointError::Failed(vec!["not a sensor backend".into()]));
     };
     let body = &inbound.body[..];
     let line = body.strip_suffix(b"\n").unwrap_or(body);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.is_empty() {
-        return Err(BadWrite("the body is empty: nothing to write".into()));
+        return Err(EndpointError::BadWrite("the body is empty: nothing to write".into()));
     }
     if line.contains(&b'\n') || line.contains(&b'\r') {
-        return Err(BadWrite("the body must be one line".into()));
+        return Err(EndpointError::BadWrite("the body must be one line".into()));
     }
     if line.len() + 1 > sensor.config.max_frame {
-        return Err(BadWrite(format!(
+        return Err(EndpointError::BadWrite(format!(
             "the line is longer than max_frame ({} bytes)",
             sensor.config.max_frame
         )));
@@ -413,7 +105,7 @@ pub async fn write_sensor(
     let retry = sensor.retry_in().as_secs().max(1);
     let what = format!("sensor {}", sensor.config.name);
     let written = runtime::until(deadline, sensor.write(&framed)).await;
-    Ok(match written {
+    match written {
         Some(Ok(n)) => Ok(n),
         Some(Err(WriteError::Down(e))) => Err(EndpointError::Unavailable(vec![format!("{what}: {e}")], retry)),
         Some(Err(WriteError::Busy)) => Err(EndpointError::Unavailable(
@@ -422,10 +114,12 @@ pub async fn write_sensor(
         )),
         Some(Err(WriteError::Failed(e))) => Err(EndpointError::Failed(vec![format!("{what}: write failed: {e}")])),
         None => Err(EndpointError::Timeout(vec![format!("{what}: write timed out")])),
-    })
+    }
 }
 
-/// Calls all backends of endpoint `index` and merges their answers in config order.
+/// Calls all backends of endpoint `index` (concurrently, or one after another when it is
+/// `sequential`) and merges their answers in config order; then its `flatmap_filter` and its
+/// static data.
 pub async fn aggregate(
     gw: &Gateway,
     index: usize,
@@ -433,86 +127,203 @@ pub async fn aggregate(
     deadline: Instant,
 ) -> Result<Answer, EndpointError> {
     let endpoint = &gw.config.endpoints[index];
-    let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, ProxyError>>> = endpoint
-        .backends
-        .iter()
-        .zip(&gw.backends[index])
-        .map(|(b, c)| {
-            if b.fleet {
-                Box::pin(crate::fleet::fan_out(gw, b, c, inbound, deadline)) as LocalFuture<'_, _>
-            } else {
-                Box::pin(call_raced(endpoint, b, c, inbound, deadline)) as LocalFuture<'_, _>
-            }
-        })
-        .collect();
-    let results = runtime::join_until(calls, deadline).await;
+    let mut merged = Merged::default();
+    if endpoint.sequential {
+        chain(gw, index, inbound, deadline, &mut merged).await;
+    } else {
+        let calls: Vec<LocalFuture<'_, Result<Map<String, Value>, CallError>>> = gw.backends[index]
+            .iter()
+            .map(|b| Box::pin(call_raced(endpoint, b, inbound, deadline)) as LocalFuture<'_, _>)
+            .collect();
+        let results = runtime::join_until(calls, deadline).await;
+        for (i, result) in results.into_iter().enumerate() {
+            merged.add(gw, index, i, result);
+        }
+    }
+    merged.finish(endpoint)
+}
 
-    let mut data = Map::new();
-    let mut problems = Vec::new();
-    let (mut succeeded, mut timed_out) = (0, false);
-    // Seconds until the soonest sensor retry, while every failure is a sensor's.
-    let mut sensor_retry: Option<u64> = None;
-    let mut other_failure = false;
-    for (i, (result, backend)) in results.into_iter().zip(&endpoint.backends).enumerate() {
+/// `sequential`: each backend called after the previous one answered, its `{respN_field}`
+/// placeholders filled from the earlier answers. The chain stops at the first failure (a
+/// placeholder without a value is one: that backend is not called) or incomplete answer.
+async fn chain(gw: &Gateway, index: usize, inbound: &Inbound<'_>, deadline: Instant, merged: &mut Merged) {
+    let endpoint = &gw.config.endpoints[index];
+    {
+        let mut vars = inbound.vars.borrow_mut();
+        if vars.len() < endpoint.vars.len() {
+            vars.resize(endpoint.vars.len(), None);
+        }
+    }
+    let backends = &gw.backends[index];
+    for (i, backend) in backends.iter().enumerate() {
+        let result = match missing_var(endpoint, backend, inbound) {
+            Some(what) => Some(Err(CallError::MissingValue(what))),
+            None => runtime::until(deadline, call_raced(endpoint, backend, inbound, deadline)).await,
+        };
+        if let Some(Ok(part)) = &result {
+            fill_vars(endpoint, i, part, inbound);
+        }
+        let went_on = matches!(&result, Some(Ok(part)) if !part.contains_key("_errors"));
+        merged.add(gw, index, i, result);
+        if !went_on {
+            for (j, later) in endpoint.backends.iter().enumerate().skip(i + 1) {
+                merged.problems.push(format!(
+                    "backend {j} ({}): not called: the sequence stopped",
+                    later.url_pattern
+                ));
+            }
+            return;
+        }
+    }
+}
+
+/// The first placeholder of `backend`'s `url_pattern` still without a value, as written.
+fn missing_var(endpoint: &Endpoint, backend: &Backend, inbound: &Inbound<'_>) -> Option<String> {
+    let vars = inbound.vars.borrow();
+    backend.template.url.iter().find_map(|piece| match piece {
+        Piece::Var(v) if !matches!(vars.get(*v), Some(Some(_))) => Some(match &endpoint.vars[*v] {
+            Var::Resp { backend, path } => format!(
+                "{{resp{backend}_{}}} has no value in backend {backend}'s answer",
+                path.join(".")
+            ),
+            Var::Jwt(claim) => format!("the token has no claim \"{claim}\""),
+        }),
+        _ => None,
+    })
+}
+
+/// Backend `i`'s answer into the placeholders that read it. A value that is missing, null, empty
+/// or a path step of its own (`.`, `..`) stays unset.
+fn fill_vars(endpoint: &Endpoint, i: usize, part: &Map<String, Value>, inbound: &Inbound<'_>) {
+    let mut vars = inbound.vars.borrow_mut();
+    for (slot, var) in endpoint.vars.iter().enumerate() {
+        if let Var::Resp { backend, path } = var
+            && *backend == i
+        {
+            vars[slot] = merge::lookup(part, path)
+                .and_then(merge::text)
+                .filter(|t| request::usable_in_url(t));
+        }
+    }
+}
+
+/// What the backends of one request gave, merged in config order as they are added.
+#[derive(Default)]
+struct Merged {
+    data: Map<String, Value>,
+    /// One line per backend that failed, timed out, was not called or answered partly.
+    problems: Vec<String>,
+    succeeded: usize,
+    /// Some backend failed or timed out.
+    failed: bool,
+    timed_out: bool,
+    /// Seconds until the soonest sensor retry, while every failure is a sensor's.
+    sensor_retry: Option<u64>,
+    other_failure: bool,
+    /// The first error status of a `return_error_code` backend, in config order.
+    forwarded: Option<Box<ErrorReply>>,
+}
+
+impl Merged {
+    /// Backend `i`'s outcome (`None`: the deadline passed first).
+    fn add(&mut self, gw: &Gateway, index: usize, i: usize, result: Option<Result<Map<String, Value>, CallError>>) {
+        let backend = &gw.config.endpoints[index].backends[i];
         match result {
+            Some(Err(CallError::Detailed(status, part))) => {
+                gw.metrics.backend_failed(index, i, false);
+                self.failed = true;
+                self.problems
+                    .push(format!("backend {i} ({}): status {status}", backend.url_pattern));
+                merge::merge(&mut self.data, part);
+                self.succeeded += 1;
+            }
             Some(Ok(part)) => {
                 // A fan-out with failed members is an answer, but not a complete one.
                 if let Some(Value::Object(failed)) = part.get("_errors") {
-                    problems.push(format!(
+                    self.problems.push(format!(
                         "backend {i} ({}): {} fleet members failed",
                         backend.url_pattern,
                         failed.len()
                     ));
                 }
-                merge::merge(&mut data, part);
-                succeeded += 1;
+                merge::merge(&mut self.data, part);
+                self.succeeded += 1;
             }
-            Some(Err(ProxyError::Timeout)) | None => {
-                timed_out = true;
+            Some(Err(CallError::TIMEOUT)) | None => {
+                self.timed_out = true;
+                self.failed = true;
                 gw.metrics.backend_failed(index, i, true);
-                problems.push(format!("backend {i} ({}): timed out", backend.url_pattern));
+                self.problems
+                    .push(format!("backend {i} ({}): timed out", backend.url_pattern));
             }
             Some(Err(e)) => {
                 match &e {
-                    ProxyError::Sensor(_, retry) => {
-                        sensor_retry = Some(sensor_retry.map_or(*retry, |r| r.min(*retry)));
+                    CallError::Sensor(_, retry) => {
+                        self.sensor_retry = Some(self.sensor_retry.map_or(*retry, |r| r.min(*retry)));
                     }
-                    _ => other_failure = true,
+                    CallError::Upstream(UpstreamError::Status(reply)) if backend.return_error_code => {
+                        self.other_failure = true;
+                        self.forwarded.get_or_insert_with(|| reply.clone());
+                    }
+                    _ => self.other_failure = true,
                 }
+                self.failed = true;
                 gw.metrics.backend_failed(index, i, false);
-                problems.push(format!("backend {i} ({}): {e}", backend.url_pattern));
+                self.problems
+                    .push(format!("backend {i} ({}): {e}", backend.url_pattern));
             }
         }
     }
-    if succeeded > 0 {
-        if !problems.is_empty() {
-            log::warn!(
-                "{} {}: partial answer: {}",
-                endpoint.method,
-                endpoint.path,
-                problems.join("; ")
-            );
+
+    /// The answer: the merged data through the endpoint's `flatmap_filter`, with its static
+    /// data when the strategy matches (which also answers when no backend did), or why there is
+    /// none.
+    fn finish(mut self, endpoint: &Endpoint) -> Result<Answer, EndpointError> {
+        let complete = self.problems.is_empty();
+        let fixed = endpoint
+            .static_data
+            .as_ref()
+            .filter(|s| s.strategy.matches(self.failed, complete && self.succeeded > 0));
+        if self.succeeded > 0 || fixed.is_some() {
+            if !complete {
+                log::warn!(
+                    "{} {}: partial answer{}: {}",
+                    endpoint.method,
+                    endpoint.path,
+                    if self.succeeded == 0 { " (static data only)" } else { "" },
+                    self.problems.join("; ")
+                );
+            }
+            if !endpoint.flatmap.is_empty() {
+                merge::flatmap::apply(&endpoint.flatmap, &mut self.data);
+            }
+            if let Some(fixed) = fixed {
+                for (k, v) in &fixed.data {
+                    self.data.insert(k.clone(), v.clone());
+                }
+            }
+            return Ok(Answer {
+                data: self.data,
+                complete,
+            });
         }
-        return Ok(Answer {
-            data,
-            complete: problems.is_empty(),
-        });
-    }
-    log::warn!(
-        "{} {}: no answer: {}",
-        endpoint.method,
-        endpoint.path,
-        problems.join("; ")
-    );
-    Err(
-        if let (Some(retry), false, false) = (sensor_retry, other_failure, timed_out) {
+        log::warn!(
+            "{} {}: no answer: {}",
+            endpoint.method,
+            endpoint.path,
+            self.problems.join("; ")
+        );
+        let problems = self.problems;
+        Err(if let Some(reply) = self.forwarded {
+            EndpointError::Status(problems, reply)
+        } else if let (Some(retry), false, false) = (self.sensor_retry, self.other_failure, self.timed_out) {
             EndpointError::Unavailable(problems, retry)
-        } else if timed_out {
+        } else if self.timed_out {
             EndpointError::Timeout(problems)
         } else {
             EndpointError::Failed(problems)
-        },
-    )
+        })
+    }
 }
 
 /// `no-op`: the single backend's response, streamed through unchanged (hop-by-hop headers
@@ -524,104 +335,14 @@ pub async fn pass_through(
     deadline: Instant,
 ) -> Result<Response<Streaming>, EndpointError> {
     let endpoint = &gw.config.endpoints[index];
-    let (backend, compiled) = (&endpoint.backends[0], &gw.backends[index][0]);
-    let (pool, host) = compiled.pick();
-    let opened = match admit(compiled, inbound.now).and_then(|()| target_uri(compiled, inbound)) {
-        Ok(uri) => {
-            let build = || request(backend, &uri, headers(compiled, host, inbound), &inbound.body);
-            proxy::open(pool, &build, deadline).await
-        }
-        Err(e) => Err(e),
-    };
-    let mut resp = opened.map_err(|e| {
-        let detail = vec![format!("backend 0 ({}): {e}", backend.url_pattern)];
+    let backend = &gw.backends[index][0];
+    backend.open(inbound, deadline).await.map_err(|e| {
+        let detail = vec![format!("backend 0 ({}): {e}", backend.spec.url_pattern)];
         log::warn!("{} {}: no answer: {}", endpoint.method, endpoint.path, detail[0]);
-        if e == ProxyError::Timeout {
+        if e == CallError::TIMEOUT {
             EndpointError::Timeout(detail)
         } else {
             EndpointError::Failed(detail)
         }
-    })?;
-    let names: Vec<HeaderName> = resp.headers().keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
-    for name in names {
-        resp.headers_mut().remove(name);
-    }
-    Ok(resp)
-}
-
-/// Response headers that describe the backend connection, not the answer.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn compiled(url: Vec<Piece>, query: Forward, headers: Forward) -> CompiledBackend {
-        CompiledBackend::for_tests(url, headers, query)
-    }
-
-    fn inbound<'r>(params: &'r [&'r str], query: Option<&'r str>, headers: &'r HeaderMap) -> Inbound<'r> {
-        Inbound {
-            params,
-            query,
-            headers,
-            body: Bytes::new(),
-            forwarded_for: HeaderValue::from_static("192.0.2.7"),
-            now: 0,
-            propagated: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn target_fills_params_and_keeps_only_listed_query_names() {
-        let h = HeaderMap::new();
-        let b = compiled(
-            vec![
-                Piece::Literal("/v/".into()),
-                Piece::Param(0),
-                Piece::Literal("?x=1".into()),
-            ],
-            Forward::Only(vec!["a".into(), "c".into()]),
-            Forward::All,
-        );
-        assert_eq!(
-            target(&b, &inbound(&["7"], Some("a=1&b=2&c&ab=3"), &h)),
-            "/v/7?x=1&a=1&c"
-        );
-        let all = compiled(vec![Piece::Literal("/p".into())], Forward::All, Forward::All);
-        assert_eq!(target(&all, &inbound(&[], Some("b=2&&z"), &h)), "/p?b=2&z");
-        assert_eq!(target(&all, &inbound(&[], None, &h)), "/p");
-    }
-
-    #[test]
-    fn headers_forward_only_listed_names_and_never_hop_by_hop() {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        h.insert("x-secret", HeaderValue::from_static("s"));
-        h.insert("connection", HeaderValue::from_static("close"));
-        h.insert("host", HeaderValue::from_static("bus7.example"));
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9"));
-        let b = compiled(
-            vec![],
-            Forward::All,
-            Forward::Only(vec!["content-type".into(), "connection".into()]),
-        );
-        let out = headers(&b, &HeaderValue::from_static("127.0.0.1:9"), &inbound(&[], None, &h));
-        assert_eq!(out.get("content-type").unwrap(), "application/json");
-        assert!(out.get("x-secret").is_none());
-        assert!(out.get("connection").is_none());
-        assert_eq!(out.get("host").unwrap(), "127.0.0.1:9");
-        assert_eq!(out.get("x-forwarded-for").unwrap(), "192.0.2.7");
-        assert_eq!(out.get("x-forwarded-host").unwrap(), "bus7.example");
-        assert_eq!(out.get("user-agent").unwrap(), USER_AGENT);
-        let all = compiled(vec![], Forward::All, Forward::All);
-        let out = headers(&all, &HeaderValue::from_static("b:1"), &inbound(&[], None, &h));
-        assert_eq!(out.get("x-secret").unwrap(), "s");
-        assert!(out.get("connection").is_none());
-    }
+    })
 }

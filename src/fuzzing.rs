@@ -23,8 +23,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::auth::jwt::{self, Alg, Jwk, KeyMaterial, Validator};
+use crate::backend::Inbound;
 use crate::config::{self, ConfigError};
-use crate::endpoint::Inbound;
 use crate::gateway::Gateway;
 use crate::merge;
 use crate::router::Match;
@@ -73,7 +73,8 @@ impl Server {
             let _in_runtime = runtime.enter();
             let _in_local = local.enter();
             let listener = tokio::net::TcpListener::from_std(listener).map_err(fail)?;
-            let gateway = Rc::new(Gateway::new(config, true));
+            let gateway = Gateway::new(config, true).map_err(|e| setup_failed("<fuzz>".into(), e))?;
+            let gateway = Rc::new(gateway);
             runtime::spawn(accept(listener, gateway.clone()));
             gateway
         };
@@ -122,7 +123,9 @@ async fn accept(listener: tokio::net::TcpListener, gateway: Rc<Gateway>) {
             runtime::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        runtime::spawn(http::serve(gateway.clone(), stream, peer));
+        let (timeouts, shutdown) = (gateway.config.timeouts, gateway.shutdown.clone());
+        let handler = crate::dispatch::handler(gateway.clone(), peer);
+        runtime::spawn(http::serve(stream, peer, timeouts, shutdown, handler));
     }
 }
 
@@ -177,8 +180,10 @@ fn with_compiled<T>(config: config::Config, f: impl FnOnce(&Gateway) -> T) -> T 
     };
     let _in_runtime = runtime.enter();
     let _in_local = local.enter();
-    let gateway = Gateway::new(config, false);
-    f(&gateway)
+    match Gateway::new(config, false) {
+        Ok(gateway) => f(&gateway),
+        Err(e) => panic!("a valid config did not compile: {e}"),
+    }
 }
 
 /// Target `config`: arbitrary text through [`config::parse`] and, when valid, compiled into a
@@ -295,10 +300,10 @@ pub fn sensor(data: &[u8]) {
 /// `is_collection`, `target`, `allow`, `deny`, `mapping`, `group`, ...) checked by the real
 /// config loader; a backend body through `merge::decode` -> `merge::shape` -> `merge::merge`;
 /// and a client request target, routed by the compiled router and turned into the backend's
-/// request target (`endpoint::target`). Input: `backend keys \0 body \0 request target
+/// request target (`backend::request::Template::target`). Input: `backend keys \0 body \0 request target
 /// [\0 endpoint keys]`. `group` must leave one key, `allow` only allowed top-level keys, a
 /// one-segment `deny` key must be gone, and the backend target must parse as a URI (else
-/// the call fails with `ProxyError::BadTarget`; it used to go to `/`).
+/// the call fails with `CallError::BadTarget` rather than go to `/`).
 pub fn merge(data: &[u8]) {
     let mut parts = data.splitn(4, |&b| b == 0);
     let (Some(fragment), Some(body), Some(target)) = (parts.next(), parts.next(), parts.next()) else {
@@ -331,9 +336,10 @@ fn merge_with(gw: &Gateway, body: &[u8], target: &[u8]) {
     let (Some(endpoint), Some(compiled)) = (gw.config.endpoints.first(), gw.backends.first()) else {
         return;
     };
-    let (Some(backend), Some(compiled)) = (endpoint.backends.first(), compiled.first()) else {
+    let Some(compiled) = compiled.first() else {
         return;
     };
+    let backend = &compiled.spec;
     if backend.encoding != config::Encoding::NoOp
         && let Ok(decoded) = merge::decode(backend.encoding, backend.shape.is_collection, body)
     {
@@ -372,8 +378,9 @@ fn merge_with(gw: &Gateway, body: &[u8], target: &[u8]) {
         forwarded_for: HeaderValue::from_static("127.0.0.1"),
         now: 0,
         propagated: Vec::new(),
+        vars: Default::default(),
     };
-    let sent = crate::endpoint::target(compiled, &inbound);
+    let sent = compiled.template.target(&inbound);
     assert!(
         sent.starts_with('/') && sent.parse::<::http::Uri>().is_ok(),
         "backend target {sent:?} (from {target:?}) is not a valid origin-form target"
@@ -417,11 +424,12 @@ fn validator(flags: u8) -> Validator {
 }
 
 fn signed(header: &[u8], claims: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
     let signed = format!("{}.{}", b64url(header), b64url(claims));
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(JWT_SECRET).expect("HMAC takes any key");
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, JWT_SECRET);
+    format!(
+        "{signed}.{}",
+        b64url(ring::hmac::sign(&key, signed.as_bytes()).as_ref())
+    )
 }
 
 fn carrying(v: &Validator, token: &str) -> HeaderMap {
@@ -564,7 +572,6 @@ pub const HTTP_API_KEY: &str = "fuzz-key";
 /// [`HTTP_CONFIG`] served, with its JWK set and sensor file written to a fresh directory under
 /// the system's temporary directory.
 pub fn http_server() -> Result<Server, Vec<ConfigError>> {
-    use sha2::Digest;
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("gatelet-fuzz-{}-{n}", std::process::id()));
@@ -575,7 +582,8 @@ pub fn http_server() -> Result<Server, Vec<ConfigError>> {
     let k = b64url(HTTP_JWT_SECRET);
     std::fs::write(&jwks, format!(r#"{{"keys": [{{"kty": "oct", "k": "{k}"}}]}}"#)).map_err(fail)?;
     std::fs::write(&sensor, "speed=42\nfuel: 73 %\n").map_err(fail)?;
-    let key: String = sha2::Sha256::digest(HTTP_API_KEY.as_bytes())
+    let key: String = ring::digest::digest(&ring::digest::SHA256, HTTP_API_KEY.as_bytes())
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();

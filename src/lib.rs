@@ -1,42 +1,50 @@
 //! gatelet: a single-threaded API gateway for small Linux boxes that runs KrakenD v3 configs.
 //!
-//! The request pipeline, one module per stage:
-//! - [`runtime`]: one tokio `current_thread` runtime and its `LocalSet`; one thread.
-//! - [`listener`]: accept loop, connection cap, per-connection deadlines.
-//! - [`http`]: hyper glue, IO adapter, limits, framing checks, error -> status, encoders.
-//! - [`router`]: compiled endpoint table, `(method, path)` -> endpoint + params.
-//! - [`endpoint`]: runs one endpoint: calls its backends concurrently under one deadline.
-//! - [`proxy`]: the upstream HTTP client: pool, connect timeout, body limits.
-//! - [`merge`]: decode -> target -> allow/deny -> mapping -> group -> merge.
-//! - [`config`]: `krakend.json` -> validated typed [`config::Config`].
-//! - [`gateway`]: what is compiled once from the config and shared by every connection.
-//! - [`fleet`]: fan-out to the buses and the health of healths; [`dashboard`]: the page that shows it.
-//! - [`cli`]: `run`, `check`, `--version`.
+//! Start-up: `krakend.json` -> [`config`] (JSON tree, checked, then resolved: DNS and key files)
+//! -> `gateway` (routes, backends, pools, limiters and sensor tasks compiled once) ->
+//! `listener` (accept loop, connection cap, reloads on SIGHUP).
+//!
+//! A request: `listener` -> `http` (hyper's connection over [`net`]'s socket adapter and
+//! deadlines) -> `dispatch`, whose steps are the request's journey: preflight, read,
+//! built-ins, route, authenticate (`auth`), limit ([`limiter`]), call (`endpoint`, which calls
+//! each `backend`: `proxy` for upstream hosts, `sensor` readings, the fleet fan-out), render.
+//!
+//! Leaves that everything else may use: `runtime` (one tokio `current_thread` runtime and its
+//! `LocalSet`: one thread), `time`, [`net`], [`merge`], `breaker`, `cache`, [`limiter`], `auth`.
+//! No module depends on one above it: `tests/module_graph.rs` fails on a cycle, and
+//! `docs/ARCHITECTURE.md` draws the graph.
+//!
+//! The public surface is what the binary (`cli`), the tests and the benchmarks need.
 
-pub mod auth;
-pub mod breaker;
+mod auth;
+mod backend;
+mod breaker;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
-pub mod endpoint;
-pub mod fleet;
+mod dispatch;
+mod endpoint;
+mod fleet;
 /// Entry points for `fuzz/` and its regression tests; not gatelet's API.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gateway;
-pub mod http;
+mod gateway;
+mod http;
 pub mod limiter;
-pub mod listener;
-pub mod logging;
+mod listener;
+mod logging;
 pub mod merge;
 pub mod metrics;
-pub mod notify;
-pub mod proxy;
-pub mod router;
-pub mod runtime;
-pub mod sensor;
+pub mod net;
+mod notify;
+mod proxy;
+mod router;
+mod runtime;
+mod sensor;
+mod time;
 #[cfg(feature = "tls")]
-pub mod tls;
+mod tls;
 
 pub use listener::{Options, run};

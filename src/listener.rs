@@ -32,7 +32,9 @@ pub struct Options {
 /// Open connections and the accept loop waiting for one to close.
 #[derive(Default)]
 struct Slots {
-    open: Cell<usize>,
+    /// Connections open now: the `/__stats` gauge too (`Metrics::connections`, carried from
+    /// gateway to gateway across reloads).
+    open: Rc<Cell<u64>>,
     waiting: RefCell<Option<Waker>>,
 }
 
@@ -60,12 +62,15 @@ pub fn run(
     runtime::block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         let grace = config.shutdown_grace;
-        let gw = Rc::new(Gateway::new(config, options.debug));
+        let gw = Rc::new(Gateway::new(config, options.debug).map_err(io::Error::other)?);
         let current = Rc::new(RefCell::new(gw.clone()));
         if let Some(path) = options.config_path.clone() {
             runtime::spawn(reload_on_sighup(path, options.debug, current.clone()));
         }
-        let slots = Rc::new(Slots::default());
+        let slots = Rc::new(Slots {
+            open: gw.metrics.connections.clone(),
+            waiting: RefCell::new(None),
+        });
         // Bound, routes compiled, sensor tasks spawned: ready.
         crate::notify::notify("READY=1");
         if let Some(every) = crate::notify::watchdog_interval() {
@@ -135,9 +140,16 @@ async fn reload_on_sighup(path: std::path::PathBuf, debug: bool, current: Rc<Ref
                     (config.listen_ip, config.port) = (old.config.listen_ip, old.config.port);
                 }
                 let endpoints = config.endpoints.len();
-                let new = Gateway::replacing(config, debug, Some(&old));
-                *current.borrow_mut() = Rc::new(new);
-                log::info!("reloaded {}: {endpoints} endpoint(s)", path.display());
+                match Gateway::replacing(config, debug, Some(&old)) {
+                    Ok(new) => {
+                        *current.borrow_mut() = Rc::new(new);
+                        log::info!("reloaded {}: {endpoints} endpoint(s)", path.display());
+                    }
+                    Err(e) => {
+                        log::error!("reload refused: {e}");
+                        *old.reload_error.borrow_mut() = Some(vec![e]);
+                    }
+                }
             }
             Err(errors) => {
                 for e in &errors {
@@ -153,7 +165,7 @@ async fn reload_on_sighup(path: std::path::PathBuf, debug: bool, current: Rc<Ref
 async fn accept(listener: TcpListener, current: Rc<RefCell<Rc<Gateway>>>, slots: Rc<Slots>) -> io::Result<()> {
     loop {
         std::future::poll_fn(|cx| {
-            if slots.open.get() < current.borrow().config.max_connections {
+            if slots.open.get() < current.borrow().config.max_connections as u64 {
                 Poll::Ready(())
             } else {
                 *slots.waiting.borrow_mut() = Some(cx.waker().clone());
@@ -174,13 +186,23 @@ async fn accept(listener: TcpListener, current: Rc<RefCell<Rc<Gateway>>>, slots:
                 if let Some(tls) = gw.config.tls.clone() {
                     runtime::spawn(async move {
                         let _guard = guard;
-                        http::serve_tls(gw, tls, stream, peer).await;
+                        let (timeouts, shutdown) = (gw.config.timeouts, gw.shutdown.clone());
+                        http::serve_tls(
+                            tls,
+                            stream,
+                            peer,
+                            timeouts,
+                            shutdown,
+                            crate::dispatch::handler(gw, peer),
+                        )
+                        .await;
                     });
                     continue;
                 }
                 runtime::spawn(async move {
                     let _guard = guard;
-                    http::serve(gw, stream, peer).await;
+                    let (timeouts, shutdown) = (gw.config.timeouts, gw.shutdown.clone());
+                    http::serve(stream, peer, timeouts, shutdown, crate::dispatch::handler(gw, peer)).await;
                 });
             }
             Err(e) => {

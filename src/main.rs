@@ -1,6 +1,9 @@
-//! `gatelet` binary: arguments, then [`gatelet::cli::main`] (which sets up logging once the
+//! `gatelet` binary: arguments (help and usage errors answered there), then [`gatelet::cli::main`] (which sets up logging once the
 //! config, and so its log level, is known). Nothing else.
 
 fn main() -> std::process::ExitCode {
-    gatelet::cli::main(argh::from_env())
+    match gatelet::cli::args_from_env() {
+        Ok(args) => gatelet::cli::main(args),
+        Err(code) => code,
+    }
 }

@@ -1,11 +1,15 @@
 //! Per-backend response manipulation and merging, KrakenD's order: decode -> `target` ->
-//! `allow`/`deny` (allow wins) -> `mapping` -> `group`, then a shallow top-level merge of all
-//! backends in config order. Sans-io: plain functions over bytes and `serde_json` values; it
-//! never touches sockets, time or config files.
+//! `allow`/`deny` (allow wins) -> `mapping` -> `group` (or, with a `flatmap_filter`, decode ->
+//! `target` -> the [`flatmap`] operations -> `group`), then a shallow top-level merge of all
+//! backends in config order; and values read out of answers as text for URLs and headers.
+//! Sans-io: plain functions over bytes and `serde_json` values; it never touches sockets, time
+//! or config files.
+
+pub mod flatmap;
 
 use serde_json::{Map, Value};
 
-use crate::config::Encoding;
+pub use flatmap::FlatOp;
 
 /// What one backend's answer goes through after decoding. Built once by `config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,11 +26,27 @@ pub struct Shape {
     pub mapping: Vec<(String, String)>,
     /// `group`: wrap the whole result under this key.
     pub group: Option<String>,
+    /// `extra_config.proxy.flatmap_filter`: run after `target`, instead of `allow`, `deny` and
+    /// `mapping` (config refuses them together); empty = none.
+    pub flatmap: Vec<FlatOp>,
 }
 
 /// Why a backend body could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
+
+/// How a backend's body is decoded (`encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `json`: must be a JSON object (or an array when `is_collection`).
+    Json,
+    /// `safejson`: any JSON; non-objects are wrapped (see [`decode`]).
+    SafeJson,
+    /// `string`: the body as a string under `content`.
+    String,
+    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
+    NoOp,
+}
 
 /// Decodes a backend body per `encoding`:
 /// - `json`: a JSON object; with `is_collection` a JSON array, as `{"collection": [...]}`.
@@ -82,7 +102,8 @@ fn wrap(key: &str, value: Value) -> Map<String, Value> {
     map
 }
 
-/// Applies `target`, `allow`/`deny`, `mapping` and `group`, in that order.
+/// Applies `target`, `allow`/`deny`, `mapping` and `group`, in that order (with a
+/// `flatmap_filter`: `target`, the operations, `group`).
 ///
 /// Dot paths walk objects; where a path meets an array, the rest of the path applies to each
 /// element (so `allow: ["collection.id"]` keeps the `id` of every item). A `target` that is
@@ -91,7 +112,9 @@ pub fn shape(shape: &Shape, mut data: Map<String, Value>) -> Map<String, Value> 
     if !shape.target.is_empty() {
         data = extract(data, &shape.target);
     }
-    if !shape.allow.is_empty() {
+    if !shape.flatmap.is_empty() {
+        flatmap::apply(&shape.flatmap, &mut data);
+    } else if !shape.allow.is_empty() {
         let mut kept = Map::new();
         for path in &shape.allow {
             allow(&mut data, &mut kept, path);
@@ -170,6 +193,53 @@ fn deny(data: &mut Map<String, Value>, path: &[String]) {
             }
         }
         _ => {}
+    }
+}
+
+/// The value at a dot path through objects (arrays are not entered), as KrakenD's sequential
+/// proxy reads `{resp0_a.b}`.
+pub fn lookup<'a>(data: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut map = data;
+    for key in parents {
+        match map.get(key.as_str())? {
+            Value::Object(inner) => map = inner,
+            _ => return None,
+        }
+    }
+    map.get(last.as_str())
+}
+
+/// A value as it goes into a URL or a header, as KrakenD writes it: a string as it is, a
+/// whole number without a fraction, a boolean, a list as its elements joined with `,`, an
+/// object as JSON. `null` is no value.
+pub fn text(value: &Value) -> Option<String> {
+    let mut out = String::new();
+    match value {
+        Value::Null => return None,
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_text(&mut out, item);
+            }
+        }
+        other => push_text(&mut out, other),
+    }
+    Some(out)
+}
+
+fn push_text(out: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // A float with no fraction (`42.0`) is written as the integer, as KrakenD does for claims.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15 => out.push_str(&(f as i64).to_string()),
+            _ => out.push_str(&n.to_string()),
+        },
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -322,6 +392,33 @@ mod tests {
             ..Shape::default()
         };
         assert_eq!(shape(&s, data), obj(json!({"g": {"ex": 1}})));
+    }
+
+    #[test]
+    fn lookup_walks_objects_only_and_text_formats_like_krakend() {
+        let data = obj(json!({"a": {"b": 7.0, "l": [1, "x", true, {"k": 1}]}, "arr": [{"id": 1}], "n": null}));
+        let path = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(lookup(&data, &path("a.b")).and_then(text).as_deref(), Some("7"));
+        assert_eq!(
+            lookup(&data, &path("a.l")).and_then(text).as_deref(),
+            Some(r#"1,x,true,{"k":1}"#)
+        );
+        assert_eq!(lookup(&data, &path("arr.0.id")), None, "arrays are not entered");
+        assert_eq!(lookup(&data, &path("n")).and_then(text), None, "null is no value");
+        assert_eq!(text(&json!(1.5)).as_deref(), Some("1.5"));
+        assert_eq!(text(&json!(-3)).as_deref(), Some("-3"));
+    }
+
+    #[test]
+    fn flatmap_replaces_allow_deny_mapping_but_keeps_target_and_group() {
+        let data = obj(json!({"d": {"items": [{"id": 1, "secret": 2}], "x": 1}}));
+        let s = Shape {
+            target: vec!["d".into()],
+            flatmap: vec![FlatOp::Del(vec![paths(&["items.*.secret"])[0].clone()])],
+            group: Some("g".into()),
+            ..Shape::default()
+        };
+        assert_eq!(shape(&s, data), obj(json!({"g": {"items": [{"id": 1}], "x": 1}})));
     }
 
     #[test]

@@ -6,16 +6,18 @@
 //! ([`dropped`], `gatelet_sd_notify_dropped_total` in `/__stats`).
 
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Notifications dropped because the reader's queue was full, since the process started.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+// 32 bits: ARMv5 (the Pi Zero's static build) has no 64-bit atomics; at one dropped message a
+// second it wraps after 136 years.
+static DROPPED: AtomicU32 = AtomicU32::new(0);
 
 /// How many notifications were dropped (the reader's queue was full), process-wide: a reload
 /// does not reset it.
 pub fn dropped() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
+    u64::from(DROPPED.load(Ordering::Relaxed))
 }
 
 /// Sends one notification; errors are logged, never fatal (systemd may have gone away).

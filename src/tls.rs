@@ -1,8 +1,9 @@
 //! TLS termination (cargo feature `tls`, on by default): the rustls server config built once
-//! from KrakenD's service `tls` object (PEM files, `min_version`), the handshake bounded by the
-//! head timeout. The TLS stream is then served through the same hyper adapter as plain TCP
-//! (`http::io::Io`), under the same deadlines. rustls runs on the `ring` provider (Rust, C and
-//! assembly; builds for 32-bit ARM with a plain C cross compiler).
+//! from the PEM certificate chain and key that KrakenD's service `tls` object names (config
+//! reads the files), the handshake bounded by the head timeout. The TLS stream is then served
+//! through the same hyper adapter as plain TCP (`http::io::Io`), under the same deadlines.
+//! rustls runs on the `ring` provider (Rust, C and assembly; builds for 32-bit ARM with a plain
+//! C cross compiler).
 
 use std::io;
 use std::sync::Arc;
@@ -13,20 +14,29 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-/// Builds the server config: the certificate chain and key from PEM files; TLS 1.2 and 1.3, or
-/// 1.3 only; ALPN `http/1.1`. The message says what is wrong, for the config error.
-pub fn server_config(public_key: &str, private_key: &str, tls13_only: bool) -> Result<Arc<ServerConfig>, String> {
-    // Read bounded, from regular files only (a path to /dev/zero or a FIFO is an error).
-    let pem = crate::config::read_named_file(public_key)
-        .map_err(|e| format!("cannot read certificates from \"{public_key}\": {e}"))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+/// Why [`server_config`] refused its PEM; the caller names the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadPem {
+    /// The certificate chain does not parse.
+    Chain(String),
+    /// The chain holds no certificate.
+    NoCertificate,
+    /// The private key does not parse, or there is none.
+    Key(String),
+    /// Both parse, but rustls refuses to build a server from them; the whole message.
+    Refused(String),
+}
+
+/// Builds the server config from a PEM certificate chain (leaf first) and a PEM private key;
+/// TLS 1.2 and 1.3, or 1.3 only; ALPN `http/1.1`.
+pub fn server_config(chain: &[u8], key: &[u8], tls13_only: bool) -> Result<Arc<ServerConfig>, BadPem> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("\"{public_key}\": {e}"))?;
+        .map_err(|e| BadPem::Chain(e.to_string()))?;
     if certs.is_empty() {
-        return Err(format!("\"{public_key}\" holds no certificate"));
+        return Err(BadPem::NoCertificate);
     }
-    let pem = crate::config::read_named_file(private_key).map_err(|e| format!("\"{private_key}\": {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("\"{private_key}\": {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| BadPem::Key(e.to_string()))?;
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13_only {
         &[&rustls::version::TLS13]
     } else {
@@ -34,10 +44,10 @@ pub fn server_config(public_key: &str, private_key: &str, tls13_only: bool) -> R
     };
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?
+        .map_err(|e| BadPem::Refused(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a server identity: {e}"))?;
+        .map_err(|e| BadPem::Refused(format!("the certificate and key do not make a server identity: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -54,3 +54,16 @@ fn a_failing_backend_opens_its_circuit_and_a_probe_closes_it() {
     assert_eq!(health["circuits"], serde_json::json!({}), "{health}");
     assert_eq!(health["status"], "ok");
 }
+
+#[test]
+fn a_named_circuit_is_reported_under_its_name() {
+    let b = Backend::start(|_| Reply::json("{}").status(503));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "endpoints": [{{"endpoint": "/v", "backend": [{{"host": ["{}"], "url_pattern": "/v",
+            "extra_config": {{"qos/circuit-breaker": {{"interval": 60, "timeout": 60, "max_errors": 1, "name": "vehicle-bus"}}}}}}]}}]}}"#,
+        b.url()
+    ));
+    assert_eq!(get(gw, "/v").status, 502);
+    let health = get(gw, "/__health").json();
+    assert_eq!(health["circuits"]["vehicle-bus"], "open", "{health}");
+}

@@ -66,3 +66,44 @@ fn a_get_is_retried_once_after_a_5xx_and_never_more() {
     assert_eq!(get(gw, "/down").status, 502);
     assert_eq!(down.seen().len(), 2, "at most 2 attempts");
 }
+
+#[test]
+fn one_clients_answer_never_reaches_another() {
+    // The backend answers per user and says max-age but not public: a shared cache must not
+    // keep it for requests that carried credentials (RFC 9111 3.5).
+    let per_user = Backend::start(|s| {
+        let who = s.header("authorization").unwrap_or("nobody").to_string();
+        Reply::json(&format!(r#"{{"user":"{who}"}}"#)).header("Cache-Control", "max-age=60")
+    });
+    let public = Backend::start(|_| Reply::json(r#"{"map":1}"#).header("Cache-Control", "public, max-age=60"));
+    let varies = Backend::start(|_| {
+        Reply::json(r#"{"v":1}"#)
+            .header("Cache-Control", "max-age=60")
+            .header("Vary", "Accept-Language")
+    });
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "endpoints": [
+              {{"endpoint": "/me", "input_headers": ["Authorization"], "backend": [{{"host": ["{u}"], "url_pattern": "/me",
+                 "extra_config": {{"qos/http-cache": {{}}}}}}]}},
+              {{"endpoint": "/map", "input_headers": ["Authorization"], "backend": [{{"host": ["{p}"], "url_pattern": "/map",
+                 "extra_config": {{"qos/http-cache": {{}}}}}}]}},
+              {{"endpoint": "/v", "backend": [{{"host": ["{v}"], "url_pattern": "/v", "extra_config": {{"qos/http-cache": {{}}}}}}]}}]}}"#,
+        u = per_user.url(),
+        p = public.url(),
+        v = varies.url()
+    ));
+    let alice = request(gw, "GET", "/me", &["Authorization: Bearer alice"], b"");
+    let bob = request(gw, "GET", "/me", &["Authorization: Bearer bob"], b"");
+    assert_eq!(alice.json()["user"], "Bearer alice");
+    assert_eq!(bob.json()["user"], "Bearer bob", "bob must not get alice's answer");
+    assert_eq!(per_user.seen().len(), 2);
+    for who in ["alice", "bob"] {
+        let r = request(gw, "GET", "/map", &[&format!("Authorization: Bearer {who}")], b"");
+        assert_eq!(r.json()["map"], 1);
+    }
+    assert_eq!(public.seen().len(), 1, "public: kept even with credentials");
+    for _ in 0..2 {
+        assert_eq!(get(gw, "/v").json()["v"], 1);
+    }
+    assert_eq!(varies.seen().len(), 2, "an answer with Vary is not kept");
+}

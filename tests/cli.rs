@@ -229,3 +229,314 @@ fn the_default_config_gains_a_temperature_sensor_where_there_is_a_thermal_zone()
     let system = |c: &gatelet::config::Config| c.endpoints.iter().find(|e| e.path == "/system").unwrap().backends.len();
     assert_eq!(system(&warm), system(&plain) + 1);
 }
+
+#[test]
+fn check_warns_about_a_cache_on_an_authenticated_endpoint_and_still_passes() {
+    let dir = std::env::temp_dir().join(format!("gatelet-cli-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("warn.json");
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "extra_config": {"gatelet/api-keys": {"keys": [{"name": "office", "sha256": "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92", "roles": ["office"]}]}},
+  "endpoints": [{"endpoint": "/me", "extra_config": {"gatelet/api-keys": {"roles": ["office"]}},
+    "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/me", "extra_config": {"qos/http-cache": {}}}]}]}"#,
+    )
+    .unwrap();
+    let out = gatelet().args(["check", "-c"]).arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: {}:2:17: endpoints[0]: qos/http-cache on an endpoint with auth",
+            file.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_command_has_help_with_its_flags_and_an_example() {
+    for (args, flags) in [
+        (&["--help"][..], &["--version", "run", "check", "Examples:"][..]),
+        (
+            &["run", "--help"],
+            &["-c, --config", "-p, --port", "-d, --debug", "Examples:"],
+        ),
+        (
+            &["check", "--help"],
+            &[
+                "-c, --config",
+                "-t, --test-gin-routes",
+                "-l, --lint",
+                "-d, --debug",
+                "-tlc",
+            ],
+        ),
+    ] {
+        let out = gatelet().args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        for f in flags {
+            assert!(text.contains(f), "{args:?} help lacks {f}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_usage() {
+    let out = gatelet().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a command is needed") && err.contains("Usage: gatelet"),
+        "{err}"
+    );
+    for args in [
+        &["--bogus"][..],
+        &["run", "-x"],
+        &["check"],
+        &["check", "-tlx", "a.json"],
+        &["run", "-p", "port"],
+    ] {
+        let out = gatelet().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--help"), "{args:?}");
+    }
+}
+
+#[test]
+fn check_takes_krakends_bundled_flags() {
+    let dir = std::env::temp_dir().join(format!("gatelet-cli-tlc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("krakend.json");
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "name": "bus-7", "endpoints": [
+            {"endpoint": "/bus/{id}", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/v/{id}"}]},
+            {"endpoint": "/bus/count", "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/n"}]}]}"#,
+    )
+    .unwrap();
+    // -t routes every endpoint's own path through the router; -d prints what was parsed.
+    let out = gatelet().args(["check", "-tldc"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("service \"bus-7\""), "{text}");
+    assert!(text.contains("GET /bus/{id}: json, timeout 2s, 1 backend(s)"), "{text}");
+    assert!(text.contains("  -> GET /v/{id} on 127.0.0.1:9"), "{text}");
+    assert!(text.contains("routes OK: 2 endpoint(s)"), "{text}");
+    assert!(text.trim_end().ends_with("config OK"), "{text}");
+    // The long forms are KrakenD's too.
+    let out = gatelet()
+        .args(["check", "--test-gin-routes", "--lint", "--debug", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // -l: a warning fails the check.
+    std::fs::write(
+        &file,
+        r#"{"version": 3, "extra_config": {"gatelet/api-keys": {"keys": [{"name": "office", "sha256": "8d969eef6ecad3c29a3a629280e686cf0c3f5d5a86aff3ca12020c923adc6c92"}]}},
+  "endpoints": [{"endpoint": "/me", "extra_config": {"gatelet/api-keys": {}},
+    "backend": [{"host": ["http://127.0.0.1:9"], "url_pattern": "/me", "extra_config": {"qos/http-cache": {}}}]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        gatelet()
+            .args(["check", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = gatelet().args(["check", "-lc"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("-l (lint)"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `gatelet run` with a `telemetry/logging` object, its stdout and stderr read line by line.
+struct Logging {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<(&'static str, String)>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    dir: std::path::PathBuf,
+}
+
+impl Logging {
+    /// Runs a config with `logging` as its `telemetry/logging`, with `env` set.
+    fn run(logging: &str, env: &[(&str, &str)]) -> Logging {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gatelet-log-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("krakend.json");
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"version": 3, "listen_ip": "127.0.0.1", "port": 0, "endpoints": [],
+                    "extra_config": {{"telemetry/logging": {logging}}}}}"#
+            ),
+        )
+        .unwrap();
+        let mut cmd = gatelet();
+        cmd.args(["run", "-c"])
+            .arg(&file)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let streams: [(&'static str, Box<dyn std::io::Read + Send>); 2] = [
+            ("stdout", Box::new(child.stdout.take().unwrap())),
+            ("stderr", Box::new(child.stderr.take().unwrap())),
+        ];
+        let readers = streams
+            .into_iter()
+            .map(|(name, stream)| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        tx.send((name, line)).ok();
+                    }
+                })
+            })
+            .collect();
+        Logging {
+            child,
+            lines,
+            readers,
+            dir,
+        }
+    }
+
+    /// The first line saying "listening on", as `stream: line`.
+    fn listening_line(&self) -> String {
+        loop {
+            let (name, line) = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("no listening line");
+            if line.contains("listening on") {
+                return format!("{name}: {line}");
+            }
+        }
+    }
+
+    /// Stops gatelet (a failed test stops it too, see `Drop`); every line not read yet.
+    fn stop(mut self) -> Vec<String> {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        std::fs::remove_dir_all(&self.dir).ok();
+        self.lines
+            .try_iter()
+            .map(|(name, line)| format!("{name}: {line}"))
+            .collect()
+    }
+}
+
+impl Drop for Logging {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+#[test]
+fn logging_takes_krakends_prefix_outputs_and_logstash_format() {
+    let run = Logging::run(
+        r#"{"level": "INFO", "prefix": "[BUS7]", "stdout": true, "format": "logstash"}"#,
+        &[],
+    );
+    let line = run.listening_line();
+    run.stop();
+    let json = line
+        .strip_prefix("stdout: ")
+        .unwrap_or_else(|| panic!("not on stdout: {line}"));
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(doc["level"], "INFO", "{doc}");
+    assert_eq!(doc["module"], "BUS7");
+    assert_eq!(doc["@version"], 1);
+    assert!(doc["message"].as_str().unwrap().starts_with("gatelet "), "{doc}");
+    let ts = doc["@timestamp"].as_str().unwrap();
+    assert!(ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.', "{ts}");
+
+    // Default lines on stderr: the prefix, then a timestamp unless journald stamps them.
+    let run = Logging::run(r#"{"level": "INFO", "prefix": "[BUS7]"}"#, &[]);
+    let line = run.listening_line();
+    run.stop();
+    let rest = line
+        .strip_prefix("stderr: [BUS7] 20")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(rest.contains("Z INFO gatelet::cli: gatelet "), "{line}");
+    let run = Logging::run(r#"{"level": "INFO", "prefix": "[BUS7]"}"#, &[("JOURNAL_STREAM", "8:1")]);
+    let line = run.listening_line();
+    run.stop();
+    assert!(line.starts_with("stderr: <6>[BUS7] gatelet::cli: gatelet "), "{line}");
+}
+
+#[test]
+fn syslog_lines_go_to_the_syslog_socket_with_their_facility() {
+    let dir = std::env::temp_dir().join(format!("gatelet-syslog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("log.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let run = Logging::run(
+        r#"{"level": "INFO", "syslog": true, "syslog_facility": "local0"}"#,
+        &[("GATELET_SYSLOG_PATH", path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 2048];
+    let datagram = loop {
+        let n = socket.recv(&mut buf).expect("no syslog datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("listening on") {
+            break text;
+        }
+    };
+    let printed = run.stop();
+    // local0 (16) * 8 + info (6).
+    assert!(datagram.starts_with("<134>gatelet["), "{datagram}");
+    assert!(datagram.contains("]: INFO gatelet::cli: gatelet "), "{datagram}");
+    assert!(
+        !printed.iter().any(|l| l.contains("listening on")),
+        "syslog alone: nothing on stdout or stderr: {printed:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn check_refuses_features_left_out_on_purpose_with_what_to_use_instead() {
+    let out = gatelet()
+        .args(["check", "-c", "tests/config/invalid/out_on_purpose.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (namespace, instead) in [
+        ("validation/cel", "auth/validator"),
+        ("modifier/lua-endpoint", "mapping"),
+        ("security/bot-detector", "qos/ratelimit/router"),
+        ("plugin/http-server", "backend service"),
+        ("backend/amqp/consumer", "gatelet/sensor"),
+        ("backend/pubsub/subscriber", "HTTP bridge"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(&format!("\"{namespace}\"")))
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(line.contains("on purpose") && line.contains(instead), "{line}");
+    }
+}

@@ -137,3 +137,48 @@ fn rate_limits_are_read_exactly() {
         Some(Rate::new(1, 1, s).unwrap())
     );
 }
+
+#[test]
+fn host_names_and_the_members_file_are_resolved_after_checking() {
+    use gatelet::config::{SensorSource, StreamTarget};
+    let text = r#"{
+      "version": 3,
+      "host": ["localhost:9001"],
+      "extra_config": {
+        "gatelet/fleet": {
+          "members": [{"id": "bus-1", "host": "http://localhost:9003"}],
+          "members_file": "tests/config/files/members.json"
+        },
+        "gatelet/sensors": {"engine": {"decode": "json-lines", "tcp": {"address": "localhost:7000"}}}
+      },
+      "endpoints": [
+        {"endpoint": "/a", "backend": [{"url_pattern": "/"}, {"host": ["http://localhost:9002"], "url_pattern": "/"}]}
+      ]
+    }"#;
+    let c = gatelet::config::parse("t.json", text).unwrap();
+    let looked_up = |addr: std::net::SocketAddr, port| {
+        assert!(addr.ip().is_loopback() && addr.port() == port, "{addr}");
+    };
+    let backends = &c.endpoints[0].backends;
+    looked_up(backends[0].hosts[0].addr, 9001);
+    assert_eq!(backends[0].hosts[0].authority, "localhost:9001", "the service's host");
+    looked_up(backends[1].hosts[0].addr, 9002);
+    let members = &c.fleet.as_ref().unwrap().members;
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["bus-1", "bus-2", "bus-3"],
+        "inline members first, then the file's"
+    );
+    looked_up(members[0].host.addr, 9003);
+    looked_up(members[1].host.addr, 9004);
+    assert_eq!(members[2].host.addr, "10.8.0.3:8000".parse().unwrap());
+    let SensorSource::Stream {
+        target: StreamTarget::Tcp(engine),
+        ..
+    } = c.sensors[0].source
+    else {
+        panic!("{:?}", c.sensors[0].source)
+    };
+    looked_up(engine, 7000);
+}

@@ -252,7 +252,7 @@ fn upstream_connections_are_capped_and_reused() {
     }
     let max = b.max_open.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
-        max <= gatelet::http::limits::MAX_UPSTREAM_CONNECTIONS,
+        max <= gatelet::net::limits::MAX_UPSTREAM_CONNECTIONS,
         "{max} upstream connections at once"
     );
     let total = b.connections.load(std::sync::atomic::Ordering::SeqCst);
@@ -301,7 +301,7 @@ fn health_debug_echo_404_and_405() {
     );
     let p = request(gw, "POST", "/__health", &[], b"");
     assert_eq!(p.status, 405);
-    assert_eq!(p.header("allow"), Some("GET"));
+    assert_eq!(p.header("allow"), Some("GET, HEAD"));
     assert_eq!(get(gw, "/__debug/anything").json(), json!({"message": "pong"}));
     let e = request(gw, "PUT", "/__echo/x?a=1", &["X-Bus: 7"], b"hi");
     assert_eq!(e.json()["req_method"], "PUT");
@@ -310,7 +310,7 @@ fn health_debug_echo_404_and_405() {
     assert_eq!(e.json()["req_querystring"]["a"], json!(["1"]));
     let n = get(gw, "/nope");
     assert_eq!(n.status, 404);
-    assert_eq!(n.json(), json!({"error": "no endpoint at this path"}));
+    assert_eq!(n.text(), "404 page not found", "KrakenD's (gin's) body");
 }
 
 #[test]
@@ -332,7 +332,7 @@ fn wrong_method_on_an_endpoint_is_405_and_dot_segments_are_refused() {
     )));
     let r = request(gw, "DELETE", "/b/1", &[], b"");
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("GET"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
     assert_eq!(get(gw, "/b/..").status, 400);
     assert!(b.seen().is_empty());
 }
@@ -395,4 +395,114 @@ fn the_shipped_bus_example_behaves_as_the_readme_says() {
     );
     assert_eq!((r.status, r.header("x-gatelet-completed")), (200, Some("false")));
     assert_eq!(r.json(), json!({"gps": {"lat": 52.5, "lon": 13.4}}));
+}
+
+/// Sends `raw` on a fresh connection and returns everything the gateway wrote before closing.
+fn exchange(gw: std::net::SocketAddr, raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = connect(gw);
+    s.write_all(raw).unwrap();
+    let (out, closed) = read_to_close(&mut s);
+    assert!(closed, "the gateway did not close: {:?}", String::from_utf8_lossy(&out));
+    out
+}
+
+#[test]
+fn head_is_answered_like_get_without_a_body() {
+    let b = Backend::start(|_| Reply::json(r#"{"fuel":71}"#));
+    let gw = gateway(&config(&format!(
+        r#"{{"endpoint": "/v", "backend": [{{"host": ["{}"], "url_pattern": "/v"}}]}}"#,
+        b.url()
+    )));
+    let full = get(gw, "/v");
+    assert_eq!(full.status, 200);
+    // HEAD, then a GET on the same connection: the HEAD answer has the GET's length and no
+    // body, so the GET's answer follows right after its head.
+    let raw = exchange(
+        gw,
+        b"HEAD /v HTTP/1.1\r\nHost: gw.test\r\n\r\nGET /v HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    let head_end = text.find("\r\n\r\n").expect("a head") + 4;
+    let head = text[..head_end].to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        head.contains(&format!("content-length: {}\r\n", full.body.len())),
+        "HEAD carries the GET's length: {text}"
+    );
+    let (second, _) = parse_response(&raw[head_end..]).expect("the GET's answer right after the HEAD's head");
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, full.body);
+    assert_eq!(
+        b.seen().iter().filter(|s| s.method == "GET").count(),
+        3,
+        "HEAD calls the backend with GET"
+    );
+    // Built-ins too.
+    let raw = exchange(
+        gw,
+        b"HEAD /__health HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text}");
+}
+
+#[test]
+fn invalid_host_values_are_400_and_never_forwarded() {
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&config(&format!(
+        r#"{{"endpoint": "/v", "backend": [{{"host": ["{}"], "url_pattern": "/v"}}]}}"#,
+        b.url()
+    )));
+    for host in ["127.0.0.1:8080/path", "a, b", "user@a", "", "a b", "a:80:80"] {
+        let raw = exchange(gw, format!("GET /v HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 400"), "Host {host:?}: {text}");
+    }
+    assert!(b.seen().is_empty(), "nothing reached the backend");
+    let ok = request(gw, "GET", "/v", &[], b"");
+    assert_eq!(ok.status, 200);
+    assert_eq!(b.seen()[0].header("x-forwarded-host"), Some("gw.test"));
+}
+
+#[test]
+fn asterisk_and_connect_targets_are_not_routed() {
+    let gw = gateway(&config(""));
+    let raw = exchange(gw, b"GET * HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    let raw = exchange(gw, b"CONNECT gw.test:443 HTTP/1.1\r\nHost: gw.test:443\r\n\r\n");
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 501"),
+        "{:?}",
+        String::from_utf8_lossy(&raw)
+    );
+}
+
+#[test]
+fn header_names_with_underscores_never_reach_a_backend() {
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&config(&format!(
+        r#"{{"endpoint": "/v", "input_headers": ["*"], "backend": [{{"host": ["{}"], "url_pattern": "/v"}}]}}"#,
+        b.url()
+    )));
+    let r = request(
+        gw,
+        "GET",
+        "/v",
+        &["Content_Length: 5", "Transfer_Encoding: chunked", "X-Bus: 7"],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let seen = &b.seen()[0];
+    assert_eq!(seen.header("x-bus"), Some("7"), "other headers pass");
+    assert!(
+        seen.header("content_length").is_none() && seen.header("transfer_encoding").is_none(),
+        "{:?}",
+        seen.headers
+    );
 }

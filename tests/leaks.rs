@@ -328,8 +328,8 @@ fn ten_thousand_connections_leave_no_memory_or_descriptors_behind() {
     );
     // Idle connections stay pooled to the backend, never more than may be open.
     assert!(
-        end_fds.upstream <= gatelet::http::limits::MAX_UPSTREAM_CONNECTIONS,
+        end_fds.upstream <= gatelet::net::limits::MAX_UPSTREAM_CONNECTIONS,
         "{end_fds:?}: the upstream pool keeps at most {} open",
-        gatelet::http::limits::MAX_UPSTREAM_CONNECTIONS
+        gatelet::net::limits::MAX_UPSTREAM_CONNECTIONS
     );
 }

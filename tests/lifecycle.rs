@@ -130,15 +130,26 @@ fn under_journald_lines_carry_priorities_and_the_access_log_is_opt_in() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatelet"))
-        .args(["run", "-c"])
-        .arg(&file)
-        .env("JOURNAL_STREAM", "8:12345")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Killed when dropped, also when an assertion fails: a child left running would hold the
+    // test's output pipe open.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_gatelet"))
+            .args(["run", "-c"])
+            .arg(&file)
+            .env("JOURNAL_STREAM", "8:12345")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let listening = lines.next().unwrap().unwrap();
     assert!(listening.starts_with("<6>gatelet::cli: gatelet "), "{listening}");
     let addr: std::net::SocketAddr = listening
@@ -154,8 +165,7 @@ fn under_journald_lines_carry_priorities_and_the_access_log_is_opt_in() {
     let access = lines.next().unwrap().unwrap();
     assert!(access.starts_with("<6>access: GET /__health 200 "), "{access}");
     assert!(access.ends_with(" 127.0.0.1"), "{access}");
-    child.kill().ok();
-    child.wait().ok();
+    drop(child);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -1,11 +1,13 @@
-//! Oversized requests (head, target, header count, body) get their status and a close, and
-//! non-ASCII header values reach the handler intact. The framing vectors are the corpus in
+//! Oversized requests (head, target, header count, body) get their status and a close,
+//! non-ASCII header values reach the handler intact, and a chunked body ended by a bare LF is
+//! refused at once, alone or with a request behind it. The framing vectors are the corpus in
 //! `tests/vectors/` (tests/vectors.rs); slow clients are tests/slow.rs.
 
 mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -90,4 +92,32 @@ fn oversized_heads_targets_and_bodies_get_their_status() {
     let (raw, closed) = read_to_close(&mut s);
     assert_eq!(statuses(&raw).0, [413]);
     assert!(closed);
+}
+
+/// hyper alone reads a bare LF after the last chunk as the start of a trailer section: it then
+/// waits for trailer lines (a lone request is never answered before the body times out) or
+/// swallows the request pipelined behind as trailer fields (it is never answered).
+#[test]
+fn a_bare_lf_after_the_last_chunk_is_400_and_close_at_once() {
+    let gw = gateway(r#"{"version": 3, "echo_endpoint": true, "endpoints": []}"#);
+    let post = b"POST /__echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n";
+    // Alone, the client waiting with its connection open.
+    let mut s = connect(gw);
+    s.write_all(post).unwrap();
+    let started = Instant::now();
+    let (raw, closed) = read_to_close(&mut s);
+    assert_eq!(statuses(&raw).0, [400], "{:?}", String::from_utf8_lossy(&raw));
+    assert!(closed);
+    // The body idle limit is 10 s: the answer does not wait for it.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // With a request pipelined behind: one answer, then the connection closes.
+    let next = b"GET /__echo/y HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (raw, closed) = send(gw, &[&post[..], next].concat());
+    assert_eq!(statuses(&raw).0, [400], "{:?}", String::from_utf8_lossy(&raw));
+    assert!(closed);
+    assert_eq!(get(gw, "/__health").status, 200);
 }

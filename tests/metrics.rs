@@ -89,3 +89,19 @@ fn stats_are_off_unless_configured() {
     let gw = gateway(r#"{"version": 3, "endpoints": []}"#);
     assert_eq!(get(gw, "/__stats").status, 404);
 }
+
+#[test]
+fn krakends_telemetry_metrics_keys_map_to_stats() {
+    let on = gateway(
+        r#"{"version": 3, "extra_config": {"telemetry/metrics": {"collection_time": "60s",
+            "proxy_disabled": true, "router_disabled": false, "backend_disabled": true}}, "endpoints": []}"#,
+    );
+    let r = get(on, "/__stats");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("gatelet_requests_total"));
+    // endpoint_disabled: KrakenD keeps counting but publishes no /__stats.
+    let off = gateway(
+        r#"{"version": 3, "extra_config": {"telemetry/metrics": {"endpoint_disabled": true}}, "endpoints": []}"#,
+    );
+    assert_eq!(get(off, "/__stats").status, 404);
+}

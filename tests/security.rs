@@ -1,9 +1,11 @@
 //! Security at the edge, over real sockets. So far: CORS (KrakenD's `security/cors`) —
-//! preflights answered before routing (204 allowed, 403 denied with the reason), actual answers
-//! decorated only for allowed origins, `Vary: Origin` always.
+//! preflights answered before routing (204 allowed, echoing the method and headers asked for;
+//! 403 denied with the reason), actual answers decorated only for allowed origins, `Vary`
+//! always.
 
 mod common;
 
+use common::jwt::{b64url, hs256, hs256_raw};
 use common::*;
 
 fn cors_gateway(backend: &Backend) -> std::net::SocketAddr {
@@ -34,14 +36,45 @@ fn cors_preflights_are_answered_before_routing() {
     );
     assert_eq!(ok.status, 204, "{}", ok.text());
     assert_eq!(ok.header("access-control-allow-origin"), Some("https://office.example"));
-    assert_eq!(ok.header("access-control-allow-methods"), Some("GET, POST"));
-    assert_eq!(
-        ok.header("access-control-allow-headers"),
-        Some("authorization, content-type")
-    );
+    // KrakenD's CORS module (rs/cors) echoes what was asked for, not the configured lists.
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET"));
+    assert_eq!(ok.header("access-control-allow-headers"), Some("authorization"));
     assert_eq!(ok.header("access-control-max-age"), Some("600"));
     assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(ok.header("vary"), Some("Origin"));
+    assert_eq!(
+        ok.header("vary"),
+        Some("Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+    );
+    let post = request(
+        gw,
+        "OPTIONS",
+        "/vehicle",
+        &[
+            "Origin: https://office.example",
+            "Access-Control-Request-Method: POST",
+            "Access-Control-Request-Headers: Content-Type,Authorization",
+        ],
+        b"",
+    );
+    assert_eq!(post.status, 204, "{}", post.text());
+    assert_eq!(post.header("access-control-allow-methods"), Some("POST"));
+    assert_eq!(
+        post.header("access-control-allow-headers"),
+        Some("Content-Type, Authorization")
+    );
+    let plain = request(
+        gw,
+        "OPTIONS",
+        "/vehicle",
+        &["Origin: https://office.example", "Access-Control-Request-Method: GET"],
+        b"",
+    );
+    assert_eq!(plain.status, 204);
+    assert_eq!(
+        plain.header("access-control-allow-headers"),
+        None,
+        "none asked, none listed"
+    );
 
     let denied = request(
         gw,
@@ -214,30 +247,6 @@ fn api_keys_are_checked_before_rate_limits_with_401_and_403() {
     assert_eq!(b.seen().len(), 3, "refused requests never reach a backend");
 }
 
-fn b64url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn hs256(secret: &[u8], header: &serde_json::Value, claims: &serde_json::Value) -> String {
-    use hmac::Mac;
-    let signed = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", b64url(&mac.finalize().into_bytes()))
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -368,6 +377,110 @@ fn hs256_tokens_are_validated_with_a_pinned_algorithm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A JWK set holding one HS256 `secret`, in a fresh directory named after `test`.
+fn oct_jwk_set(secret: &[u8], test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("gatelet-jwt-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("keys.json");
+    let set = serde_json::json!({"keys": [{"kty": "oct", "k": b64url(secret)}]});
+    std::fs::write(&jwks, set.to_string()).unwrap();
+    (dir, jwks)
+}
+
+/// What RFC 7515 (JWS), RFC 7519 (JWT) and RFC 8725 (JWT best practices) require of a
+/// validator, one case each (docs/configuration.md lists them with this test).
+#[test]
+fn tokens_outside_rfc_7515_7519_8725_are_refused() {
+    let secret = b"0123456789abcdef0123456789abcdef-rfc";
+    let (dir, jwks) = oct_jwk_set(secret, "rfc");
+    let b = Backend::start(|_| Reply::json("{}"));
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},
+            "endpoints": [
+              {{"endpoint": "/bus", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}",
+                  "audience": ["bus-42"], "issuer": "https://büro.example"}}}}, "backend": [{{"url_pattern": "/"}}]}},
+              {{"endpoint": "/any", "extra_config": {{"auth/validator": {{"alg": "HS256", "jwk_local_path": "{k}"}}}},
+                  "backend": [{{"url_pattern": "/"}}]}}]}}"#,
+        b.url(),
+        k = jwks.display()
+    ));
+    let exp = unix_now() + 300;
+    let h = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let good = format!(r#"{{"iss":"https://büro.example","aud":["bus-42"],"exp":{exp}}}"#);
+    let call = |path: &str, header: &str, claims: &str| {
+        let token = hs256_raw(secret, header, claims);
+        request(gw, "GET", path, &[&format!("Authorization: Bearer {token}")], b"").status
+    };
+    assert_eq!(call("/bus", h, &good), 200);
+    assert_eq!(call("/any", h, &format!(r#"{{"exp":{exp}}}"#)), 200);
+    // JSON escapes are undone before comparing (RFC 7519 §7.3): `\/` is `/`, `\u00fc` is `ü`.
+    let escaped = format!(r#"{{"iss":"https:\/\/b\u00fcro.example","aud":"bus-42","exp":{exp}}}"#);
+    assert_eq!(call("/bus", h, &escaped), 200);
+    let refused: Vec<(&str, &str, String)> = vec![
+        // RFC 7515 §4.1.11: gatelet understands no extension, so any "crit" is refused.
+        ("crit", r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, good.clone()),
+        ("crit, empty list", r#"{"alg":"HS256","crit":[]}"#, good.clone()),
+        (
+            "crit, RFC 7797 unencoded payload",
+            r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+            good.clone(),
+        ),
+        // RFC 7515 §4, RFC 7519 §4: duplicate names are refused, not resolved.
+        ("duplicate header name", r#"{"alg":"none","alg":"HS256"}"#, good.clone()),
+        (
+            "duplicate claim name",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-7"],"aud":["bus-42"],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §7.2 step 8, RFC 7515 §4.1.10: a nested token carries a token, not claims.
+        ("cty JWT", r#"{"alg":"HS256","cty":"JWT"}"#, good.clone()),
+        (
+            "cty application/jwt",
+            r#"{"alg":"HS256","cty":"application/JWT"}"#,
+            good.clone(),
+        ),
+        // RFC 7515 §4.1.1: "alg" is case-sensitive.
+        ("alg hs256", r#"{"alg":"hs256"}"#, good.clone()),
+        // RFC 7519 §4.1.3: an aud that does not name this recipient.
+        (
+            "aud as one string with a space",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":"bus-7 bus-42","exp":{exp}}}"#),
+        ),
+        (
+            "aud not strings",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-42",42],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §7.3: code points compared as they are, no Unicode normalisation.
+        (
+            "iss normalised differently",
+            h,
+            format!(r#"{{"iss":"https://bu\u0308ro.example","aud":["bus-42"],"exp":{exp}}}"#),
+        ),
+        // RFC 7519 §4.1.6: iat is a NumericDate.
+        (
+            "iat not a number",
+            h,
+            format!(r#"{{"iss":"https://büro.example","aud":["bus-42"],"exp":{exp},"iat":"now"}}"#),
+        ),
+        // RFC 7515 §5.2 / RFC 7519 §7.2: header and claims are JSON objects.
+        ("claims not an object", h, format!("[{exp}]")),
+    ];
+    let mut accepted: Vec<&str> = refused
+        .iter()
+        .filter(|(_, header, claims)| call("/bus", header, claims) != 401)
+        .map(|(why, ..)| *why)
+        .collect();
+    // RFC 7519 §4.1.3: a recipient with no audience configured cannot find itself in an aud.
+    if call("/any", h, &format!(r#"{{"aud":"bus-42","exp":{exp}}}"#)) != 401 {
+        accepted.push("aud, no audience configured");
+    }
+    assert!(accepted.is_empty(), "not refused: {accepted:?}");
+    assert_eq!(b.seen().len(), 3, "only the valid tokens reached the backend");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
     let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
     let input = format!(
@@ -378,21 +491,45 @@ fn signed(alg: &str, kid: &str, claims: &serde_json::Value, sign: impl Fn(&[u8])
     format!("{input}.{}", b64url(&sign(input.as_bytes())))
 }
 
+/// The DER inside a PEM file.
+fn pem_der(pem: &str) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut der, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    let text = pem.lines().filter(|l| !l.starts_with("-----")).flat_map(str::bytes);
+    for c in text.take_while(|&c| c != b'=') {
+        acc = acc << 6 | A.iter().position(|&a| a == c).expect("base64") as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            der.push((acc >> bits) as u8);
+        }
+    }
+    der
+}
+
+/// A fresh P-256 key pair (ring makes them only from random bytes).
+fn p256_pair(rng: &ring::rand::SystemRandom) -> ring::signature::EcdsaKeyPair {
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, rng).unwrap();
+    ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), rng).unwrap()
+}
+
 #[test]
 fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
-    use p256::ecdsa::signature::Signer;
+    use ring::signature::KeyPair;
     use serde_json::json;
-    let ec = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
-    let point = ec.verifying_key().to_encoded_point(false);
-    let ed = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let rng = ring::rand::SystemRandom::new();
+    let ec = p256_pair(&rng);
+    let point = ec.public_key().as_ref().to_vec();
+    let ed = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).unwrap();
     let dir = std::env::temp_dir().join(format!("gatelet-jwt-asym-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("keys.json");
     std::fs::write(
         &jwks,
         json!({"keys": [
-            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64url(point.x().unwrap()), "y": b64url(point.y().unwrap())},
-            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64url(&ed.verifying_key().to_bytes())}]})
+            {"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": b64url(&point[1..33]), "y": b64url(&point[33..])},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64url(ed.public_key().as_ref())}]})
         .to_string(),
     )
     .unwrap();
@@ -407,10 +544,9 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
     ));
     let claims = json!({"sub": "office", "exp": unix_now() + 300});
     let es = signed("ES256", "ec-1", &claims, |m| {
-        let s: p256::ecdsa::Signature = ec.sign(m);
-        s.to_bytes().to_vec()
+        ec.sign(&rng, m).unwrap().as_ref().to_vec()
     });
-    let eddsa = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).to_bytes().to_vec());
+    let eddsa = signed("EdDSA", "ed-1", &claims, |m| ed.sign(m).as_ref().to_vec());
     let call =
         |path: &str, token: &str| request(gw, "GET", path, &[&format!("Authorization: Bearer {token}")], b"").status;
     assert_eq!(call("/es", &es), 200);
@@ -419,14 +555,12 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
     assert_eq!(call("/es", &eddsa), 401);
     assert_eq!(call("/ed", &es), 401);
     // The classic confusion: the public key used as an HMAC secret, alg switched to HS256.
-    let public = point.as_bytes().to_vec();
-    let confused = hs256(&public, &json!({"alg": "HS256", "kid": "ec-1"}), &claims);
+    let confused = hs256(&point, &json!({"alg": "HS256", "kid": "ec-1"}), &claims);
     assert_eq!(call("/es", &confused), 401);
     // A signature from another key, with the right kid.
-    let stranger = p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap();
+    let stranger = p256_pair(&rng);
     let forged = signed("ES256", "ec-1", &claims, |m| {
-        let s: p256::ecdsa::Signature = stranger.sign(m);
-        s.to_bytes().to_vec()
+        stranger.sign(&rng, m).unwrap().as_ref().to_vec()
     });
     assert_eq!(call("/es", &forged), 401);
     std::fs::remove_dir_all(&dir).ok();
@@ -434,18 +568,22 @@ fn es256_and_eddsa_tokens_verify_and_algorithms_never_cross() {
 
 #[test]
 fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
-    use rsa::traits::PublicKeyParts;
     use serde_json::json;
     // A throwaway 2048-bit key made for this test with `openssl genrsa` (never used elsewhere).
-    let private = rsa::RsaPrivateKey::from_pkcs8_pem(include_str!("rsa_test_key.pem")).unwrap();
-    let public = private.to_public_key();
-    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+    let private = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(include_str!("rsa_test_key.pem"))).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let sign = |m: &[u8]| {
+        let mut signature = vec![0; private.public().modulus_len()];
+        private
+            .sign(&ring::signature::RSA_PKCS1_SHA256, &rng, m, &mut signature)
+            .unwrap();
+        signature
+    };
+    let public: ring::rsa::PublicKeyComponents<Vec<u8>> = private.public().into();
     let dir = std::env::temp_dir().join(format!("gatelet-jwt-rsa-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let jwks = dir.join("keys.json");
-    let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());
+    let (n, e) = (public.n, public.e);
     std::fs::write(
         &jwks,
         json!({"keys": [{"kty": "RSA", "kid": "rsa-1", "n": b64url(&n), "e": b64url(&e)}]}).to_string(),
@@ -460,25 +598,22 @@ fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
         jwks.display()
     ));
     let claims = json!({"sub": "office", "exp": unix_now() + 300});
-    let good = signed("RS256", "rsa-1", &claims, |m| signer.sign(m).to_vec());
+    let good = signed("RS256", "rsa-1", &claims, sign);
     let call = |token: &str| request(gw, "GET", "/rs", &[&format!("Authorization: Bearer {token}")], b"").status;
     assert_eq!(call(&good), 200);
-    // HS256 "signed" with the RS256 public key (the JWK's n, or its PEM): the alg is pinned.
+    // HS256 "signed" with the RS256 public key (the JWK's n, or the JWK set's text): the alg
+    // is pinned.
     assert_eq!(call(&hs256(&n, &json!({"alg": "HS256", "kid": "rsa-1"}), &claims)), 401);
-    let pem = rsa::pkcs8::EncodePublicKey::to_public_key_pem(&public, rsa::pkcs8::LineEnding::LF).unwrap();
+    let set = std::fs::read(&jwks).unwrap();
     assert_eq!(
-        call(&hs256(
-            pem.as_bytes(),
-            &json!({"alg": "HS256", "kid": "rsa-1"}),
-            &claims
-        )),
+        call(&hs256(&set, &json!({"alg": "HS256", "kid": "rsa-1"}), &claims)),
         401
     );
     let expired = signed(
         "RS256",
         "rsa-1",
         &json!({"sub": "office", "exp": unix_now() - 60}),
-        |m| signer.sign(m).to_vec(),
+        sign,
     );
     assert_eq!(call(&expired), 401);
     std::fs::remove_dir_all(&dir).ok();
@@ -488,14 +623,7 @@ fn rs256_tokens_verify_and_the_hs_rs_confusion_fails() {
 fn tokens_can_come_from_a_cookie_or_another_header() {
     use serde_json::json;
     let secret = b"0123456789abcdef0123456789abcdef-cookie";
-    let dir = std::env::temp_dir().join(format!("gatelet-jwt-cookie-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks = dir.join("keys.json");
-    std::fs::write(
-        &jwks,
-        json!({"keys": [{"kty": "oct", "k": b64url(secret)}]}).to_string(),
-    )
-    .unwrap();
+    let (dir, jwks) = oct_jwk_set(secret, "cookie");
     let b = Backend::start(|_| Reply::json("{}"));
     let gw = gateway(&format!(
         r#"{{"version": 3, "host": ["{}"], "extra_config": {{"gatelet/jwt": {{"unsynced_clock": "accept"}}}},

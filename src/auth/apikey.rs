@@ -1,10 +1,11 @@
 //! Static API keys: stored in config only as SHA-256 digests (hex), presented in a header
-//! (default `Authorization: Bearer <key>`), compared in constant time against every key (no
-//! early exit, so timing says nothing about which key or how much of it matched). Each key
-//! has a name (logged, never the key) and roles; an endpoint may require some of them.
+//! (default `Authorization: Bearer <key>`), compared in constant time (`subtle`) against every
+//! key (no early exit, so timing says nothing about which key or how much of it matched). Each
+//! key has a name (logged, never the key) and roles; an endpoint may require some of them.
 
 use http::{HeaderMap, HeaderName};
-use sha2::{Digest, Sha256};
+use ring::digest::{SHA256, digest};
+use subtle::ConstantTimeEq;
 
 use super::Denied;
 
@@ -45,11 +46,6 @@ pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 impl ApiKeys {
     /// The key presented in `headers`, if it is one of ours.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Key, Denied> {
@@ -66,10 +62,10 @@ impl ApiKeys {
         if presented.is_empty() || presented.len() > MAX_KEY_BYTES {
             return Err(Denied::Unauthenticated("invalid API key".into()));
         }
-        let digest: [u8; 32] = Sha256::digest(presented).into();
+        let digest = digest(&SHA256, presented);
         let mut found = None;
         for key in &self.keys {
-            if constant_time_eq(&key.digest, &digest) && found.is_none() {
+            if bool::from(key.digest[..].ct_eq(digest.as_ref())) && found.is_none() {
                 found = Some(key);
             }
         }
@@ -94,6 +90,10 @@ impl ApiKeys {
 mod tests {
     use super::*;
 
+    fn sha256(bytes: &[u8]) -> [u8; 32] {
+        digest(&SHA256, bytes).as_ref().try_into().unwrap()
+    }
+
     fn keys() -> ApiKeys {
         ApiKeys {
             header: http::header::AUTHORIZATION,
@@ -101,12 +101,12 @@ mod tests {
             keys: vec![
                 Key {
                     name: "office".into(),
-                    digest: Sha256::digest(b"s3cret-office").into(),
+                    digest: sha256(b"s3cret-office"),
                     roles: vec!["read".into(), "command".into()],
                 },
                 Key {
                     name: "depot".into(),
-                    digest: Sha256::digest(b"s3cret-depot").into(),
+                    digest: sha256(b"s3cret-depot"),
                     roles: vec!["read".into()],
                 },
             ],
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn digests_parse_from_hex_only() {
         let hex = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
-        assert_eq!(parse_digest(hex), Some(Sha256::digest(b"secret").into()));
+        assert_eq!(parse_digest(hex), Some(sha256(b"secret")));
         assert_eq!(parse_digest(&hex[1..]), None);
         assert_eq!(parse_digest(&hex.replace('2', "g")), None);
     }

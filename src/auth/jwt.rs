@@ -2,14 +2,17 @@
 //! a refusal out. The algorithm is pinned by config and never taken from the token (`alg: none`
 //! and HS/RS confusion fail), `exp` is required, `nbf` honoured, `kid` only selects a key from
 //! the local set, `jku` / `x5u` / an embedded `jwk` are ignored, the token size is bounded.
+//! What RFC 7515, RFC 7519 and RFC 8725 require of a validator is checked too: no `crit`
+//! extension (none is understood), no nested token (`cty` JWT), no duplicate names in the
+//! header or the claims, NumericDates to the second, `aud` naming this recipient whenever it
+//! is present (docs/configuration.md lists each rule with its test).
 //! Keys come from a local JWK set file, loaded and checked at start-up.
 
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName};
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
-use super::Denied;
+use super::{Denied, curves};
 
 /// Largest token accepted (bytes); KrakenD sets none, a JWT is rarely over 2 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -50,24 +53,26 @@ impl Alg {
     }
 }
 
-/// A verification key from the JWK set.
+/// A verification key from the JWK set, checked when the set was loaded (see
+/// [`parse_jwk_set`]); ring verifies with it.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeyMaterial {
     /// An HMAC secret.
     Oct(Vec<u8>),
-    /// An RSA public key (2048 bits or more).
-    Rsa(Box<rsa::RsaPublicKey>),
-    /// A P-256 public key.
-    P256(p256::ecdsa::VerifyingKey),
-    /// An Ed25519 public key.
-    Ed25519(ed25519_dalek::VerifyingKey),
+    /// An RSA public key of 2048 to 4096 bits: modulus and exponent, big-endian without
+    /// leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// A P-256 public key: the uncompressed point, `04 || x || y`.
+    P256(Box<[u8; 65]>),
+    /// An Ed25519 public key, not of small order.
+    Ed25519([u8; 32]),
 }
 
 impl std::fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeyMaterial::Oct(k) => write!(f, "Oct({} bytes)", k.len()),
-            KeyMaterial::Rsa(_) => f.write_str("Rsa"),
+            KeyMaterial::Rsa { .. } => f.write_str("Rsa"),
             KeyMaterial::P256(_) => f.write_str("P256"),
             KeyMaterial::Ed25519(_) => f.write_str("Ed25519"),
         }
@@ -90,7 +95,8 @@ pub struct Validator {
     pub alg: Alg,
     /// Keys usable with `alg`.
     pub keys: Vec<Jwk>,
-    /// `audience`: the token's `aud` must contain one of them (none = not checked).
+    /// `audience`: the token's `aud` must contain one of them. With none, a token carrying
+    /// `aud` is refused (RFC 7519 §4.1.3: this recipient cannot be among its audience).
     pub audience: Vec<String>,
     /// `issuer`: the token's `iss` must equal it.
     pub issuer: Option<String>,
@@ -173,49 +179,69 @@ fn token<'h>(v: &Validator, headers: &'h HeaderMap) -> Result<&'h str, Denied> {
 }
 
 fn verify(alg: Alg, key: &KeyMaterial, signed: &[u8], signature: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier;
     match (alg, key) {
+        // `hmac::verify` compares in constant time.
         (Alg::HS256, KeyMaterial::Oct(secret)) => {
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-                return false;
-            };
-            mac.update(signed);
-            // `verify_slice` compares in constant time.
-            mac.verify_slice(signature).is_ok()
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+            ring::hmac::verify(&key, signed, signature).is_ok()
         }
-        (Alg::RS256, KeyMaterial::Rsa(key)) => {
-            let Ok(sig) = rsa::pkcs1v15::Signature::try_from(signature) else {
-                return false;
-            };
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new((**key).clone())
-                .verify(signed, &sig)
-                .is_ok()
-        }
-        (Alg::ES256, KeyMaterial::P256(key)) => {
-            // JWS carries r || s (64 bytes), not DER.
-            let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-                return false;
-            };
-            key.verify(signed, &sig).is_ok()
-        }
+        (Alg::RS256, KeyMaterial::Rsa { n, e }) => ring::rsa::PublicKeyComponents { n, e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, signed, signature)
+            .is_ok(),
+        // JWS carries r || s (64 bytes), not DER: the FIXED form.
+        (Alg::ES256, KeyMaterial::P256(point)) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point[..])
+            .verify(signed, signature)
+            .is_ok(),
+        // S must be below the group order and R is compared as encoded, so a signature has
+        // one form; the key is not of small order (checked at load).
         (Alg::EdDSA, KeyMaterial::Ed25519(key)) => {
-            let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
-                return false;
-            };
-            key.verify_strict(signed, &sig).is_ok()
+            UnparsedPublicKey::new(&ED25519, key).verify(signed, signature).is_ok()
         }
         // A key of another type never verifies: no HS/RS-style confusion.
         _ => false,
     }
 }
 
-fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Denied> {
+/// A JSON object whose member names are unique. RFC 7515 §4 and RFC 7519 §4 let a parser
+/// either refuse duplicate names or keep the last; gatelet refuses them, so that no parser
+/// behind it (a backend reading the forwarded token) can see other claims than it checked.
+struct Unique(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Unique;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<Unique, A::Error> {
+                let mut out = Map::new();
+                while let Some((name, value)) = members.next_entry::<String, Value>()? {
+                    if out.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format!("duplicate member {name:?}")));
+                    }
+                    out.insert(name, value);
+                }
+                Ok(Unique(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// A base64url JSON object part of a token (RFC 7515 §5.2 steps 2, 3 and 5, RFC 7519 §7.2
+/// steps 3, 4, 9 and 10): strict base64url, UTF-8, one complete JSON object, unique names.
+fn object(part: &str) -> Option<Map<String, Value>> {
+    let bytes = b64url_decode(part)?;
+    serde_json::from_slice::<Unique>(&bytes).ok().map(|u| u.0)
+}
+
+/// A NumericDate claim (RFC 7519 §2: seconds since the epoch, maybe fractional), if present.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Denied> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::Number(n)) => match n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        {
+        Some(Value::Number(n)) => match n.as_f64().filter(|f| *f >= 0.0) {
             Some(v) => Ok(Some(v)),
             None => Err(invalid(format!("{name} is not a time"))),
         },
@@ -242,12 +268,23 @@ impl Validator {
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(invalid("malformed token"));
         };
-        let header: Map<String, Value> = b64url_decode(h)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| invalid("malformed token header"))?;
+        let header = object(h).ok_or_else(|| invalid("malformed token header"))?;
         // Pinned: whatever the token says must be exactly the configured algorithm.
         if header.get("alg").and_then(Value::as_str) != Some(self.alg.name()) {
             return Err(invalid("unexpected algorithm"));
+        }
+        // RFC 7515 §4.1.11: the extensions named there must be understood, and gatelet
+        // understands none (an empty list is invalid too).
+        if header.contains_key("crit") {
+            return Err(invalid("critical header extension not understood"));
+        }
+        // RFC 7519 §7.2 step 8: `cty` JWT (media type, so also `application/jwt`, any case)
+        // means the payload is another token, not claims.
+        if let Some(cty) = header.get("cty").and_then(Value::as_str) {
+            let cty = cty.to_ascii_lowercase();
+            if cty.strip_prefix("application/").unwrap_or(&cty) == "jwt" {
+                return Err(invalid("nested tokens are not supported"));
+            }
         }
         let signature = b64url_decode(s).ok_or_else(|| invalid("malformed signature"))?;
         let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
@@ -262,28 +299,41 @@ impl Validator {
         if !candidates.iter().any(|k| verify(self.alg, &k.key, signed, &signature)) {
             return Err(invalid("invalid signature"));
         }
-        let claims: Map<String, Value> = b64url_decode(p)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| invalid("malformed claims"))?;
-        let exp = number(&claims, "exp")?.ok_or_else(|| invalid("exp is required"))?;
-        if now > exp.saturating_add(self.leeway) {
+        let claims = object(p).ok_or_else(|| invalid("malformed claims"))?;
+        // `now` is whole seconds and the real time up to a second later: the current time
+        // must be before `exp` (RFC 7519 §4.1.4) and at or after `nbf` (§4.1.5), so a
+        // fractional `exp` counts from its whole second and a fractional `nbf` from the next.
+        let exp = numeric_date(&claims, "exp")?.ok_or_else(|| invalid("exp is required"))?;
+        if now >= (exp.floor() as u64).saturating_add(self.leeway) {
             return Err(invalid("token expired"));
         }
-        if let Some(nbf) = number(&claims, "nbf")?
-            && now.saturating_add(self.leeway) < nbf
+        if let Some(nbf) = numeric_date(&claims, "nbf")?
+            && now.saturating_add(self.leeway) < nbf.ceil() as u64
         {
             return Err(invalid("token not valid yet"));
         }
+        numeric_date(&claims, "iat")?;
+        // RFC 7519 §7.3: compared code point by code point, JSON escapes undone, no
+        // normalisation (serde_json and `==` on `str`).
         if let Some(iss) = &self.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(iss.as_str())
         {
             return Err(invalid("wrong issuer"));
         }
-        if !self.audience.is_empty() {
-            let aud = strings(claims.get("aud"));
+        // RFC 7519 §4.1.3: one string or an array of strings; when present, the recipient
+        // must find itself in it, so without a configured audience it never can.
+        if let Some(aud) = claims.get("aud") {
+            let aud: Option<Vec<&str>> = match aud {
+                Value::String(one) => Some(vec![one.as_str()]),
+                Value::Array(items) => items.iter().map(Value::as_str).collect(),
+                _ => None,
+            };
+            let aud = aud.ok_or_else(|| invalid("aud is not a string or an array of strings"))?;
             if !self.audience.iter().any(|a| aud.contains(&a.as_str())) {
                 return Err(invalid("wrong audience"));
             }
+        } else if !self.audience.is_empty() {
+            return Err(invalid("wrong audience"));
         }
         if !self.roles.is_empty() {
             let value = if self.roles_key_is_nested {
@@ -341,17 +391,29 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
             }
             (Alg::RS256, Some("RSA")) => {
                 let part = |name: &str| {
-                    field(name)
+                    let bytes = field(name)
                         .and_then(b64url_decode)
-                        .map(|b| rsa::BigUint::from_bytes_be(&b))
-                        .ok_or(format!("keys[{i}]: \"{name}\" is not base64url"))
+                        .ok_or(format!("keys[{i}]: \"{name}\" is not base64url"))?;
+                    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+                    Ok::<_, String>(bytes[start..].to_vec())
                 };
-                let key = rsa::RsaPublicKey::new(part("n")?, part("e")?)
-                    .map_err(|e| format!("keys[{i}]: not an RSA public key: {e}"))?;
-                if rsa::traits::PublicKeyParts::size(&key) < 256 {
+                let (n, e) = (part("n")?, part("e")?);
+                // ring's rules for a verification key, so that one that loads can verify:
+                // an odd modulus (here at most 4096 bits), an odd exponent from 3 to 2^33 - 1.
+                if n.len() < 256 {
                     return Err(format!("keys[{i}]: an RSA key needs at least 2048 bits"));
                 }
-                KeyMaterial::Rsa(Box::new(key))
+                if n.len() > 512 {
+                    return Err(format!("keys[{i}]: an RSA key has at most 4096 bits"));
+                }
+                let exponent = (e.len() <= 5).then(|| e.iter().fold(0u64, |v, &b| v << 8 | u64::from(b)));
+                let odd = |bytes: &[u8]| bytes.last().is_some_and(|b| b & 1 == 1);
+                if !odd(&n) || !odd(&e) || !exponent.is_some_and(|e| (3..1 << 33).contains(&e)) {
+                    return Err(format!(
+                        "keys[{i}]: not an RSA public key (an odd modulus, an odd exponent from 3 to 2^33-1)"
+                    ));
+                }
+                KeyMaterial::Rsa { n, e }
             }
             (Alg::ES256, Some("EC")) => {
                 if field("crv") != Some("P-256") {
@@ -360,15 +422,17 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                 let coord = |name: &str| {
                     field(name)
                         .and_then(b64url_decode)
-                        .filter(|b| b.len() == 32)
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
                         .ok_or(format!("keys[{i}]: \"{name}\" is not a 32-byte base64url coordinate"))
                 };
-                let mut sec1 = vec![4u8];
-                sec1.extend(coord("x")?);
-                sec1.extend(coord("y")?);
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| format!("keys[{i}]: not a point on P-256"))?;
-                KeyMaterial::P256(key)
+                let (x, y) = (coord("x")?, coord("y")?);
+                if !curves::on_p256(&x, &y) {
+                    return Err(format!("keys[{i}]: not a point on P-256"));
+                }
+                let mut point = Box::new([4u8; 65]);
+                point[1..33].copy_from_slice(&x);
+                point[33..].copy_from_slice(&y);
+                KeyMaterial::P256(point)
             }
             (Alg::EdDSA, Some("OKP")) => {
                 if field("crv") != Some("Ed25519") {
@@ -378,9 +442,12 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
                     .and_then(b64url_decode)
                     .and_then(|b| b.try_into().ok())
                     .ok_or(format!("keys[{i}]: \"x\" is not a 32-byte base64url key"))?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&x)
-                    .map_err(|_| format!("keys[{i}]: not an Ed25519 public key"))?;
-                KeyMaterial::Ed25519(key)
+                if !curves::ed25519_key(&x) {
+                    return Err(format!(
+                        "keys[{i}]: not an Ed25519 public key (a canonical point, not of small order)"
+                    ));
+                }
+                KeyMaterial::Ed25519(x)
             }
             _ => continue,
         };
@@ -395,6 +462,217 @@ pub fn parse_jwk_set(text: &str, alg: Alg) -> Result<Vec<Jwk>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn b64url(bytes: &[u8]) -> String {
+        use crate::dashboard::base64;
+        base64::encode_with(bytes, base64::URL_SAFE, false)
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn hs256_validator(leeway: u64) -> Validator {
+        Validator {
+            alg: Alg::HS256,
+            keys: vec![Jwk {
+                kid: None,
+                key: KeyMaterial::Oct(SECRET.to_vec()),
+            }],
+            audience: Vec::new(),
+            issuer: None,
+            roles: Vec::new(),
+            roles_key: "roles".into(),
+            roles_key_is_nested: false,
+            scopes: Vec::new(),
+            scopes_key: "scope".into(),
+            scopes_all: false,
+            leeway,
+            cookie_key: None,
+            header: http::header::AUTHORIZATION,
+            propagate: Vec::new(),
+        }
+    }
+
+    /// Validates an HS256 token with `claims` at `now`.
+    fn at(v: &Validator, claims: &str, now: u64) -> Result<Map<String, Value>, Denied> {
+        let signed = format!("{}.{}", b64url(br#"{"alg":"HS256"}"#), b64url(claims.as_bytes()));
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET);
+        let token = format!(
+            "{signed}.{}",
+            b64url(ring::hmac::sign(&key, signed.as_bytes()).as_ref())
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        v.validate(&headers, now)
+    }
+
+    /// RFC 7519 §4.1.4: the current time must be before `exp`; §4.1.5: at or after `nbf`;
+    /// NumericDates may be fractional. `now` is whole seconds, the real time up to a second
+    /// later, so a fractional `exp` counts from its whole second and `nbf` from the next.
+    #[test]
+    fn numeric_dates_hold_to_the_second() {
+        let v = hs256_validator(0);
+        assert!(at(&v, r#"{"exp":1001}"#, 1000).is_ok());
+        assert!(at(&v, r#"{"exp":1000}"#, 1000).is_err(), "expires at exp");
+        assert!(at(&v, r#"{"exp":1000.5}"#, 1000).is_err(), "now may be 1000.9");
+        assert!(at(&v, r#"{"exp":1001.5}"#, 1000).is_ok());
+        assert!(at(&v, r#"{"exp":2000,"nbf":1000}"#, 1000).is_ok(), "valid from nbf on");
+        assert!(at(&v, r#"{"exp":2000,"nbf":1001}"#, 1000).is_err());
+        assert!(at(&v, r#"{"exp":2000,"nbf":999.5}"#, 1000).is_ok());
+        assert!(
+            at(&v, r#"{"exp":2000,"nbf":1000.5}"#, 1000).is_err(),
+            "now may be 1000.0"
+        );
+        assert!(at(&v, r#"{"exp":2000,"iat":1000.5}"#, 1000).is_ok());
+        for bad in [
+            r#"{"exp":-1}"#,
+            r#"{"exp":"2000"}"#,
+            r#"{"exp":2000,"nbf":null}"#,
+            r#"{"exp":2000,"iat":[]}"#,
+        ] {
+            assert!(at(&v, bad, 1000).is_err(), "{bad}");
+        }
+        let v = hs256_validator(30);
+        assert!(at(&v, r#"{"exp":1000}"#, 1029).is_ok(), "leeway");
+        assert!(at(&v, r#"{"exp":1000}"#, 1030).is_err());
+        assert!(at(&v, r#"{"exp":2000,"nbf":1030}"#, 1000).is_ok());
+        assert!(at(&v, r#"{"exp":2000,"nbf":1031}"#, 1000).is_err());
+    }
+
+    fn jwk_set(keys: Value) -> String {
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// The DER inside a PEM file (`+/` base64 is base64url with two other characters).
+    fn pem_der(pem: &str) -> Vec<u8> {
+        let text: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        b64url_decode(text.replace('+', "-").replace('/', "_").trim_end_matches('=')).unwrap()
+    }
+
+    #[test]
+    fn jwk_sets_are_checked_when_loaded() {
+        use serde_json::json;
+        let rng = ring::rand::SystemRandom::new();
+        let oct = |len: usize| json!([{"kty": "oct", "k": b64url(&vec![7u8; len])}]);
+        assert!(parse_jwk_set(&jwk_set(oct(32)), Alg::HS256).is_ok());
+        assert!(parse_jwk_set(&jwk_set(oct(31)), Alg::HS256).is_err(), "RFC 7518 §3.2");
+        // RSA: the test key's modulus (2048 bits), and moduli too short or too long.
+        let der = pem_der(include_str!("../../tests/rsa_test_key.pem"));
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let public: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+        let rsa = |n: &[u8], e: &[u8]| json!([{"kty": "RSA", "n": b64url(n), "e": b64url(e)}]);
+        assert_eq!(public.n.len(), 256);
+        assert!(parse_jwk_set(&jwk_set(rsa(&public.n, &public.e)), Alg::RS256).is_ok());
+        assert!(
+            parse_jwk_set(&jwk_set(rsa(&public.n[1..], &public.e)), Alg::RS256).is_err(),
+            "2040 bits"
+        );
+        let long = [&public.n[..], &public.n[..], &[1]].concat();
+        assert!(
+            parse_jwk_set(&jwk_set(rsa(&long, &public.e)), Alg::RS256).is_err(),
+            "4104 bits"
+        );
+        let e_too_large = [2u8, 0, 0, 0, 1];
+        assert!(parse_jwk_set(&jwk_set(rsa(&public.n, &e_too_large)), Alg::RS256).is_err());
+        // What ring cannot verify with is refused when loaded: an even modulus or exponent,
+        // an exponent under 3. Leading zero bytes are tolerated.
+        let mut even = public.n.clone();
+        even[255] &= 0xfe;
+        for (n, e) in [(&even[..], &public.e[..]), (&public.n, &[1]), (&public.n, &[1, 0, 0])] {
+            assert!(
+                parse_jwk_set(&jwk_set(rsa(n, e)), Alg::RS256).is_err(),
+                "n {n:?}, e {e:?}"
+            );
+        }
+        let padded = [&[0, 0][..], &public.n].concat();
+        assert!(parse_jwk_set(&jwk_set(rsa(&padded, &[0, 1, 0, 1])), Alg::RS256).is_ok());
+        // P-256: a point of a fresh key, and that point moved off the curve.
+        let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        use ring::signature::KeyPair;
+        let point = pair.public_key().as_ref();
+        let ec = |x: &[u8], y: &[u8]| json!([{"kty": "EC", "crv": "P-256", "x": b64url(x), "y": b64url(y)}]);
+        assert!(parse_jwk_set(&jwk_set(ec(&point[1..33], &point[33..])), Alg::ES256).is_ok());
+        let mut y = point[33..].to_vec();
+        y[31] ^= 1;
+        assert!(
+            parse_jwk_set(&jwk_set(ec(&point[1..33], &y)), Alg::ES256).is_err(),
+            "off the curve"
+        );
+        let p = b64url_decode("_____wAAAAEAAAAAAAAAAAAAAAD_______________8").unwrap();
+        assert!(
+            parse_jwk_set(&jwk_set(ec(&p, &point[33..])), Alg::ES256).is_err(),
+            "x = p"
+        );
+        // Ed25519: RFC 8032's first test key, and a y that is not on the curve.
+        let okp = |x: &[u8]| json!([{"kty": "OKP", "crv": "Ed25519", "x": b64url(x)}]);
+        let rfc8032 = b64url_decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert!(parse_jwk_set(&jwk_set(okp(&rfc8032)), Alg::EdDSA).is_ok());
+        let mut off = [0u8; 32];
+        off[0] = 2;
+        assert!(
+            parse_jwk_set(&jwk_set(okp(&off)), Alg::EdDSA).is_err(),
+            "y = 2 is not on the curve"
+        );
+        // Keys of small order (ring would take any message for them, given R and S to match)
+        // and a non-canonical encoding (y = p + 3).
+        let mut neutral = [0u8; 32];
+        neutral[0] = 1;
+        let mut above = [0xffu8; 32];
+        (above[0], above[31]) = (0xf0, 0x7f);
+        for key in [neutral, [0; 32], above] {
+            assert!(parse_jwk_set(&jwk_set(okp(&key)), Alg::EdDSA).is_err(), "{key:?}");
+        }
+    }
+
+    /// Today's EdDSA strictness (RFC 8032's checks plus those of `verify_strict`): no second
+    /// form of a signature, no key of small order.
+    #[test]
+    fn eddsa_verification_is_strict() {
+        let seed = b64url_decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A").unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+        use ring::signature::KeyPair;
+        let okp = |x: &[u8]| jwk_set(serde_json::json!([{"kty": "OKP", "crv": "Ed25519", "x": b64url(x)}]));
+        let mut v = hs256_validator(0);
+        v.alg = Alg::EdDSA;
+        v.keys = parse_jwk_set(&okp(pair.public_key().as_ref()), Alg::EdDSA).unwrap();
+        let input = format!("{}.{}", b64url(br#"{"alg":"EdDSA"}"#), b64url(br#"{"exp":2000}"#));
+        let check = |v: &Validator, signature: &[u8]| {
+            let mut headers = HeaderMap::new();
+            let value = format!("Bearer {input}.{}", b64url(signature));
+            headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            v.validate(&headers, 1000).is_ok()
+        };
+        let signature = pair.sign(input.as_bytes());
+        assert!(check(&v, signature.as_ref()));
+        // S + L (the group order): the same signature to a lax verifier.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut malleable = signature.as_ref().to_vec();
+        let mut carry = 0u16;
+        for (s, l) in malleable[32..].iter_mut().zip(L) {
+            let sum = u16::from(*s) + u16::from(l) + carry;
+            (*s, carry) = (sum as u8, sum >> 8);
+        }
+        assert!(!check(&v, &malleable), "S + L");
+        let mut flipped = signature.as_ref().to_vec();
+        flipped[0] ^= 1;
+        assert!(!check(&v, &flipped), "another R");
+        // The neutral point as the key: R = neutral, S = 0 satisfies [S]B = R + [k]A for every
+        // message, so such a key must be refused when loaded or every token refused.
+        let neutral = {
+            let mut n = [0u8; 32];
+            n[0] = 1;
+            n
+        };
+        let forged = [&neutral[..], &[0u8; 32]].concat();
+        if let Ok(keys) = parse_jwk_set(&okp(&neutral), Alg::EdDSA) {
+            v.keys = keys;
+            assert!(!check(&v, &forged), "a key of small order");
+        }
+    }
 
     #[test]
     fn base64url_is_strict() {

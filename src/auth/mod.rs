@@ -1,9 +1,10 @@
-//! Who may call an endpoint. So far: static API keys (`gatelet/api-keys`), for fleets without
-//! an identity provider. Sans-io: request headers in, a decision out; the HTTP layer maps the
-//! decision to 401 / 403. Checked before any rate limit (issue 3's order: auth → client bucket
-//! → endpoint bucket).
+//! Who may call an endpoint: static API keys (`gatelet/api-keys`), for fleets without an
+//! identity provider, and JWT validation (`auth/validator`). Sans-io: request headers in, a
+//! decision out; the dispatch step maps the decision to 401 / 403. Checked before any rate
+//! limit (auth, then the client bucket, then the endpoint bucket).
 
 pub mod apikey;
+mod curves;
 pub mod jwt;
 
 /// Why a request is not let through.

@@ -53,73 +53,61 @@ pub fn dashboard_config(c: &mut Checker, node: &Node, path: &str, health_path: &
         return (None, pending);
     };
     let before = c.errors.len();
-    let page = match obj.take("path") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| {
-            let why = if !s.starts_with('/') || s.len() < 2 {
-                Some(" must be a path such as \"/__dashboard\"".to_string())
-            } else if let Some(bad) = s
-                .chars()
-                .find(|ch| ch.is_whitespace() || ch.is_control() || matches!(ch, '?' | '#' | '{' | '}' | '%' | '*'))
-            {
-                Some(format!(
-                    ": '{}' is not allowed in the dashboard path",
-                    bad.escape_default()
-                ))
-            } else if s.ends_with('/') {
-                Some(" must not end with '/'".to_string())
-            } else if built_in(s, health_path) {
-                Some(" is one of gatelet's built-in paths".to_string())
-            } else {
-                None
-            };
-            match why {
-                Some(why) => {
-                    c.error(n.pos, &p, format!("\"{s}\"{why}"));
-                    None
-                }
-                None => {
-                    pending.path = Some((s.to_string(), n.pos, p));
-                    Some(s.to_string())
-                }
-            }
-        }),
-        None => Some(DEFAULT_PATH.to_string()),
-    };
-    let title = match obj.take("title") {
-        Some((n, p)) => c.nonempty(n, &p).and_then(|s| {
-            if s.chars().count() > MAX_TITLE {
-                c.error(n.pos, &p, format!("at most {MAX_TITLE} characters"));
-                return None;
-            }
-            Some(Some(s.to_string()))
-        }),
-        None => Some(None),
-    };
-    let refresh = match obj.take("refresh") {
-        Some((n, p)) => c.duration(n, &p).and_then(|d| {
-            if d < MIN_REFRESH || d > MAX_REFRESH {
-                c.error(
-                    n.pos,
-                    &p,
-                    format!(
-                        "must be between {}ms and {}s: every refresh asks every bus",
-                        MIN_REFRESH.as_millis(),
-                        MAX_REFRESH.as_secs()
-                    ),
-                );
-                return None;
-            }
-            Some(d)
-        }),
-        None => Some(DEFAULT_REFRESH),
-    };
-    let position_endpoint = match obj.take("position_endpoint") {
-        Some((n, p)) => c.nonempty(n, &p).map(|s| {
-            pending.position = Some((s.to_string(), n.pos, p));
-            Some(s.to_string())
-        }),
-        None => Some(None),
-    };
+    let page = obj.optional(c, "path", DEFAULT_PATH.to_string(), |c, n, p| {
+        let s = c.string(n, p)?;
+        let why = if !s.starts_with('/') || s.len() < 2 {
+            Some(" must be a path such as \"/__dashboard\"".to_string())
+        } else if let Some(bad) = s
+            .chars()
+            .find(|ch| ch.is_whitespace() || ch.is_control() || matches!(ch, '?' | '#' | '{' | '}' | '%' | '*'))
+        {
+            Some(format!(
+                ": '{}' is not allowed in the dashboard path",
+                bad.escape_default()
+            ))
+        } else if s.ends_with('/') {
+            Some(" must not end with '/'".to_string())
+        } else if built_in(s, health_path) {
+            Some(" is one of gatelet's built-in paths".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            c.error(n.pos, p, format!("\"{s}\"{why}"));
+            return None;
+        }
+        pending.path = Some((s.to_string(), n.pos, p.to_string()));
+        Some(s.to_string())
+    });
+    let title = obj.optional(c, "title", None, |c, n, p| {
+        let s = c.nonempty(n, p)?;
+        if s.chars().count() > MAX_TITLE {
+            c.error(n.pos, p, format!("at most {MAX_TITLE} characters"));
+            return None;
+        }
+        Some(Some(s.to_string()))
+    });
+    let refresh = obj.optional(c, "refresh", DEFAULT_REFRESH, |c, n, p| {
+        let d = c.duration(n, p)?;
+        if d < MIN_REFRESH || d > MAX_REFRESH {
+            c.error(
+                n.pos,
+                p,
+                format!(
+                    "must be between {}ms and {}s: every refresh asks every bus",
+                    MIN_REFRESH.as_millis(),
+                    MAX_REFRESH.as_secs()
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    });
+    let position_endpoint = obj.optional(c, "position_endpoint", None, |c, n, p| {
+        let s = c.nonempty(n, p)?;
+        pending.position = Some((s.to_string(), n.pos, p.to_string()));
+        Some(Some(s.to_string()))
+    });
     obj.finish(c);
     if c.errors.len() > before {
         return (None, pending);
@@ -141,7 +129,7 @@ fn shadows(endpoint: &str, path: &str) -> bool {
     loop {
         match (e.next(), p.next()) {
             (None, None) => return true,
-            (Some(a), Some(b)) if a == b || crate::router::is_param(a) => {}
+            (Some(a), Some(b)) if a == b || super::path::is_param(a) => {}
             _ => return false,
         }
     }
@@ -193,7 +181,7 @@ pub fn check_against(c: &mut Checker, pending: &Pending, endpoints: &[Endpoint],
                     format!("endpoint \"{want}\" answers {}: the page can only GET", e.method),
                 );
             }
-            Some(e) if e.path.split('/').any(crate::router::is_param) => {
+            Some(e) if e.path.split('/').any(super::path::is_param) => {
                 c.error(
                     *pos,
                     p,

@@ -1,12 +1,13 @@
 //! `extra_config."gatelet/fleet"` (service): the members a central gatelet queries, from the
-//! config or a separate `members_file`, with `headers` whose `${ENV}` references are expanded
-//! at start-up (secrets stay out of the file; an unset variable is an error, never "").
+//! config or a separate `members_file` (read, and its members checked, by resolution), with
+//! `headers` whose `${ENV}` references resolution expands (secrets stay out of the file; an
+//! unset variable is an error, never "").
 
 use std::time::Duration;
 
-use super::json::{self, Node, Value};
+use super::json::{Node, Value};
 use super::model::{Fleet, Member};
-use super::validate::{Checker, host};
+use super::validate::{Checker, FleetHeader, MembersFile, Site, host};
 
 /// Default `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
@@ -33,7 +34,9 @@ pub fn expand_env(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
-fn members(c: &mut Checker, node: &Node, path: &str, out: &mut Vec<Member>) {
+/// Checks an array of `{id, host}` members into `out`, whose ids they may not repeat: the
+/// inline `members`, and the `members_file` when resolution reads it.
+pub fn members(c: &mut Checker, node: &Node, path: &str, out: &mut Vec<Member>) {
     let Value::Array(items) = &node.value else {
         c.error(
             node.pos,
@@ -52,13 +55,7 @@ fn members(c: &mut Checker, node: &Node, path: &str, out: &mut Vec<Member>) {
             .require(c, "host", "e.g. \"http://10.8.0.17:8000\"")
             .and_then(|(n, p)| {
                 let s = c.string(n, &p)?;
-                match host(s) {
-                    Ok(h) => Some(h),
-                    Err(e) => {
-                        c.error(n.pos, &p, e);
-                        None
-                    }
-                }
+                host(c, s, n.pos, &p)
             });
         m.finish(c);
         if let (Some((id, pos, idp)), Some(host)) = (id, address) {
@@ -85,79 +82,62 @@ pub fn fleet_config(c: &mut Checker, node: &Node, path: &str) -> Option<Fleet> {
     if let Some((n, p)) = &inline {
         members(c, n, p, &mut list);
     }
-    if let Some((n, p)) = obj.take("members_file")
-        && let Some(file) = c.nonempty(n, &p)
-    {
-        match super::read_named_file(file) {
-            Err(e) => c.error(n.pos, &p, format!("\"{file}\": {e}")),
-            Ok(text) => match json::parse(&text) {
-                // Errors inside the file point into the file.
-                Ok(doc) => {
-                    let mut inner = Checker::new(file);
-                    members(&mut inner, &doc, "", &mut list);
-                    c.errors.extend(inner.errors);
-                }
-                Err(e) => c.error(
-                    n.pos,
-                    &p,
-                    format!("\"{file}\":{}:{}: {}", e.pos.line, e.pos.col, e.message),
-                ),
-            },
-        }
-    } else if inline.is_none() {
-        c.error(obj.pos, path, "needs \"members\" or \"members_file\"");
-    }
     if list.len() > MAX_MEMBERS {
         c.error(obj.pos, path, format!("{} members: at most {MAX_MEMBERS}", list.len()));
     }
-    let mut headers = Vec::new();
+    if let Some((n, p)) = obj.take("members_file")
+        && let Some(file) = c.nonempty(n, &p)
+    {
+        c.unresolved.members_file = Some(MembersFile {
+            file: file.to_string(),
+            at: Site::new(n.pos, &p),
+            fleet: Site::new(obj.pos, path),
+            inline: list.clone(),
+        });
+    } else if inline.is_none() {
+        c.error(obj.pos, path, "needs \"members\" or \"members_file\"");
+    }
     if let Some((n, p)) = obj.take("headers")
         && let Some(mut h) = c.object(n, &p)
     {
         for (key, value) in h.rest() {
             let hp = format!("{p}.{}", key.name);
             let Some(raw) = c.string(value, &hp) else { continue };
-            let name = match http::HeaderName::from_bytes(key.name.as_bytes()) {
-                Ok(n) => n,
-                Err(_) => {
-                    c.error(key.pos, &hp, format!("\"{}\" is not a valid header name", key.name));
-                    continue;
-                }
+            let Ok(name) = http::HeaderName::from_bytes(key.name.as_bytes()) else {
+                c.error(key.pos, &hp, format!("\"{}\" is not a valid header name", key.name));
+                continue;
             };
-            match expand_env(raw, |v| std::env::var(v).ok()).map(|v| http::HeaderValue::from_str(&v)) {
-                Ok(Ok(v)) => headers.push((name, v)),
-                Ok(Err(_)) => c.error(value.pos, &hp, "not a valid header value once expanded"),
+            // The references' syntax now, their values when resolved.
+            match expand_env(raw, |_| Some(String::new())) {
+                Ok(_) => c.unresolved.fleet_headers.push(FleetHeader {
+                    name,
+                    template: raw.to_string(),
+                    at: Site::new(value.pos, &hp),
+                }),
                 Err(e) => c.error(value.pos, &hp, e),
             }
         }
         h.finish(c);
     }
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(Duration::from_secs(3)),
-    };
-    let max_in_flight = match obj.take("max_in_flight") {
-        Some((n, p)) => c.integer(n, &p, 1, 4096).map(|v| v as usize),
-        None => Some(DEFAULT_MAX_IN_FLIGHT),
-    };
-    let health_path = match obj.take("health_path") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| {
-            if s.starts_with('/') {
-                Some(s.to_string())
-            } else {
-                c.error(n.pos, &p, format!("\"{s}\" must start with '/'"));
-                None
-            }
-        }),
-        None => Some("/__health".to_string()),
-    };
+    let timeout = obj.optional(c, "timeout", Duration::from_secs(3), Checker::positive_duration);
+    let max_in_flight = obj.optional(c, "max_in_flight", DEFAULT_MAX_IN_FLIGHT, |c, n, p| {
+        c.integer(n, p, 1, 4096).map(|v| v as usize)
+    });
+    let health_path = obj.optional(c, "health_path", "/__health".to_string(), |c, n, p| {
+        let s = c.string(n, p)?;
+        if !s.starts_with('/') {
+            c.error(n.pos, p, format!("\"{s}\" must start with '/'"));
+            return None;
+        }
+        Some(s.to_string())
+    });
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;
     }
     Some(Fleet {
         members: list,
-        headers,
+        headers: Vec::new(),
         timeout: timeout?,
         max_in_flight: max_in_flight?,
         health_path: health_path?,

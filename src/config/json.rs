@@ -431,18 +431,40 @@ mod tests {
         assert!(parse(&ok).is_ok());
     }
 
+    /// Where the character after the last one of `text` would be: the furthest a syntax error
+    /// may point.
+    fn end_of(text: &str) -> (usize, usize) {
+        let last_line = text.rsplit('\n').next().unwrap_or_default();
+        (text.matches('\n').count() + 1, last_line.chars().count() + 1)
+    }
+
+    const DOC: &str = "{\"a\": [1, -2.5e-3, \"x\\u00e9\\ud83d\\ude00\", {\"b\": null, \"c\": true}],\n  \"d\": \"é\"}";
+
     #[test]
-    fn never_panics_on_truncations_of_a_real_document() {
-        let doc = r#"{"a": [1, -2.5e-3, "x\u00e9\ud83d\ude00", {"b": null, "c": true}], "d": "é"}"#;
-        for end in 0..=doc.len() {
-            if let Some(prefix) = doc.get(..end) {
-                let _ = parse(prefix);
-            }
+    fn every_truncation_of_a_document_is_an_error_within_it() {
+        assert!(parse(DOC).is_ok());
+        let prefixes = (0..DOC.len()).filter_map(|end| DOC.get(..end));
+        for prefix in prefixes {
+            let e = parse(prefix).expect_err(prefix);
+            let at = (e.pos.line, e.pos.col);
+            assert!(at >= (1, 1) && at <= end_of(prefix), "{prefix:?}: {e:?}");
         }
-        for (i, _) in doc.char_indices() {
-            let mut s = doc.to_string();
-            s.remove(i);
-            let _ = parse(&s);
+    }
+
+    #[test]
+    fn a_document_missing_one_character_is_read_as_serde_json_reads_it() {
+        for (i, _) in DOC.char_indices() {
+            let mut text = DOC.to_string();
+            text.remove(i);
+            let strict = serde_json::from_str::<serde_json::Value>(&text);
+            match parse(&text) {
+                Ok(_) => assert!(strict.is_ok(), "{text:?} accepted, serde_json: {strict:?}"),
+                Err(e) => {
+                    assert!(strict.is_err(), "{text:?} refused: {e:?}");
+                    let at = (e.pos.line, e.pos.col);
+                    assert!(at >= (1, 1) && at <= end_of(&text), "{text:?}: {e:?}");
+                }
+            }
         }
     }
 }

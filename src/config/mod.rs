@@ -1,17 +1,31 @@
 //! Configuration: reads a KrakenD v3 `krakend.json`, validates it completely and builds the typed
 //! runtime [`Config`]. Every error carries `file:line:col: json.path: message`; all errors are
 //! reported at once; nothing is clamped. This is the only place that looks at config JSON.
+//!
+//! The flow, a module a step: file → JSON tree → checked → resolved → [`Config`].
+//!
+//! 1. [`load`] reads the file, bounded ([`read_bounded`]); [`parse`] starts from its text.
+//! 2. [`json`] parses the text into a tree that keeps every value's `line:column`.
+//! 3. `validate` checks the tree and builds the config: the service, endpoints and backends,
+//!    with `sensors`, `fleet` and `dashboard` for gatelet's own namespaces. Checking is pure:
+//!    it reads nothing but the tree, and lists the host names, files and environment
+//!    variables it meets.
+//! 4. `resolve` looks those names up, reads those files (JWK sets, the TLS certificate and
+//!    key, the fleet's `members_file`), expands those variables and fills them in. It runs
+//!    even when checking failed, on what did check, so that one run reports every error.
 
 mod dashboard;
 mod duration;
 mod fleet;
 pub mod json;
 mod model;
+pub mod path;
+mod resolve;
 mod sensors;
 mod validate;
 
 pub use model::*;
-pub use validate::host;
+pub use sensors::Checksum;
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +56,7 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-/// Parses and validates config text. `file` is only used in messages.
+/// Parses, checks and resolves config text. `file` is only used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
     let root = json::parse(text).map_err(|e| {
         vec![ConfigError {
@@ -54,8 +68,13 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
         }]
     })?;
     let mut checker = validate::Checker::new(file);
-    match validate::config(&mut checker, &root) {
-        Some(config) if checker.errors.is_empty() => Ok(config),
+    let checked = validate::config(&mut checker, &root);
+    match resolve::resolve(&mut checker, checked) {
+        Some(mut config) if checker.errors.is_empty() => {
+            checker.warnings.sort_by_key(|e| (e.line, e.col));
+            config.warnings = checker.warnings;
+            Ok(config)
+        }
         _ => {
             // In reading order, whatever order the checks ran in.
             checker.errors.sort_by_key(|e| (e.line, e.col));
@@ -67,7 +86,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, Vec<ConfigError>> {
 /// Largest config file read; a real one is a few KiB.
 pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
-/// Reads and validates a config file.
+/// Reads, checks and resolves a config file.
 pub fn load(path: &std::path::Path) -> Result<Config, Vec<ConfigError>> {
     let name = path.display().to_string();
     let fail = |message: String| {
@@ -98,14 +117,4 @@ pub fn read_bounded(path: impl AsRef<std::path::Path>) -> Result<String, String>
         return Err(format!("larger than {MAX_CONFIG_BYTES} bytes"));
     }
     Ok(text)
-}
-
-/// A file a config names (JWK set, fleet members): a regular file (a FIFO would block start-up
-/// or a reload on the one thread), read within [`MAX_CONFIG_BYTES`].
-pub fn read_named_file(path: &str) -> Result<String, String> {
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => Err("not a regular file".to_string()),
-        Ok(_) => read_bounded(path),
-        Err(e) => Err(format!("cannot read: {e}")),
-    }
 }

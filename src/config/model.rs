@@ -5,10 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub use super::path::Var;
+pub use super::sensors::Decode;
 pub use crate::limiter::Strategy;
 pub use crate::limiter::bucket::Rate;
-pub use crate::merge::Shape;
-pub use crate::sensor::decode::Decode;
+pub use crate::merge::{Encoding, FlatOp, Shape};
 
 /// Default `gatelet/ratelimit.max_clients`: clients tracked per limited endpoint.
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
@@ -23,6 +24,8 @@ pub const DEFAULT_HEALTH_PATH: &str = "/__health";
 /// The whole validated service.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// What `gatelet check` warns about: valid, but probably not what was meant.
+    pub warnings: Vec<super::ConfigError>,
     /// `name`, informational only (logged at start-up).
     pub name: Option<String>,
     /// `listen_ip` (KrakenD default `0.0.0.0`).
@@ -52,10 +55,12 @@ pub struct Config {
     /// `extra_config."gatelet/jwt".unsynced_clock`: refuse time-bound tokens (503) while the
     /// clock is known to be unset (default), rather than accept them.
     pub jwt_reject_unsynced_clock: bool,
-    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics`): serve `/__stats`.
+    /// `extra_config."gatelet/metrics"` (or KrakenD's `telemetry/metrics` without
+    /// `endpoint_disabled`): serve `/__stats`.
     pub metrics: bool,
-    /// KrakenD's `extra_config."telemetry/logging".level` (`RUST_LOG` wins when set).
-    pub log_level: Option<log::LevelFilter>,
+    /// KrakenD's `extra_config."telemetry/logging"`: level (`RUST_LOG` wins when set), prefix,
+    /// outputs, format.
+    pub logging: crate::logging::Options,
     /// `extra_config."gatelet/access-log"`: one line per request (off by default).
     pub access_log: bool,
     /// `extra_config."gatelet/server".max_connections`: open client connections; beyond it new
@@ -63,8 +68,8 @@ pub struct Config {
     pub max_connections: usize,
     /// The client connection time limits: `read_header_timeout`, `idle_timeout`,
     /// `read_timeout` (the body), `write_timeout` (a stalled write) and
-    /// `gatelet/server.body_idle_timeout`; RELIABILITY.md's defaults where absent.
-    pub timeouts: crate::http::limits::Timeouts,
+    /// `gatelet/server.body_idle_timeout`; docs/reliability.md's defaults where absent.
+    pub timeouts: crate::net::limits::Timeouts,
     /// `max_shutdown_wait_time`: how long in-flight requests may finish after SIGTERM (default 5s).
     pub shutdown_grace: Duration,
     /// `extra_config."gatelet/fleet"`: the buses a central gatelet queries.
@@ -243,7 +248,19 @@ pub struct RouterOptions {
     /// `return_error_msg`: put backend error details in error bodies (default false).
     pub return_error_msg: bool,
     /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed (default none).
-    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
+    /// Not `disable_redirect_trailing_slash`: `/a/` is redirected to `/a` (and back) when only
+    /// that is an endpoint (default true).
+    pub redirect_trailing_slash: bool,
+    /// Not `disable_redirect_fixed_path`: a path with `//`, `.`, `..` or other letter case is
+    /// redirected to the endpoint it then matches (default true).
+    pub redirect_fixed_path: bool,
+    /// Not `disable_path_decoding`: a path parameter still percent-encoded once decoded
+    /// (`%252F`) is refused with 400 (default true).
+    pub reject_encoded_params: bool,
+    /// `remove_extra_slash`: the path is cleaned of `//`, `.` and `..` before routing, and
+    /// served without a redirect (default false).
+    pub remove_extra_slash: bool,
 }
 
 impl Default for RouterOptions {
@@ -253,6 +270,10 @@ impl Default for RouterOptions {
             disable_health: false,
             return_error_msg: false,
             trusted_proxies: Vec::new(),
+            redirect_trailing_slash: true,
+            redirect_fixed_path: true,
+            reject_encoded_params: true,
+            remove_extra_slash: false,
         }
     }
 }
@@ -267,19 +288,6 @@ pub enum OutputEncoding {
     /// `string`: the merged object's `content` string, as `text/plain`.
     String,
     /// `no-op`: the single backend's status, headers and body, unchanged.
-    NoOp,
-}
-
-/// How a backend's body is decoded (`encoding`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `json`: must be a JSON object (or an array when `is_collection`).
-    Json,
-    /// `safejson`: any JSON; non-objects are wrapped (see `merge::decode`).
-    SafeJson,
-    /// `string`: the body as a string under `content`.
-    String,
-    /// `no-op`: not decoded; only valid with an endpoint in `no-op`.
     NoOp,
 }
 
@@ -321,6 +329,55 @@ pub struct Endpoint {
     pub api_key_roles: Option<Vec<String>>,
     /// `extra_config."auth/validator"`: a valid JWT is required.
     pub jwt: Option<crate::auth::jwt::Validator>,
+    /// `extra_config.proxy.sequential`: the backends are called one after another, and later
+    /// `url_pattern`s read earlier answers (`{respN_field}`).
+    pub sequential: bool,
+    /// `extra_config.proxy.static`: data added to the answer when its strategy matches.
+    pub static_data: Option<StaticData>,
+    /// `extra_config.proxy.flatmap_filter`: operations on the merged answer (two or more
+    /// backends); empty = none.
+    pub flatmap: Vec<FlatOp>,
+    /// The placeholders of its backends' `url_pattern`s that are filled per request
+    /// (`{JWT.claim}`, `{respN_field}`), each once; a backend's template refers to them by index.
+    pub vars: Vec<Var>,
+}
+
+/// An endpoint's `proxy.static`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticData {
+    /// `strategy` (default `always`).
+    pub strategy: StaticStrategy,
+    /// `data`: its keys win over the backends'.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// When `proxy.static` data is added (KrakenD's strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticStrategy {
+    /// `always`.
+    Always,
+    /// `success`: no backend failed.
+    Success,
+    /// `complete`: no backend failed and the answer is complete.
+    Complete,
+    /// `errored`: some backend failed (or every one).
+    Errored,
+    /// `incomplete`: the answer is not complete (a failure, a fan-out member, a backend not
+    /// reached), or there is none.
+    Incomplete,
+}
+
+impl StaticStrategy {
+    /// Whether data is added for an answer where some backend `failed` and which is `complete`.
+    pub fn matches(self, failed: bool, complete: bool) -> bool {
+        match self {
+            StaticStrategy::Always => true,
+            StaticStrategy::Success => !failed,
+            StaticStrategy::Complete => !failed && complete,
+            StaticStrategy::Errored => failed,
+            StaticStrategy::Incomplete => !complete,
+        }
+    }
 }
 
 /// An endpoint's rate limits.
@@ -363,13 +420,61 @@ pub struct Backend {
     /// `extra_config."qos/ratelimit/proxy"`: calls beyond it fail without reaching the host.
     pub rate_limit: Option<Rate>,
     /// `extra_config."qos/circuit-breaker"`, with `log_status_change`.
-    pub breaker: Option<(crate::breaker::Settings, bool)>,
+    pub breaker: Option<CircuitBreaker>,
     /// `extra_config."qos/http-cache"`: keep successful GET answers for their `max-age`.
     pub cache: Option<crate::cache::Bounds>,
     /// `extra_config."gatelet/retry"`: `(attempts, backoff)` for idempotent GETs.
-    pub retry: Option<(u32, Duration)>,
+    pub retry: Option<Retry>,
     /// `extra_config."gatelet/sensor"`: read this sensor; `hosts` is then empty.
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
     pub fleet: bool,
+    /// `extra_config."backend/http".return_error_code`: when no backend of the endpoint
+    /// answered, the client gets this backend's error status (and, with the router's
+    /// `return_error_msg`, its body).
+    pub return_error_code: bool,
+    /// `extra_config."backend/http".return_error_details`: an error status is reported in the
+    /// answer under `error_<name>` instead of failing the backend.
+    pub return_error_details: Option<String>,
+    /// `extra_config."backend/http/client"`: how its redirects are followed.
+    pub redirects: Redirects,
+}
+
+/// A backend's redirects (`backend/http/client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redirects {
+    /// Followed within the backend's hosts (default), or answers like any other
+    /// (`no_redirect: true`).
+    pub follow: bool,
+    /// `send_body_on_redirect` (default true): a 307 or 308 re-sends the request body.
+    pub resend_body: bool,
+}
+
+impl Default for Redirects {
+    fn default() -> Self {
+        Redirects {
+            follow: true,
+            resend_body: true,
+        }
+    }
+}
+
+/// A backend's `qos/circuit-breaker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// `interval`, `timeout`, `max_errors`.
+    pub settings: crate::breaker::Settings,
+    /// `log_status_change`: state changes are logged at warn (else debug).
+    pub log_status_change: bool,
+    /// `name`, how logs, `/__health` and `/__stats` call it (default: `METHOD path -> url`).
+    pub name: Option<String>,
+}
+
+/// A backend's `gatelet/retry`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// `attempts`: calls in all, the first included.
+    pub attempts: u32,
+    /// `backoff`: the longest pause before a retry (full jitter below it).
+    pub backoff: Duration,
 }

@@ -5,9 +5,35 @@
 use std::time::Duration;
 
 use super::json::{Node, Value};
-use super::model::{Decode, ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
-use super::validate::{Checker, join};
-use crate::sensor::nmea::Checksum;
+use super::model::{ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
+use super::validate::{Checker, choice, host, join};
+
+/// Which decoder a sensor uses.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decode {
+    /// The frame as a trimmed UTF-8 string.
+    Text,
+    /// One number, optionally multiplied by `scale` (e.g. 0.001 for millidegrees).
+    Number { scale: Option<f64> },
+    /// A whole JSON document.
+    Json,
+    /// One JSON document per line; blank lines are skipped.
+    JsonLines,
+    /// `key=value` or `key: value` lines (as `/proc/meminfo`): an object; values that are
+    /// numbers become numbers.
+    Kv,
+    /// NMEA 0183 sentences merged into one GPS fix.
+    Nmea(Checksum),
+}
+
+/// Whether a sentence must carry `*HH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// `"require"`: a sentence without a checksum is bad.
+    Require,
+    /// `"allow_missing"`: checked when present.
+    AllowMissing,
+}
 
 /// Largest `events.capacity` (each event is held in memory).
 pub const MAX_EVENTS: i64 = 65_536;
@@ -104,41 +130,32 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
         (d, None) => d,
     };
     let decode = match (decode, checksum) {
-        (Some(Decode::Nmea(_)), Some((n, p))) => match c.string(n, &p) {
-            Some("require") => Some(Decode::Nmea(Checksum::Require)),
-            Some("allow_missing") => Some(Decode::Nmea(Checksum::AllowMissing)),
-            Some(other) => {
-                c.error(
-                    n.pos,
-                    &p,
-                    format!("unknown checksum \"{other}\" (require, allow_missing)"),
-                );
-                None
-            }
-            None => None,
-        },
+        (Some(Decode::Nmea(_)), Some((n, p))) => {
+            let checksums = [
+                ("require", Checksum::Require),
+                ("allow_missing", Checksum::AllowMissing),
+            ];
+            choice(c, n, &p, "checksum", &checksums, &[]).map(Decode::Nmea)
+        }
         (_, Some((n, p))) => {
             c.error(n.pos, &p, "has no effect without decode \"nmea\"");
             None
         }
         (d, None) => d,
     };
-    let max_age = obj.take("max_age").map(|(n, p)| c.positive_duration(n, &p));
-    let key = obj.take("key").map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
-    let max_frame = match obj.take("max_frame") {
-        Some((n, p)) => c.integer(n, &p, 16, MAX_MAX_FRAME).map(|v| v as usize),
-        None => Some(DEFAULT_MAX_FRAME),
-    };
-    let events = match obj.take("events") {
-        Some((n, p)) => c.object(n, &p).and_then(|mut e| {
-            let capacity = e
-                .require(c, "capacity", "events kept, e.g. 256")
-                .and_then(|(n, p)| c.integer(n, &p, 1, MAX_EVENTS));
-            e.finish(c);
-            capacity.map(|v| Some(v as usize))
-        }),
-        None => Some(None),
-    };
+    let max_age = obj.optional(c, "max_age", None, |c, n, p| c.positive_duration(n, p).map(Some));
+    let key = obj.optional(c, "key", None, |c, n, p| c.nonempty(n, p).map(|k| Some(k.to_string())));
+    let max_frame = obj.optional(c, "max_frame", DEFAULT_MAX_FRAME, |c, n, p| {
+        c.integer(n, p, 16, MAX_MAX_FRAME).map(|v| v as usize)
+    });
+    let events = obj.optional(c, "events", None, |c, n, p| {
+        let mut e = c.object(n, p)?;
+        let capacity = e
+            .require(c, "capacity", "events kept, e.g. 256")
+            .and_then(|(n, p)| c.integer(n, &p, 1, MAX_EVENTS));
+        e.finish(c);
+        capacity.map(|v| Some(v as usize))
+    });
     if let (Some(Some(_)), Some(Some(_))) = (&events, &key) {
         c.error(
             obj.pos,
@@ -176,7 +193,7 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
             sources += 1;
             let target = match kind {
                 "serial" => serial(c, n, &p).map(|t| (t, None)),
-                _ => stream(c, n, &p, kind == "tcp"),
+                _ => stream(c, name, n, &p, kind == "tcp"),
             };
             source = target
                 .zip(reconnect)
@@ -217,8 +234,8 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
     Some(Sensor {
         name: name.to_string(),
         decode: decode?,
-        max_age: max_age.unwrap_or(Some(Duration::ZERO)).filter(|d| !d.is_zero()),
-        key: key.unwrap_or(Some(String::new())).filter(|k| !k.is_empty()),
+        max_age: max_age?,
+        key: key?,
         max_frame: max_frame?,
         events: events?,
         source: source?,
@@ -230,22 +247,9 @@ fn file(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
     let file = obj
         .require(c, "path", "the file to read")
         .and_then(|(n, p)| c.nonempty(n, &p));
-    let mode = match obj.take("mode") {
-        Some((n, p)) => match c.string(n, &p) {
-            Some("read") => Some(false),
-            Some("follow") => Some(true),
-            Some(other) => {
-                c.error(n.pos, &p, format!("unknown mode \"{other}\" (read, follow)"));
-                None
-            }
-            None => None,
-        },
-        None => Some(false),
-    };
-    let interval = match obj.take("interval") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(Duration::from_secs(1)),
-    };
+    let follow = [("read", false), ("follow", true)];
+    let mode = obj.optional(c, "mode", false, |c, n, p| choice(c, n, p, "mode", &follow, &[]));
+    let interval = obj.optional(c, "interval", Duration::from_secs(1), Checker::positive_duration);
     obj.finish(c);
     let (path, interval) = (file?.into(), interval?);
     Some(match mode? {
@@ -272,10 +276,9 @@ fn listen(c: &mut Checker, node: &Node, path: &str) -> Option<SensorSource> {
                 }
             }
         });
-    let max_pushers = match obj.take("max_pushers") {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_PUSHERS.1).map(|v| v as usize),
-        None => Some(MAX_PUSHERS.0),
-    };
+    let max_pushers = obj.optional(c, "max_pushers", MAX_PUSHERS.0, |c, n, p| {
+        c.integer(n, p, 1, MAX_PUSHERS.1).map(|v| v as usize)
+    });
     obj.finish(c);
     Some(SensorSource::Listen {
         address: address?,
@@ -289,39 +292,20 @@ fn serial(c: &mut Checker, node: &Node, path: &str) -> Option<StreamTarget> {
     let device = obj
         .require(c, "device", "e.g. /dev/ttyUSB0")
         .and_then(|(n, p)| c.nonempty(n, &p));
-    let baud = match obj.take("baud") {
-        Some((n, p)) => c.integer(n, &p, 1, i64::from(u32::MAX)).and_then(|b| {
-            let b = b as u32;
-            if BAUDS.contains(&b) {
-                Some(b)
-            } else {
-                c.error(n.pos, &p, format!("{b} is not a standard baud rate ({BAUDS:?})"));
-                None
-            }
-        }),
-        None => Some(9600),
-    };
-    let data_bits = match obj.take("data_bits") {
-        Some((n, p)) => c.integer(n, &p, 5, 8).map(|v| v as u8),
-        None => Some(8),
-    };
-    let parity = match obj.take("parity") {
-        Some((n, p)) => match c.string(n, &p) {
-            Some("none") => Some(Parity::None),
-            Some("even") => Some(Parity::Even),
-            Some("odd") => Some(Parity::Odd),
-            Some(other) => {
-                c.error(n.pos, &p, format!("unknown parity \"{other}\" (none, even, odd)"));
-                None
-            }
-            None => None,
-        },
-        None => Some(Parity::None),
-    };
-    let stop_bits = match obj.take("stop_bits") {
-        Some((n, p)) => c.integer(n, &p, 1, 2).map(|v| v as u8),
-        None => Some(1),
-    };
+    let baud = obj.optional(c, "baud", 9600, |c, n, p| {
+        let b = c.integer(n, p, 1, i64::from(u32::MAX))? as u32;
+        if !BAUDS.contains(&b) {
+            c.error(n.pos, p, format!("{b} is not a standard baud rate ({BAUDS:?})"));
+            return None;
+        }
+        Some(b)
+    });
+    let data_bits = obj.optional(c, "data_bits", 8, |c, n, p| c.integer(n, p, 5, 8).map(|v| v as u8));
+    let parities = [("none", Parity::None), ("even", Parity::Even), ("odd", Parity::Odd)];
+    let parity = obj.optional(c, "parity", Parity::None, |c, n, p| {
+        choice(c, n, p, "parity", &parities, &[])
+    });
+    let stop_bits = obj.optional(c, "stop_bits", 1, |c, n, p| c.integer(n, p, 1, 2).map(|v| v as u8));
     obj.finish(c);
     let settings = SerialSettings {
         baud: baud?,
@@ -333,27 +317,24 @@ fn serial(c: &mut Checker, node: &Node, path: &str) -> Option<StreamTarget> {
 }
 
 /// `"tcp": {"address", "send_on_connect"}` / `"unix": {"path", "send_on_connect"}`.
-fn stream(c: &mut Checker, node: &Node, path: &str, tcp: bool) -> Option<(StreamTarget, Option<String>)> {
+/// `sensor` is the sensor's name: a TCP address that is a host name is resolved later.
+fn stream(c: &mut Checker, sensor: &str, node: &Node, path: &str, tcp: bool) -> Option<(StreamTarget, Option<String>)> {
     let mut obj = c.object(node, path)?;
     let target = if tcp {
         obj.require(c, "address", "host:port").and_then(|(n, p)| {
-            let a = c.nonempty(n, &p)?;
-            match super::validate::host(a) {
-                Ok(h) => Some(StreamTarget::Tcp(h.addr)),
-                Err(m) => {
-                    c.error(n.pos, &p, m);
-                    None
-                }
-            }
+            let address = c.nonempty(n, &p)?;
+            let host = host(c, address, n.pos, &p)?;
+            let named = (sensor.to_string(), host.authority);
+            c.unresolved.sensor_addresses.push(named);
+            Some(StreamTarget::Tcp(host.addr))
         })
     } else {
         obj.require(c, "path", "the socket path")
             .and_then(|(n, p)| c.nonempty(n, &p).map(|s| StreamTarget::Unix(s.into())))
     };
-    let send = match obj.take("send_on_connect") {
-        Some((n, p)) => c.string(n, &p).map(|s| Some(s.to_string())),
-        None => Some(None),
-    };
+    let send = obj.optional(c, "send_on_connect", None, |c, n, p| {
+        c.string(n, p).map(|s| Some(s.to_string()))
+    });
     obj.finish(c);
     Some((target?, send?))
 }
@@ -384,18 +365,14 @@ pub fn backend(
             }
         }
     });
-    let reject_stale = match obj.take("reject_stale") {
-        Some((n, p)) => c.boolean(n, &p),
-        None => Some(false),
-    };
-    let write = match obj.take("write") {
-        Some((n, p)) => c.boolean(n, &p).inspect(|w| {
-            if *w && *method != http::Method::POST && *method != http::Method::PUT {
-                c.error(n.pos, &p, format!("writes need a POST or PUT endpoint, not {method}"));
-            }
-        }),
-        None => Some(false),
-    };
+    let reject_stale = obj.optional(c, "reject_stale", false, Checker::boolean);
+    let write = obj.optional(c, "write", false, |c, n, p| {
+        let write = c.boolean(n, p)?;
+        if write && *method != http::Method::POST && *method != http::Method::PUT {
+            c.error(n.pos, p, format!("writes need a POST or PUT endpoint, not {method}"));
+        }
+        Some(write)
+    });
     obj.finish(c);
     Some(SensorBackend {
         sensor: name?,

@@ -1,13 +1,18 @@
 //! Turns the positioned JSON tree into the typed [`Config`], checking every key and value on the
 //! way and collecting every problem (with JSON path and `line:column`) instead of stopping at
 //! the first. Unknown keys and namespaces are errors; nothing is clamped or silently dropped.
+//! Checking reads nothing but the tree: host names to look up, files to read and environment
+//! variables to expand go to [`Checker::unresolved`], and the values they fill stay empty
+//! until resolution.
 //!
 //! This file holds the walk from the root and the service level; the sections live beside it:
-//! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `qos` (rate limits,
-//! breakers, cache, retries) and `security` (CORS, API keys, JWT, TLS).
+//! `check` (the toolkit: [`Checker`], [`Obj`]), `endpoint`, `backend`, `proxy` (KrakenD's
+//! `proxy` namespace: sequential, static, flatmap), `qos` (rate limits, breakers, cache,
+//! retries), `security` (CORS, API keys, JWT, TLS), `telemetry` (logging, metrics) and
+//! `refused` (KrakenD features left out on purpose, with what to use instead).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::Method;
@@ -15,23 +20,32 @@ use http::Method;
 use super::fleet::fleet_config;
 use super::json::{Key, Node, Pos, Value};
 use super::model::*;
+use super::path;
 use super::{ConfigError, duration};
 use crate::auth::apikey::{self, ApiKeys};
-use crate::router;
 
 mod backend;
+mod backend_http;
 mod check;
 mod endpoint;
+mod proxy;
 mod qos;
+mod refused;
 mod security;
+mod telemetry;
 
 pub use backend::host;
 use backend::*;
+use backend_http::*;
+#[cfg(feature = "tls")]
+pub use check::TlsFiles;
 use check::*;
-pub use check::{Checker, Obj, join};
+pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
+use proxy::*;
 use qos::*;
 use security::*;
+use telemetry::*;
 
 /// KrakenD keys gatelet knows but does not implement, with a hint where one helps. They get a
 /// more useful message than a typo would.
@@ -66,10 +80,10 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ("disable_keep_alives", ""),
     ("disable_compression", ""),
     ("disable_rest", ""),
-    ("tls", "gatelet speaks plain HTTP; terminate TLS in front of it"),
+    ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
     ("use_h2c", "gatelet speaks HTTP/1.1"),
-    ("plugin", ""),
+    ("plugin", refused::PLUGINS),
     ("async_agent", ""),
     ("dns_cache_ttl", "backend hosts are resolved once at start-up"),
     ("sequential_start", ""),
@@ -111,30 +125,21 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             format!("version {v} is not supported: gatelet reads KrakenD v3 configs (3)"),
         );
     }
-    let name = obj.take("name").and_then(|(n, p)| c.string(n, &p)).map(str::to_string);
-    let port = match obj.take("port") {
-        Some((n, p)) => c.integer(n, &p, 0, 65535).map(|v| v as u16),
-        None => Some(DEFAULT_PORT),
-    };
-    let listen_ip = match obj.take("listen_ip") {
-        Some((n, p)) => c.string(n, &p).and_then(|s| match s.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                c.error(n.pos, &p, format!("\"{s}\" is not an IP address"));
-                None
-            }
-        }),
-        None => Some(IpAddr::from([0, 0, 0, 0])),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(DEFAULT_TIMEOUT),
-    };
-    let shutdown_grace = match obj.take("max_shutdown_wait_time") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_secs(5)),
-    };
-    let mut timeouts = crate::http::limits::Timeouts::default();
+    let name = obj.optional(c, "name", None, |c, n, p| c.string(n, p).map(|s| Some(s.to_string())));
+    let port = obj.optional(c, "port", DEFAULT_PORT, |c, n, p| {
+        c.integer(n, p, 0, 65535).map(|v| v as u16)
+    });
+    let listen_ip = obj.optional(c, "listen_ip", IpAddr::from([0, 0, 0, 0]), |c, n, p| {
+        let s = c.string(n, p)?;
+        let ip = s.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            c.error(n.pos, p, format!("\"{s}\" is not an IP address"));
+        }
+        ip
+    });
+    let timeout = obj.optional(c, "timeout", DEFAULT_TIMEOUT, Checker::positive_duration);
+    let shutdown_grace = obj.optional(c, "max_shutdown_wait_time", Duration::from_secs(5), Checker::duration);
+    let mut timeouts = crate::net::limits::Timeouts::default();
     for (key, slot) in [
         ("read_header_timeout", &mut timeouts.head),
         ("idle_timeout", &mut timeouts.idle),
@@ -147,27 +152,17 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
             *slot = d;
         }
     }
-    let cache_ttl = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(Duration::ZERO),
-    };
-    let output_encoding = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(OutputEncoding::Json),
-    };
-    let debug_endpoint = obj
-        .take("debug_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
-    let echo_endpoint = obj
-        .take("echo_endpoint")
-        .and_then(|(n, p)| c.boolean(n, &p))
-        .unwrap_or(false);
+    let cache_ttl = obj.optional(c, "cache_ttl", Duration::ZERO, cache_ttl);
+    let output_encoding = obj.optional(c, "output_encoding", OutputEncoding::Json, output_encoding);
+    let debug_endpoint = obj.optional(c, "debug_endpoint", false, Checker::boolean);
+    let echo_endpoint = obj.optional(c, "echo_endpoint", false, Checker::boolean);
     let host_node = obj.take("host");
     let hosts_given = host_node.is_some();
     let hosts = host_node.and_then(|(n, p)| hosts(c, n, &p));
     #[cfg(feature = "tls")]
-    let tls = obj.take("tls").and_then(|(n, p)| tls_config(c, n, &p));
+    if let Some((n, p)) = obj.take("tls") {
+        tls_config(c, n, &p);
+    }
     #[cfg(not(feature = "tls"))]
     if let Some((n, p)) = obj.take("tls") {
         c.error(n.pos, &p, "this gatelet was built without TLS (cargo feature \"tls\")");
@@ -214,14 +209,15 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         return None;
     }
     Some(Config {
-        name,
+        warnings: Vec::new(),
+        name: name?,
         listen_ip: listen_ip?,
         port: port?,
         timeout: timeout?,
         cache_ttl: cache_ttl?,
         output_encoding: output_encoding?,
-        debug_endpoint,
-        echo_endpoint,
+        debug_endpoint: debug_endpoint?,
+        echo_endpoint: echo_endpoint?,
         router: extras.router,
         endpoints,
         sensors: extras.sensors,
@@ -230,17 +226,17 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         jwt_reject_unsynced_clock: extras.jwt_reject_unsynced_clock,
         shutdown_grace: shutdown_grace?,
         metrics: extras.metrics,
-        log_level: extras.log_level,
+        logging: extras.logging,
         access_log: extras.access_log,
         max_connections: extras.max_connections,
-        timeouts: crate::http::limits::Timeouts {
+        timeouts: crate::net::limits::Timeouts {
             body_idle: extras.body_idle_timeout.unwrap_or(timeouts.body_idle),
             ..timeouts
         },
         fleet: extras.fleet,
         dashboard,
         #[cfg(feature = "tls")]
-        tls,
+        tls: None,
     })
 }
 
@@ -275,10 +271,10 @@ fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
 }
 
 /// A client connection time limit: more than zero (KrakenD's `0` means "no limit", which an
-/// Internet-facing Pi cannot afford) and at most [`crate::http::limits::MAX_TIMEOUT`].
+/// Internet-facing Pi cannot afford) and at most [`crate::net::limits::MAX_TIMEOUT`].
 fn server_timeout(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
     let d = c.duration(node, path)?;
-    let max = crate::http::limits::MAX_TIMEOUT;
+    let max = crate::net::limits::MAX_TIMEOUT;
     if d.is_zero() {
         c.error(
             node.pos,
@@ -315,7 +311,7 @@ struct ServiceExtras {
     dashboard: Option<(Option<Dashboard>, super::dashboard::Pending)>,
     jwt_reject_unsynced_clock: bool,
     metrics: bool,
-    log_level: Option<log::LevelFilter>,
+    logging: crate::logging::Options,
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
@@ -334,9 +330,9 @@ impl Default for ServiceExtras {
             dashboard: None,
             jwt_reject_unsynced_clock: true,
             metrics: false,
-            log_level: None,
+            logging: crate::logging::Options::default(),
             access_log: false,
-            max_connections: crate::http::limits::DEFAULT_MAX_CONNECTIONS,
+            max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
         }
     }
@@ -357,28 +353,8 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     if let Some((n, p)) = obj.take("gatelet/fleet") {
         x.fleet = fleet_config(c, n, &p);
     }
-    if let Some((n, p)) = obj.take("telemetry/logging")
-        && let Some(mut l) = c.object(n, &p)
-    {
-        if let Some((n, p)) = l.take("level")
-            && let Some(level) = c.string(n, &p)
-        {
-            x.log_level = match level {
-                "DEBUG" => Some(log::LevelFilter::Debug),
-                "INFO" => Some(log::LevelFilter::Info),
-                "WARNING" => Some(log::LevelFilter::Warn),
-                "ERROR" | "CRITICAL" => Some(log::LevelFilter::Error),
-                other => {
-                    c.error(
-                        n.pos,
-                        &p,
-                        format!("unknown level \"{other}\" (DEBUG, INFO, WARNING, ERROR, CRITICAL)"),
-                    );
-                    None
-                }
-            };
-        }
-        l.finish(c);
+    if let Some((n, p)) = obj.take("telemetry/logging") {
+        x.logging = logging_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/access-log")
         && let Some(a) = c.object(n, &p)
@@ -386,29 +362,23 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         a.finish(c);
         x.access_log = true;
     }
-    for namespace in ["gatelet/metrics", "telemetry/metrics"] {
-        if let Some((n, p)) = obj.take(namespace)
-            && let Some(m) = c.object(n, &p)
-        {
-            // No options: /__stats on the service's own port, always the same series.
-            m.finish(c);
-            x.metrics = true;
-        }
+    if let Some((n, p)) = obj.take("gatelet/metrics")
+        && let Some(m) = c.object(n, &p)
+    {
+        // No options: /__stats on the service's own port, always the same series.
+        m.finish(c);
+        x.metrics = true;
+    }
+    if let Some((n, p)) = obj.take("telemetry/metrics") {
+        x.metrics |= metrics_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/jwt")
         && let Some(mut j) = c.object(n, &p)
     {
-        if let Some((n, p)) = j.take("unsynced_clock") {
-            match c.string(n, &p) {
-                Some("reject") => x.jwt_reject_unsynced_clock = true,
-                Some("accept") => x.jwt_reject_unsynced_clock = false,
-                Some(other) => c.error(
-                    n.pos,
-                    &p,
-                    format!("unknown unsynced_clock \"{other}\" (reject, accept)"),
-                ),
-                None => {}
-            }
+        if let Some((n, p)) = j.take("unsynced_clock")
+            && let Some(reject) = choice(c, n, &p, "unsynced_clock", &[("reject", true), ("accept", false)], &[])
+        {
+            x.jwt_reject_unsynced_clock = reject;
         }
         j.finish(c);
     }
@@ -416,7 +386,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         && let Some(mut srv) = c.object(n, &p)
     {
         if let Some((n, p)) = srv.take("max_connections")
-            && let Some(max) = c.integer(n, &p, 1, crate::http::limits::MAX_MAX_CONNECTIONS as i64)
+            && let Some(max) = c.integer(n, &p, 1, crate::net::limits::MAX_MAX_CONNECTIONS as i64)
         {
             x.max_connections = max as usize;
         }
@@ -449,7 +419,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             && let Some(list) = c.strings(n, &p)
         {
             for (entry, pos, ep) in list {
-                match crate::http::client_ip::Cidr::parse(entry) {
+                match crate::net::Cidr::parse(entry) {
                     Some(cidr) => x.router.trusted_proxies.push(cidr),
                     None => c.error(
                         pos,
@@ -464,6 +434,7 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
         {
             x.router.return_error_msg = b;
         }
+        router_path_keys(c, &mut r, &mut x.router);
         r.finish(c);
     }
     // After `router`: the page may not take the health path.
@@ -474,14 +445,35 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     x
 }
 
+/// The router's path keys (gin's): `disable_redirect_trailing_slash`,
+/// `disable_redirect_fixed_path`, `disable_path_decoding`, `remove_extra_slash`.
+fn router_path_keys(c: &mut Checker, r: &mut Obj, router: &mut RouterOptions) {
+    for (key, slot, inverted) in [
+        (
+            "disable_redirect_trailing_slash",
+            &mut router.redirect_trailing_slash,
+            true,
+        ),
+        ("disable_redirect_fixed_path", &mut router.redirect_fixed_path, true),
+        ("disable_path_decoding", &mut router.reject_encoded_params, true),
+        ("remove_extra_slash", &mut router.remove_extra_slash, false),
+    ] {
+        if let Some((n, p)) = r.take(key)
+            && let Some(b) = c.boolean(n, &p)
+        {
+            *slot = b != inverted;
+        }
+    }
+}
+
 /// Reports every namespace left in an `extra_config` object.
 fn unsupported_namespaces(c: &mut Checker, obj: &mut Obj) {
     for (key, _) in obj.rest() {
         let p = join(&obj.path, &key.name);
-        c.error(
-            key.pos,
-            &p,
-            format!("namespace \"{}\" is not supported by gatelet", key.name),
-        );
+        let message = match refused::out_on_purpose(&key.name) {
+            Some(why) => format!("namespace \"{}\" is left out of gatelet on purpose: {why}", key.name),
+            None => format!("namespace \"{}\" is not supported by gatelet", key.name),
+        };
+        c.error(key.pos, &p, message);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 
-use super::io::Watch;
+use crate::net::io::Watch;
 use crate::proxy::{BoxError, Streaming};
 
 enum Kind {

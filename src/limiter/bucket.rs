@@ -6,8 +6,7 @@
 //! `max_rate 1, every 2s`) included, with no rounding drift. The level never exceeds
 //! `capacity` tokens, so an idle bucket never grants `capacity + 1` (KrakenD's quirk).
 
-/// Nanoseconds since the limiter's start instant: the only clock the bucket knows.
-pub type Nanos = u64;
+use crate::time::Nanos;
 
 /// Tokens left after an admitted request, and the limit, for `RateLimit-*` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

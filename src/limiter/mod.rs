@@ -1,9 +1,9 @@
 //! Rate limiting: the integer token bucket ([`bucket`]), the bounded per-client table
 //! ([`table`]), and the per-endpoint and per-backend limiters built from them. All sans-io:
-//! time is passed in as nanoseconds since the limiter's start instant ([`Clock`]). Nothing here
+//! time is passed in as nanoseconds since a start instant ([`crate::time::Clock`]). Nothing here
 //! allocates on the path of a request that hits an existing bucket.
 //!
-//! Order (issue 3): client bucket first, then the endpoint bucket, so a rejected client does not
+//! Order: client bucket first, then the endpoint bucket, so a rejected client does not
 //! spend the endpoint's tokens.
 
 pub mod bucket;
@@ -11,26 +11,10 @@ pub mod table;
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
-use std::time::Instant;
 
-use bucket::{Bucket, Nanos, Rate, Remaining, RetryAfter};
+use crate::time::Nanos;
+use bucket::{Bucket, Rate, Remaining, RetryAfter};
 use table::Table;
-
-/// The limiters' clock: nanoseconds since it was made.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock(Instant);
-
-impl Clock {
-    /// A clock starting now.
-    pub fn start() -> Clock {
-        Clock(Instant::now())
-    }
-
-    /// Nanoseconds since start (saturating after 584 years).
-    pub fn now(&self) -> Nanos {
-        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-}
 
 /// How a client is told apart (`strategy` of `qos/ratelimit/router`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,8 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use super::bucket::{Bucket, Nanos, Rate, Remaining, RetryAfter};
+use super::bucket::{Bucket, Rate, Remaining, RetryAfter};
+use crate::time::Nanos;
 
 /// "No entry" in the intrusive list.
 const NIL: u32 = u32::MAX;

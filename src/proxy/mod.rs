@@ -1,11 +1,14 @@
 //! The upstream HTTP client: one [`pool::Pool`] per backend address, requests under a
-//! deadline, bounded buffered bodies for merging and streamed bodies for `no-op`.
+//! deadline, bounded buffered bodies for merging (asked for in gzip and inflated, [`gzip`]) and
+//! streamed bodies for `no-op`, redirects followed within a backend's hosts ([`redirect`]).
 //!
 //! Owns everything between "this request to that address" and "these bytes came back". It
-//! never decides what a failure means for the client (that is `endpoint`'s and `http`'s job)
+//! never decides what a failure means for the client (that is `backend`'s, `endpoint`'s and `dispatch`'s job)
 //! and never waits past the deadline it is given.
 
+pub mod gzip;
 pub mod pool;
+pub mod redirect;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,12 +23,13 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Method, Request, Response};
 
-use crate::http::limits;
+use crate::net::limits;
 use pool::{Lease, Pool};
+pub use redirect::{Follow, RedirectHosts};
 
-/// Why a backend call failed.
+/// Why an upstream exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyError {
+pub enum UpstreamError {
     /// The deadline passed first.
     Timeout,
     /// Could not connect (refused, unreachable, connect timeout).
@@ -34,37 +38,43 @@ pub enum ProxyError {
     Refused,
     /// The exchange broke (connection reset, malformed response).
     Http(String),
-    /// The backend answered with a non-2xx status.
-    Status(u16),
+    /// The backend answered with a non-2xx status (the answer, read to the end).
+    Status(Box<ErrorReply>),
     /// The backend body was over [`limits::MAX_BACKEND_BODY_BYTES`].
     BodyTooLarge,
-    /// The backend body did not decode with the configured encoding.
-    Decode(String),
-    /// The backend's `qos/ratelimit/proxy` bucket was empty: the call was not made.
-    RateLimited,
-    /// A sensor backend has no reading to give; seconds until its source is tried again.
-    Sensor(String, u64),
-    /// The backend's circuit breaker is open: the call was not made.
-    CircuitOpen,
-    /// The backend request target built from the client's request is not a URI hyper can
-    /// send: the call was not made.
-    BadTarget(String),
+    /// The gzip body inflated to more than [`limits::MAX_BACKEND_BODY_BYTES`].
+    InflatedTooLarge,
+    /// The body's `Content-Encoding` is not one gatelet asked for, or the gzip is corrupt.
+    Encoding(String),
+    /// A redirect that is not followed: why.
+    Redirect(String),
 }
 
-impl fmt::Display for ProxyError {
+/// A backend answer with a status other than 2xx, body and all (`backend/http` reports it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The status.
+    pub status: u16,
+    /// The body, inflated, at most [`limits::MAX_BACKEND_BODY_BYTES`].
+    pub body: Bytes,
+    /// Its `Content-Type`.
+    pub content_type: Option<http::HeaderValue>,
+}
+
+impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProxyError::Timeout => f.write_str("timed out"),
-            ProxyError::RateLimited => f.write_str("not called: qos/ratelimit/proxy bucket empty"),
-            ProxyError::Sensor(e, _) => f.write_str(e),
-            ProxyError::CircuitOpen => f.write_str("circuit open"),
-            ProxyError::BadTarget(t) => write!(f, "not called: request target {t:?} is not a valid URI"),
-            ProxyError::Connect(e) => write!(f, "connect failed: {e}"),
-            ProxyError::Refused => f.write_str("connection refused"),
-            ProxyError::Http(e) => write!(f, "request failed: {e}"),
-            ProxyError::Status(s) => write!(f, "status {s}"),
-            ProxyError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
-            ProxyError::Decode(e) => write!(f, "bad body: {e}"),
+            UpstreamError::Timeout => f.write_str("timed out"),
+            UpstreamError::Connect(e) => write!(f, "connect failed: {e}"),
+            UpstreamError::Refused => f.write_str("connection refused"),
+            UpstreamError::Http(e) => write!(f, "request failed: {e}"),
+            UpstreamError::Status(s) => write!(f, "status {}", s.status),
+            UpstreamError::BodyTooLarge => write!(f, "body over {} bytes", limits::MAX_BACKEND_BODY_BYTES),
+            UpstreamError::InflatedTooLarge => {
+                write!(f, "gzip body inflates to over {} bytes", limits::MAX_BACKEND_BODY_BYTES)
+            }
+            UpstreamError::Encoding(e) => f.write_str(e),
+            UpstreamError::Redirect(e) => write!(f, "redirect {e}"),
         }
     }
 }
@@ -90,19 +100,20 @@ impl Upstreams {
 /// A backend answer read to the end.
 #[derive(Debug)]
 pub struct Reply {
-    /// The status, already known to be 2xx.
-    pub status: hyper::StatusCode,
     /// The whole body.
     pub body: Bytes,
-    /// `Cache-Control: max-age` in seconds, when the answer may be kept.
-    pub max_age: Option<u64>,
+    /// What `Cache-Control` and `Vary` say about keeping it.
+    pub freshness: crate::cache::Freshness,
 }
 
 /// Races `work` against `deadline`.
-async fn before<T>(deadline: Instant, work: impl Future<Output = Result<T, ProxyError>>) -> Result<T, ProxyError> {
+async fn before<T>(
+    deadline: Instant,
+    work: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
     crate::runtime::until(deadline, work)
         .await
-        .unwrap_or(Err(ProxyError::Timeout))
+        .unwrap_or(Err(UpstreamError::Timeout))
 }
 
 /// Sends the request `build` makes and returns the response head with its lease. A GET that
@@ -111,7 +122,7 @@ async fn exchange(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
     deadline: Instant,
-) -> Result<(Response<Incoming>, Lease), ProxyError> {
+) -> Result<(Response<Incoming>, Lease), UpstreamError> {
     let mut retried = false;
     loop {
         let mut lease = pool.acquire(deadline).await?;
@@ -132,53 +143,86 @@ async fn exchange(
                 retried = true;
                 log::debug!("retrying a GET after a stale pooled connection: {e}");
             }
-            Err(e) => return Err(ProxyError::Http(e.to_string())),
+            Err(e) => return Err(UpstreamError::Http(e.to_string())),
         }
     }
 }
 
-/// Calls a backend and reads its whole body (bounded); non-2xx is an error.
+/// Calls a backend and reads its whole body (bounded), asking for gzip and inflating it;
+/// non-2xx is an error that carries the answer. Redirects are followed as `follow` says.
 pub async fn fetch(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
+    follow: Option<Follow<'_>>,
     deadline: Instant,
-) -> Result<Reply, ProxyError> {
+) -> Result<Reply, UpstreamError> {
     before(deadline, async {
-        let (resp, lease) = exchange(pool, build, deadline).await?;
+        let build = || {
+            let mut req = build();
+            req.headers_mut().insert(http::header::ACCEPT_ENCODING, gzip::ACCEPT);
+            req
+        };
+        let (resp, lease) = redirect::exchange_following(pool, &build, follow, deadline).await?;
         let status = resp.status();
-        let max_age = resp
-            .headers()
-            .get(http::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::cache::max_age);
+        let headers = resp.headers();
+        let cache_control = headers.get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+        let freshness = crate::cache::Freshness::of(cache_control, varies(headers));
+        let coding = gzip::coding(headers.get(http::header::CONTENT_ENCODING))?;
+        let content_type = match status.is_success() {
+            true => None,
+            false => headers.get(http::header::CONTENT_TYPE).cloned(),
+        };
         let body = Limited::new(resp.into_body(), limits::MAX_BACKEND_BODY_BYTES)
             .collect()
             .await
             .map_err(|e| {
                 if e.is::<http_body_util::LengthLimitError>() {
-                    ProxyError::BodyTooLarge
+                    UpstreamError::BodyTooLarge
                 } else {
-                    ProxyError::Http(e.to_string())
+                    UpstreamError::Http(e.to_string())
                 }
             })?
             .to_bytes();
         lease.release();
+        let body = match coding {
+            gzip::Coding::Gzip if !body.is_empty() => gzip::inflate(&body, limits::MAX_BACKEND_BODY_BYTES)?,
+            _ => body,
+        };
         if !status.is_success() {
-            return Err(ProxyError::Status(status.as_u16()));
+            return Err(UpstreamError::Status(Box::new(ErrorReply {
+                status: status.as_u16(),
+                body,
+                content_type,
+            })));
         }
-        Ok(Reply { status, body, max_age })
+        Ok(Reply { body, freshness })
     })
     .await
 }
 
-/// Calls a backend and returns its response with the body still streaming (`no-op`). The head
-/// must arrive by `deadline`; so must the rest of the body, or the stream ends with an error.
+/// Whether the answer varies with more than `Accept-Encoding`: every merged call sends the
+/// same `Accept-Encoding: gzip` and keeps the inflated body, so `Vary: Accept-Encoding` alone
+/// does not make the cached body wrong for another client.
+fn varies(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::VARY).iter().any(|v| {
+        v.to_str().map_or(true, |v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|name| !name.is_empty() && !name.eq_ignore_ascii_case("accept-encoding"))
+        })
+    })
+}
+
+/// Calls a backend and returns its response with the body still streaming (`no-op`), its
+/// `Content-Encoding` untouched; redirects are followed as `follow` says. The head must arrive
+/// by `deadline`; so must the rest of the body, or the stream ends with an error.
 pub async fn open(
     pool: &Rc<Pool>,
     build: &dyn Fn() -> Request<Full<Bytes>>,
+    follow: Option<Follow<'_>>,
     deadline: Instant,
-) -> Result<Response<Streaming>, ProxyError> {
-    let (resp, lease) = before(deadline, exchange(pool, build, deadline)).await?;
+) -> Result<Response<Streaming>, UpstreamError> {
+    let (resp, lease) = before(deadline, redirect::exchange_following(pool, build, follow, deadline)).await?;
     Ok(resp.map(|body| Streaming {
         body,
         lease: Some(lease),

@@ -16,9 +16,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::ProxyError;
-use crate::http::io::Io;
-use crate::http::limits;
+use super::UpstreamError;
+use crate::net::io::Io;
+use crate::net::limits;
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -90,6 +90,11 @@ impl Pool {
         })
     }
 
+    /// The address it connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// One more connection or slot is free: wake one more waiter (not one already woken).
     fn wake_one(&self) {
         // With nobody waiting, `notify_one` would store a permit for the next waiter: harmless
@@ -101,13 +106,13 @@ impl Pool {
 
     /// Lends a connection: a live idle one, else a new one if under the cap, else waits for
     /// one to come back. Fails at `deadline`.
-    pub async fn acquire(self: &Rc<Self>, deadline: Instant) -> Result<Lease, ProxyError> {
+    pub async fn acquire(self: &Rc<Self>, deadline: Instant) -> Result<Lease, UpstreamError> {
         crate::runtime::until(deadline, self.acquire_inner())
             .await
-            .unwrap_or(Err(ProxyError::Timeout))
+            .unwrap_or(Err(UpstreamError::Timeout))
     }
 
-    async fn acquire_inner(self: &Rc<Self>) -> Result<Lease, ProxyError> {
+    async fn acquire_inner(self: &Rc<Self>) -> Result<Lease, UpstreamError> {
         // Check, listen, check again, wait: a release between the first check and `listen`
         // is seen by the second check, one after it wakes the listener.
         let idle = match self.free() {
@@ -168,14 +173,14 @@ impl Pool {
         (self.open.get() < limits::MAX_UPSTREAM_CONNECTIONS).then_some(None)
     }
 
-    async fn connect(self: &Rc<Self>) -> Result<Sender, ProxyError> {
+    async fn connect(self: &Rc<Self>) -> Result<Sender, UpstreamError> {
         let addr = self.addr;
         let stream = crate::runtime::within(limits::CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
-            .ok_or_else(|| ProxyError::Connect("connect timed out".into()))?
+            .ok_or_else(|| UpstreamError::Connect("connect timed out".into()))?
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => ProxyError::Refused,
-                _ => ProxyError::Connect(e.to_string()),
+                std::io::ErrorKind::ConnectionRefused => UpstreamError::Refused,
+                _ => UpstreamError::Connect(e.to_string()),
             })?;
         // Small request/response exchanges: no Nagle delay.
         let _ = stream.set_nodelay(true);
@@ -183,7 +188,7 @@ impl Pool {
             .max_buf_size(limits::MAX_UPSTREAM_READ_BUF)
             .handshake(Io::new(stream, None))
             .await
-            .map_err(|e| ProxyError::Connect(e.to_string()))?;
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let pool = self.clone();
         crate::runtime::spawn(async move {
             if let Err(e) = conn.await {

@@ -5,25 +5,9 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::nmea::{Checksum, Fix};
+use super::nmea::Fix;
 
-/// Which decoder a sensor uses.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decode {
-    /// The frame as a trimmed UTF-8 string.
-    Text,
-    /// One number, optionally multiplied by `scale` (e.g. 0.001 for millidegrees).
-    Number { scale: Option<f64> },
-    /// A whole JSON document.
-    Json,
-    /// One JSON document per line; blank lines are skipped.
-    JsonLines,
-    /// `key=value` or `key: value` lines (as `/proc/meminfo`): an object; values that are
-    /// numbers become numbers.
-    Kv,
-    /// NMEA 0183 sentences merged into one GPS fix.
-    Nmea(Checksum),
-}
+pub use crate::config::Decode;
 
 /// Why a frame was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +103,7 @@ fn kv(s: &str) -> Result<Value, BadFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Checksum;
     use serde_json::json;
 
     fn one(decode: Decode, frame: &[u8]) -> Result<Option<Value>, BadFrame> {

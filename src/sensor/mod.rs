@@ -1,7 +1,7 @@
-//! Sensor adapters (issue 4, in progress): turn device data — files, sockets, serial ports —
-//! into timestamped API readings. So far this holds the sans-io frame decoders ([`decode`],
-//! [`nmea`]), the line splitter ([`lines`]) and the reading store ([`store`]); sources,
-//! config and the backend wiring come next.
+//! Sensor adapters: turn device data (files, TCP and Unix sockets, serial ports) into
+//! timestamped API readings. The sans-io cores are the frame decoders ([`decode`], [`nmea`]),
+//! the line splitter ([`lines`]) and the reading store ([`store`]); [`run`] owns the I/O (one
+//! task per sensor: open, read, reconnect with backoff, write) and [`serial`] the port setup.
 
 pub mod decode;
 pub mod lines;

@@ -7,14 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-/// Whether a sentence must carry `*HH`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checksum {
-    /// `"require"`: a sentence without a checksum is bad.
-    Require,
-    /// `"allow_missing"`: checked when present.
-    AllowMissing,
-}
+pub use crate::config::Checksum;
 
 /// Why a sentence was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +74,9 @@ impl Fix {
         };
         let body = match body.rsplit_once('*') {
             Some((body, sum)) => {
-                let Some(expected) = u8::from_str_radix(sum, 16).ok().filter(|_| sum.len() == 2) else {
+                // Two hex digits and nothing else (`from_str_radix` alone also takes a `+`).
+                let digits = sum.len() == 2 && sum.bytes().all(|b| b.is_ascii_hexdigit());
+                let Some(expected) = u8::from_str_radix(sum, 16).ok().filter(|_| digits) else {
                     return bad(format!("checksum {sum:?} is not two hex digits"));
                 };
                 let actual = body.bytes().fold(0u8, |a, b| a ^ b);
@@ -364,6 +359,26 @@ mod tests {
             "present means checked"
         );
         assert!(fix.feed(b"$GPGGA,1*4", Checksum::Require).is_err());
+    }
+
+    #[test]
+    fn a_checksum_is_exactly_two_hex_digits() {
+        // The body XORs to 0x0F, so a parser of integers reads `+F` (and `0F`) as a match.
+        let body = "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,16.9,,,";
+        let mut fix = Fix::default();
+        assert_eq!(fix.feed(format!("{body}*0F").as_bytes(), Checksum::Require), Ok(true));
+        assert_eq!(
+            Fix::default().feed(format!("{body}*0f").as_bytes(), Checksum::Require),
+            Ok(true)
+        );
+        for sum in ["+F", "-F", " F", "F ", "F", "00F", "0x", "", "\u{0660}F"] {
+            let line = format!("{body}*{sum}");
+            assert_eq!(
+                Fix::default().feed(line.as_bytes(), Checksum::Require),
+                Err(BadSentence(format!("checksum {sum:?} is not two hex digits"))),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]

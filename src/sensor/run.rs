@@ -1,7 +1,9 @@
 //! Live sensors: each configured sensor's state (latest reading, counters, last error) and
-//! the task that feeds it from its source, on the one thread's `LocalSet`. Sources so far: `file` in
-//! `read` mode — the file (at most `max_frame` bytes: sysfs, /proc, a status file) is re-read
-//! every `interval`; a missing or unreadable file marks the sensor down until it reads again.
+//! the task that feeds it from its source, on the one thread's `LocalSet`. Sources: a file
+//! re-read every `interval` (`read`: sysfs, /proc, a status file) or followed like `tail -F`
+//! (`follow`); a TCP or Unix stream of lines, reconnected with jittered exponential backoff;
+//! devices that connect and push (`listen`); a serial port. A source that fails marks the
+//! sensor down until it reads again; writes go to stream and serial sources.
 
 use std::cell::RefCell;
 use std::io::Read;
@@ -17,9 +19,9 @@ use super::decode::{Decode, Decoder};
 use super::lines::Lines;
 use super::store::{Events, Latest};
 use crate::config::{self, ListenAddr, SensorSource, StreamTarget};
-use crate::limiter::Clock;
-use crate::limiter::bucket::Nanos;
 use crate::runtime;
+use crate::time::Clock;
+use crate::time::Nanos;
 
 /// Counters and last error of a sensor, for `/__health`.
 #[derive(Debug, Default)]
@@ -551,7 +553,8 @@ struct Backoff {
     min: Duration,
     max: Duration,
     current: Duration,
-    rng: u64,
+    /// Jitter only needs to spread a fleet's reconnects, not be unpredictable.
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -560,7 +563,7 @@ impl Backoff {
             min,
             max,
             current: min,
-            rng: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -569,12 +572,8 @@ impl Backoff {
     }
 
     fn next(&mut self) -> Duration {
-        // xorshift64: jitter only needs to spread a fleet's reconnects, not be unpredictable.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
         let d = self.current.as_nanos() as u64;
-        let wait = d / 2 + self.rng % (d / 2 + 1);
+        let wait = d / 2 + self.rng.u64(..=d / 2);
         self.current = (self.current * 2).min(self.max);
         Duration::from_nanos(wait)
     }
@@ -736,5 +735,32 @@ fn read_file(sensor: &Sensor, path: &std::path::Path, clock: Clock) {
             });
         }
         _ => sensor.ingest(&bytes, now, wall),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_waits_are_jittered_within_half_to_whole_and_double_to_the_max() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_millis(1600));
+        let mut b = Backoff::new(min, max, 7);
+        for round in 0..3 {
+            let mut d = min;
+            let mut waits = Vec::new();
+            for _ in 0..8 {
+                let w = b.next();
+                assert!(d / 2 <= w && w <= d, "{w:?} outside [{:?}, {d:?}]", d / 2);
+                waits.push(w);
+                d = (d * 2).min(max);
+            }
+            let at_max = &waits[4..];
+            assert!(
+                at_max.iter().any(|w| *w != at_max[0]),
+                "jittered, round {round}: {waits:?}"
+            );
+            b.reset();
+        }
     }
 }

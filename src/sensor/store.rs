@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use crate::http::encode::rfc3339;
-use crate::limiter::bucket::Nanos;
+use crate::time::Nanos;
+use crate::time::rfc3339;
 
 /// Distinct `key` values remembered; records with new keys beyond it are dropped.
 pub const MAX_KEYS: usize = 32;

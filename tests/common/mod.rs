@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fault;
+pub mod jwt;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -1,5 +1,6 @@
-//! Backends: hosts (resolved once, here), `url_pattern` with its parameters, the data
-//! manipulation keys (`target`, `allow`/`deny`, `mapping`, `group`) and the backend-level
+//! Backends: hosts (names left for resolution), `url_pattern` with its parameters and
+//! placeholders (`{JWT.claim}`, `{respN_field}`), the data manipulation keys (`target`,
+//! `allow`/`deny`, `mapping`, `group`, `proxy.flatmap_filter`) and the backend-level
 //! namespaces (sensor, fleet, rate limit, breaker, cache, retry).
 
 use super::*;
@@ -17,19 +18,39 @@ pub(super) fn hosts(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<Host
     let mut out = Vec::new();
     let mut ok = true;
     for (s, pos, p) in list {
-        match host(s) {
-            Ok(h) => out.push(h),
-            Err(m) => {
-                c.error(pos, &p, m);
-                ok = false;
-            }
+        match host(c, s, pos, &p) {
+            Some(h) => out.push(h),
+            None => ok = false,
         }
     }
     ok.then_some(out)
 }
 
-/// Parses and resolves one `host` entry (`http://name:port`; a missing scheme means `http`).
-pub fn host(s: &str) -> Result<Host, String> {
+/// Checks one `host` entry (`http://name:port`; a missing scheme means `http`) written at
+/// `pos`, `path`. An IP address is the host's address; a name is left for resolution to look
+/// up, with an unspecified address until then.
+pub fn host(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Host> {
+    match parse_host(s) {
+        Ok((host, None)) => Some(host),
+        Ok((host, Some(name))) => {
+            c.unresolved.lookups.push(Lookup {
+                entry: s.to_string(),
+                name,
+                port: host.addr.port(),
+                authority: host.authority.clone(),
+                at: Site::new(pos, path),
+            });
+            Some(host)
+        }
+        Err(m) => {
+            c.error(pos, path, m);
+            None
+        }
+    }
+}
+
+/// The host of an entry, and the name to look up unless it is an IP address.
+fn parse_host(s: &str) -> Result<(Host, Option<String>), String> {
     let rest = if let Some(r) = s.strip_prefix("http://") {
         r
     } else if s.starts_with("https://") {
@@ -63,20 +84,15 @@ pub fn host(s: &str) -> Result<Host, String> {
         return Err(format!("\"{s}\": port 0 cannot be connected to"));
     }
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    let addr: SocketAddr = match bare.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (bare, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("\"{s}\": cannot resolve \"{bare}\": {e}"))?
-            .next()
-            .ok_or_else(|| format!("\"{s}\": \"{bare}\" resolves to no address"))?,
-    };
+    let ip = bare.parse::<IpAddr>().ok();
     let authority = if port == 80 {
         name.to_string()
     } else {
         format!("{name}:{port}")
     };
-    Ok(Host { authority, addr })
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
+    let lookup = ip.is_none().then(|| bare.to_string());
+    Ok((Host { authority, addr }, lookup))
 }
 
 /// What a backend needs from its endpoint.
@@ -89,9 +105,16 @@ pub(super) struct BackendContext<'a> {
     pub(super) sensors: &'a [Sensor],
     pub(super) sensor_names: &'a [String],
     pub(super) fleet: bool,
+    /// This backend's index in the endpoint's list.
+    pub(super) index: usize,
+    /// `proxy.sequential`: `{respN_field}` may read earlier backends.
+    pub(super) sequential: bool,
+    /// The endpoint has `auth/validator`: `{JWT.claim}` may be used.
+    pub(super) jwt: bool,
 }
 
-pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[String]) -> Option<String> {
+pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, ctx: &BackendContext) -> Option<String> {
+    let params = ctx.params;
     let s = c.string(node, path)?;
     if !s.starts_with('/') {
         c.error(node.pos, path, format!("\"{s}\" must start with '/'"));
@@ -127,7 +150,12 @@ pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[St
             return None;
         };
         let name = &rest[open + 1..open + len];
-        if !params.iter().any(|p| p == name) {
+        let names: Vec<&str> = params.iter().map(String::as_str).collect();
+        if let Some(m) = placeholder_problem(path::placeholder(name, &names), ctx) {
+            c.error(node.pos, path, format!("\"{s}\": {{{name}}}: {m}"));
+            return None;
+        }
+        if matches!(path::placeholder(name, &names), path::Placeholder::Unknown) {
             let known = if params.is_empty() {
                 "the endpoint has no parameters".to_string()
             } else {
@@ -146,6 +174,33 @@ pub(super) fn url_pattern(c: &mut Checker, node: &Node, path: &str, params: &[St
         rest = &rest[open + len + 1..];
     }
     Some(s.to_string())
+}
+
+/// Why a `{JWT.claim}` or `{respN_field}` cannot be used where it is written.
+fn placeholder_problem(placeholder: path::Placeholder, ctx: &BackendContext) -> Option<String> {
+    match placeholder {
+        path::Placeholder::Var(Var::Jwt(_)) if !ctx.jwt => {
+            Some("claims are only known on an endpoint with extra_config.\"auth/validator\"".into())
+        }
+        path::Placeholder::Var(Var::Resp { backend, .. }) | path::Placeholder::WholeResp(backend) if !ctx.sequential => {
+            Some(format!(
+                "backend {backend}'s answer is only known with extra_config.proxy.sequential: true"
+            ))
+        }
+        path::Placeholder::Var(Var::Resp { backend, .. }) | path::Placeholder::WholeResp(backend)
+            if backend >= ctx.index =>
+        {
+            Some(format!(
+                "backend {backend} is not called before this one (backend {})",
+                ctx.index
+            ))
+        }
+        path::Placeholder::WholeResp(_) => Some(
+            "a whole answer cannot go into a URL; name a field, e.g. {resp0_id} (gatelet has no no-op backends in a merge)"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 pub(super) fn dot_path(c: &mut Checker, s: &str, pos: Pos, path: &str) -> Option<Vec<String>> {
@@ -179,9 +234,18 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let mut retry = None;
     let mut sensor = None;
     let mut fleet = false;
+    let mut flatmap = None;
+    let (mut return_error_code, mut return_error_details) = (false, None);
+    let mut redirects = Redirects::default();
+    // Where `backend/http` or `backend/http/client` is written: neither applies to a sensor
+    // or a fleet fan-out.
+    let mut http_at: Vec<(Pos, String)> = Vec::new();
     if let Some((n, p)) = obj.take("extra_config")
         && let Some(mut extra) = c.object(n, &p)
     {
+        if let Some((n, p)) = extra.take("proxy") {
+            flatmap = backend_proxy(c, n, &p);
+        }
         if let Some((n, p)) = extra.take("qos/ratelimit/proxy")
             && let Some(mut q) = c.object(n, &p)
         {
@@ -190,16 +254,31 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             q.finish(c);
         }
         if let Some((n, p)) = extra.take("qos/circuit-breaker") {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "gatelet does not apply circuit breakers to a \"no-op\" pass-through",
+                );
+            }
             breaker = circuit_breaker(c, n, &p);
         }
         if let Some((n, p)) = extra.take("qos/http-cache") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(n.pos, &p, "a \"no-op\" pass-through is streamed, never cached");
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "the cache keeps GET answers only");
             }
             cache = http_cache(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/retry") {
-            if ctx.method != Method::GET {
+            if ctx.output == OutputEncoding::NoOp {
+                c.error(
+                    n.pos,
+                    &p,
+                    "a \"no-op\" pass-through is streamed as it arrives: it is not retried",
+                );
+            } else if ctx.method != Method::GET {
                 c.error(n.pos, &p, "retries are for idempotent GETs only");
             }
             retry = retry_config(c, n, &p);
@@ -237,7 +316,21 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                 );
             }
         }
+        if let Some((n, p)) = extra.take("backend/http") {
+            (return_error_code, return_error_details) = backend_http(c, n, &p, ctx.output);
+            http_at.push((n.pos, p));
+        }
+        if let Some((n, p)) = extra.take("backend/http/client") {
+            redirects = http_client(c, n, &p);
+            http_at.push((n.pos, p));
+        }
         unsupported_namespaces(c, &mut extra);
+    }
+    if sensor.is_some() || fleet {
+        let what = if fleet { "gatelet/fleet" } else { "gatelet/sensor" };
+        for (pos, p) in &http_at {
+            c.error(*pos, p, format!("has no effect on a \"{what}\" backend"));
+        }
     }
     if let Some(sensor) = sensor {
         for key in ["host", "url_pattern", "encoding", "sd", "method"] {
@@ -245,7 +338,8 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                 c.error(n.pos, &p, "has no effect on a \"gatelet/sensor\" backend");
             }
         }
-        let shape = shape(c, &mut obj, Encoding::Json);
+        let mut shape = shape(c, &mut obj, Encoding::Json);
+        with_flatmap(c, &mut shape, flatmap, Encoding::Json);
         if sensor.is_some_and(|s| s.write) && shape != Shape::default() {
             c.error(
                 obj.pos,
@@ -272,6 +366,9 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             retry,
             sensor: Some(sensor),
             fleet: false,
+            return_error_code,
+            return_error_details,
+            redirects,
         });
     }
     let mut hosts = match obj.take("host") {
@@ -315,45 +412,36 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     }
     let url = obj
         .require(c, "url_pattern", "the backend path, e.g. \"/status\"")
-        .and_then(|(n, p)| url_pattern(c, n, &p, ctx.params));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(ctx.method.clone()),
-    };
+        .and_then(|(n, p)| url_pattern(c, n, &p, ctx));
+    let method = obj.optional(c, "method", ctx.method.clone(), method);
     let default_encoding = if ctx.output == OutputEncoding::NoOp {
         Encoding::NoOp
     } else {
         Encoding::Json
     };
-    let encoding = match obj.take("encoding") {
-        Some((n, p)) => {
-            let e = encoding(c, n, &p);
-            match e {
-                Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
-                ),
-                Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
-                    n.pos,
-                    &p,
-                    "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
-                ),
-                _ => {}
-            }
-            e
+    let encoding = obj.optional(c, "encoding", default_encoding, |c, n, p| {
+        let e = encoding(c, n, p);
+        match e {
+            Some(Encoding::NoOp) if ctx.output != OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "encoding \"no-op\" needs output_encoding \"no-op\" on the endpoint (the body is not decoded)",
+            ),
+            Some(e) if e != Encoding::NoOp && ctx.output == OutputEncoding::NoOp => c.error(
+                n.pos,
+                p,
+                "an endpoint with output_encoding \"no-op\" passes the body through: use encoding \"no-op\"",
+            ),
+            _ => {}
         }
-        None => Some(default_encoding),
-    };
-    let shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true).map(Some),
-        None => Some(None),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false).map(Some),
-        None => Some(None),
-    };
+        e
+    });
+    let mut shape = shape(c, &mut obj, encoding.unwrap_or(Encoding::Json));
+    with_flatmap(c, &mut shape, flatmap, encoding.unwrap_or(Encoding::Json));
+    let input_headers = obj.optional(c, "input_headers", None, |c, n, p| forward(c, n, p, true).map(Some));
+    let input_query = obj.optional(c, "input_query_strings", None, |c, n, p| {
+        forward(c, n, p, false).map(Some)
+    });
     obj.finish(c);
     if c.errors.len() > errors_before {
         return None;
@@ -365,6 +453,9 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         retry,
         sensor: None,
         fleet,
+        return_error_code,
+        return_error_details,
+        redirects,
         hosts: hosts?,
         url_pattern: url?,
         method: method?,
@@ -373,6 +464,28 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         input_headers: input_headers?,
         input_query_strings: input_query?,
     })
+}
+
+/// A backend's `proxy.flatmap_filter` into its shape. KrakenD ignores `allow`, `deny` and
+/// `mapping` next to it; here that is an error, as is a flatmap on a body that is not decoded.
+fn with_flatmap(c: &mut Checker, shape: &mut Shape, flatmap: Option<(Vec<FlatOp>, Pos, String)>, encoding: Encoding) {
+    let Some((ops, pos, p)) = flatmap else { return };
+    if encoding == Encoding::NoOp {
+        c.error(
+            pos,
+            &p,
+            "has no effect with \"no-op\" encoding (the body is passed through undecoded)",
+        );
+    }
+    if !shape.allow.is_empty() || !shape.deny.is_empty() || !shape.mapping.is_empty() {
+        c.error(
+            pos,
+            &p,
+            "allow, deny and mapping do not apply next to a flatmap_filter (KrakenD ignores them): \
+             do it with flatmap operations (del, move)",
+        );
+    }
+    shape.flatmap = ops;
 }
 
 /// `is_collection`, `target`, `allow`, `deny`, `mapping`, `group` of a backend; all of them are

@@ -1,14 +1,20 @@
-//! The checker toolkit every config section uses: [`Checker`] collects errors with JSON path
-//! and `line:column`, [`Obj`] takes an object's keys one by one and reports the unknown ones, and
-//! the small typed readers (choices, durations) built on them.
+//! The checker toolkit every config section uses: [`Checker`] reads typed values and collects
+//! errors with JSON path and `line:column`, and what is left for resolution ([`Unresolved`]);
+//! [`Obj`] takes an object's keys one by one (required, or optional with a default) and
+//! reports the unknown ones; [`choice`] and [`seconds_or_duration`] are the small readers
+//! built on them.
 
 use super::*;
 
-/// Collects errors while the tree is walked.
+/// Collects errors, and what only resolution can finish, while the tree is walked.
 pub struct Checker<'f> {
     file: &'f str,
     /// Everything found so far.
     pub errors: Vec<ConfigError>,
+    /// What is valid but probably not meant (`gatelet check` prints them, `run` logs them).
+    pub warnings: Vec<ConfigError>,
+    /// Names, files and variables for resolution, as checking meets them.
+    pub unresolved: Unresolved,
 }
 
 impl<'f> Checker<'f> {
@@ -17,10 +23,22 @@ impl<'f> Checker<'f> {
         Checker {
             file,
             errors: Vec::new(),
+            warnings: Vec::new(),
+            unresolved: Unresolved::default(),
         }
     }
 
     /// Records one error.
+    pub fn warn(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
     pub fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.to_string(),
@@ -162,6 +180,113 @@ impl<'f> Checker<'f> {
     }
 }
 
+/// Where a value is written: its position and JSON path, for errors found after checking.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Where the value starts.
+    pub pos: Pos,
+    /// Its JSON path.
+    pub path: String,
+}
+
+impl Site {
+    /// The value at `pos`, `path`.
+    pub fn new(pos: Pos, path: &str) -> Self {
+        Site {
+            pos,
+            path: path.to_string(),
+        }
+    }
+}
+
+/// What checking leaves for resolution: every host name to look up, file to read and
+/// environment variable to expand, with where the config names it. Checking itself reads
+/// nothing but the config text; the values these fill in stay empty (an address with an
+/// unspecified IP, no JWKs, no TLS) until then.
+#[derive(Debug, Default)]
+pub struct Unresolved {
+    /// Host names, in the order met (an IP address needs no lookup).
+    pub lookups: Vec<Lookup>,
+    /// TCP sensors: (sensor name, the authority of its `address`), for the address a name
+    /// resolves to.
+    pub sensor_addresses: Vec<(String, String)>,
+    /// `auth/validator.jwk_local_path` files.
+    pub jwk_sets: Vec<JwkFile>,
+    /// The service `tls` files, unless it is disabled.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsFiles>,
+    /// `gatelet/fleet.members_file`.
+    pub members_file: Option<MembersFile>,
+    /// `gatelet/fleet.headers`, whose `${ENV}` references are expanded then.
+    pub fleet_headers: Vec<FleetHeader>,
+}
+
+/// A host name to look up.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The entry as written, for messages.
+    pub entry: String,
+    /// The name, without brackets.
+    pub name: String,
+    /// The port.
+    pub port: u16,
+    /// [`Host::authority`](crate::config::Host::authority) of the hosts it resolves.
+    pub authority: String,
+    /// Where it is written.
+    pub at: Site,
+}
+
+/// A JWK set file of an endpoint's validator.
+#[derive(Debug)]
+pub struct JwkFile {
+    /// Index of the endpoint in `endpoints`.
+    pub endpoint: usize,
+    /// The file name.
+    pub file: String,
+    /// The validator's `alg`; `None` when invalid (already reported): the file is still read.
+    pub alg: Option<crate::auth::jwt::Alg>,
+    /// Where `jwk_local_path` is written.
+    pub at: Site,
+}
+
+/// The service `tls` files.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub struct TlsFiles {
+    /// `public_key`: the certificate chain.
+    pub chain: String,
+    /// `private_key`.
+    pub key: String,
+    /// `min_version` is `TLS13`.
+    pub tls13_only: bool,
+    /// Where `public_key` is written; every TLS error points there.
+    pub at: Site,
+}
+
+/// The fleet's `members_file`.
+#[derive(Debug)]
+pub struct MembersFile {
+    /// The file name.
+    pub file: String,
+    /// Where `members_file` is written.
+    pub at: Site,
+    /// The `gatelet/fleet` object, for the member count.
+    pub fleet: Site,
+    /// The valid inline `members`: ids in the file may not repeat theirs.
+    pub inline: Vec<Member>,
+}
+
+/// One of the fleet's `headers`.
+#[derive(Debug)]
+pub struct FleetHeader {
+    /// The header name.
+    pub name: http::HeaderName,
+    /// The value as written, `${ENV}` references and all.
+    pub template: String,
+    /// Where the value is written.
+    pub at: Site,
+}
+
 /// An object being checked: every key must be taken by [`Obj::take`] before [`Obj::finish`],
 /// or it is reported as not supported.
 pub struct Obj<'n> {
@@ -190,12 +315,28 @@ impl<'n> Obj<'n> {
         found
     }
 
+    /// The value of an optional `key` as `read` makes it, or `default` when the key is absent;
+    /// `None` after an error. `read` is often one of [`Checker`]'s readers as it is
+    /// (`obj.optional(c, "disabled", false, Checker::boolean)`).
+    pub fn optional<'f, T>(
+        &mut self,
+        c: &mut Checker<'f>,
+        key: &str,
+        default: T,
+        read: impl FnOnce(&mut Checker<'f>, &'n Node, &str) -> Option<T>,
+    ) -> Option<T> {
+        match self.take(key) {
+            Some((n, p)) => read(c, n, &p),
+            None => Some(default),
+        }
+    }
+
     /// An optional array of strings under `key`; `default` when absent, `None` after an error.
     pub fn string_list(&mut self, c: &mut Checker, key: &str, default: &[&str]) -> Option<Vec<String>> {
-        match self.take(key) {
-            Some((n, p)) => Some(c.strings(n, &p)?.into_iter().map(|(s, _, _)| s.to_string()).collect()),
-            None => Some(default.iter().map(|s| s.to_string()).collect()),
-        }
+        let default = default.iter().map(|s| s.to_string()).collect();
+        self.optional(c, key, default, |c, n, p| {
+            Some(c.strings(n, p)?.into_iter().map(|(s, _, _)| s.to_string()).collect())
+        })
     }
 
     /// The keys not taken yet, with their values, marking them as known.
@@ -238,7 +379,7 @@ pub fn join(path: &str, key: &str) -> String {
 
 /// One of a fixed set of names (`supported`); `krakend_only` are KrakenD's other values, which
 /// get "not supported by gatelet" rather than "unknown".
-pub(super) fn choice<T: Copy>(
+pub fn choice<T: Copy>(
     c: &mut Checker,
     node: &Node,
     path: &str,

@@ -1,5 +1,5 @@
 //! Endpoints: path templates, methods, encodings, forwarded headers and query strings, and the
-//! endpoint-level namespaces, each backend handed to [`super::backend`].
+//! endpoint-level namespaces, each backend handed to [`backend()`](super::backend::backend).
 
 use super::*;
 
@@ -82,7 +82,7 @@ pub(super) fn endpoint_path(c: &mut Checker, node: &Node, path: &str, defaults: 
     }
     let mut names: Vec<&str> = Vec::new();
     for segment in s.split('/').skip(1) {
-        if router::is_param(segment) {
+        if path::is_param(segment) {
             let name = &segment[1..segment.len() - 1];
             if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 err(
@@ -155,40 +155,26 @@ pub(super) fn endpoint(
     let path_ok = route
         .as_ref()
         .and_then(|(n, p)| endpoint_path(c, n, p, defaults).map(|_| *n));
-    let method = match obj.take("method") {
-        Some((n, p)) => method(c, n, &p),
-        None => Some(Method::GET),
-    };
-    let output = match obj.take("output_encoding") {
-        Some((n, p)) => output_encoding(c, n, &p),
-        None => Some(defaults.output_encoding),
-    };
-    let timeout = match obj.take("timeout") {
-        Some((n, p)) => c.positive_duration(n, &p),
-        None => Some(defaults.timeout),
-    };
-    let cache = match obj.take("cache_ttl") {
-        Some((n, p)) => cache_ttl(c, n, &p),
-        None => Some(defaults.cache_ttl),
-    };
-    let input_headers = match obj.take("input_headers") {
-        Some((n, p)) => forward(c, n, &p, true),
-        None => Some(Forward::Only(vec!["content-type".to_string()])),
-    };
-    let input_query = match obj.take("input_query_strings") {
-        Some((n, p)) => forward(c, n, &p, false),
-        None => Some(Forward::Only(Vec::new())),
-    };
-    let concurrent = match obj.take("concurrent_calls") {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32),
-        None => Some(1),
-    };
+    let method = obj.optional(c, "method", Method::GET, method);
+    let output = obj.optional(c, "output_encoding", defaults.output_encoding, output_encoding);
+    let timeout = obj.optional(c, "timeout", defaults.timeout, Checker::positive_duration);
+    let cache = obj.optional(c, "cache_ttl", defaults.cache_ttl, cache_ttl);
+    let only_content_type = Forward::Only(vec!["content-type".to_string()]);
+    let input_headers = obj.optional(c, "input_headers", only_content_type, |c, n, p| forward(c, n, p, true));
+    let input_query = obj.optional(c, "input_query_strings", Forward::Only(Vec::new()), |c, n, p| {
+        forward(c, n, p, false)
+    });
+    let concurrent = obj.optional(c, "concurrent_calls", 1, |c, n, p| {
+        c.integer(n, p, 1, MAX_CONCURRENT_CALLS).map(|v| v as u32)
+    });
     let mut rate_limit = None;
     let mut api_key_roles = None;
     let mut jwt = None;
+    let mut jwt_given = false;
+    let mut proxy = EndpointProxy::default();
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     if let Some((n, p)) = obj.take("extra_config")
@@ -196,7 +182,11 @@ pub(super) fn endpoint(
     {
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
-            jwt = jwt_validator(c, n, &p);
+            jwt = jwt_validator(c, n, &p, index);
+            jwt_given = true;
+        }
+        if let Some((n, p)) = extra.take("proxy") {
+            proxy = endpoint_proxy(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
@@ -220,7 +210,7 @@ pub(super) fn endpoint(
     {
         let shape: String = s
             .split('/')
-            .map(|seg| if router::is_param(seg) { "{}" } else { seg })
+            .map(|seg| if path::is_param(seg) { "{}" } else { seg })
             .collect::<Vec<_>>()
             .join("/");
         match shapes.get(&(m.clone(), shape.clone())) {
@@ -238,7 +228,7 @@ pub(super) fn endpoint(
         }
     }
     let params: Vec<String> = match path_ok.map(|n| &n.value) {
-        Some(Value::String(s)) => router::param_names(s).map(str::to_string).collect(),
+        Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
         _ => Vec::new(),
     };
     let mut backends = Vec::new();
@@ -253,7 +243,7 @@ pub(super) fn endpoint(
                         "an endpoint with output_encoding \"no-op\" takes exactly one backend",
                     );
                 }
-                let ctx = BackendContext {
+                let mut ctx = BackendContext {
                     params: &params,
                     method: method.clone().unwrap_or(Method::GET),
                     output: output.unwrap_or(OutputEncoding::Json),
@@ -262,8 +252,12 @@ pub(super) fn endpoint(
                     sensors: defaults.sensors,
                     sensor_names: defaults.sensor_names,
                     fleet: defaults.fleet,
+                    index: 0,
+                    sequential: proxy.sequential,
+                    jwt: jwt_given,
                 };
                 for (j, item) in items.iter().enumerate() {
+                    ctx.index = j;
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
                         backends.push(b);
                     }
@@ -280,6 +274,16 @@ pub(super) fn endpoint(
         }
     }
     obj.finish(c);
+    proxy_fits(c, &proxy, output, &backends);
+    if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
+        c.warn(
+            node.pos,
+            path,
+            "qos/http-cache on an endpoint with auth: answers to requests that forward the \
+             client's Authorization or Cookie (or JWT claims) are only kept when the backend says \
+             public or s-maxage",
+        );
+    }
     if c.errors.len() > errors_before {
         return None;
     }
@@ -293,6 +297,17 @@ pub(super) fn endpoint(
     else {
         return None;
     };
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    let mut vars: Vec<Var> = Vec::new();
+    for b in &backends {
+        for name in path::placeholders(&b.url_pattern) {
+            if let path::Placeholder::Var(v) = path::placeholder(name, &params)
+                && !vars.contains(&v)
+            {
+                vars.push(v);
+            }
+        }
+    }
     Some(Endpoint {
         path: route.clone(),
         method: method?,
@@ -306,5 +321,42 @@ pub(super) fn endpoint(
         rate_limit,
         api_key_roles,
         jwt,
+        sequential: proxy.sequential,
+        static_data: proxy.static_data,
+        flatmap: proxy.flatmap,
+        vars,
     })
+}
+
+/// The endpoint's `proxy` keys against its encoding and backends: none of them applies to a
+/// `no-op` pass-through or a sensor write, and a `flatmap_filter` on the endpoint works on a
+/// merge of several backends.
+fn proxy_fits(c: &mut Checker, proxy: &EndpointProxy, output: Option<OutputEncoding>, backends: &[Backend]) {
+    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write));
+    for (at, what) in [
+        (&proxy.static_at, "static data"),
+        (&proxy.flatmap_at, "a flatmap_filter"),
+    ] {
+        let Some((pos, p)) = at else { continue };
+        if output == Some(OutputEncoding::NoOp) {
+            c.error(
+                *pos,
+                p,
+                format!("{what} has no effect on a \"no-op\" endpoint: its answer is passed through"),
+            );
+        } else if writes {
+            c.error(*pos, p, format!("{what} has no effect on a sensor write"));
+        }
+    }
+    if let Some((pos, p)) = &proxy.flatmap_at
+        && backends.len() == 1
+        && output != Some(OutputEncoding::NoOp)
+    {
+        c.error(
+            *pos,
+            p,
+            "an endpoint's flatmap_filter works on the merge of several backends; with one, put \
+             it in the backend's extra_config.proxy",
+        );
+    }
 }

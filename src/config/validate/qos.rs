@@ -47,19 +47,14 @@ pub(super) fn decimal(c: &mut Checker, node: &Node, path: &str) -> Option<(u64, 
 
 /// `every` (default 1s, more than 0), in nanoseconds.
 pub(super) fn every(c: &mut Checker, obj: &mut Obj) -> Option<u64> {
-    match obj.take("every") {
-        Some((n, p)) => {
-            let d = c.positive_duration(n, &p)?;
-            match u64::try_from(d.as_nanos()) {
-                Ok(ns) => Some(ns),
-                Err(_) => {
-                    c.error(n.pos, &p, "is too long");
-                    None
-                }
-            }
+    obj.optional(c, "every", 1_000_000_000, |c, n, p| {
+        let d = c.positive_duration(n, p)?;
+        let ns = u64::try_from(d.as_nanos()).ok();
+        if ns.is_none() {
+            c.error(n.pos, p, "is too long");
         }
-        None => Some(1_000_000_000),
-    }
+        ns
+    })
 }
 
 /// One bucket from `rate_key` and `capacity_key` (default: the rate's whole part, at least 1).
@@ -73,12 +68,11 @@ pub(super) fn bucket(
     every: Option<u64>,
     required: bool,
 ) -> Option<Option<Rate>> {
-    let capacity_node = obj.take(capacity_key);
+    let capacity = obj.optional(c, capacity_key, None, |c, n, p| {
+        let v = c.integer(n, p, 1, MAX_CAPACITY)?;
+        Some(Some((v as u64, n.pos, p.to_string())))
+    });
     let rate_node = obj.take(rate_key);
-    let capacity = match capacity_node {
-        Some((n, p)) => c.integer(n, &p, 1, MAX_CAPACITY).map(|v| Some((v as u64, n.pos, p))),
-        None => Some(None),
-    };
     let Some((n, p)) = rate_node else {
         if required {
             c.error(obj.pos, &obj.path, format!("missing required key \"{rate_key}\""));
@@ -213,7 +207,7 @@ pub(super) fn strategy(c: &mut Checker, q: &mut Obj, params: &[String]) -> (Opti
 
 /// KrakenD's `qos/circuit-breaker`: `interval`, `timeout` (seconds or durations), `max_errors`,
 /// `name`, `log_status_change`.
-pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<(crate::breaker::Settings, bool)> {
+pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Option<CircuitBreaker> {
     let mut obj = c.object(node, path)?;
     let interval = obj
         .require(c, "interval", "seconds over which errors are counted")
@@ -224,23 +218,19 @@ pub(super) fn circuit_breaker(c: &mut Checker, node: &Node, path: &str) -> Optio
     let max_errors = obj
         .require(c, "max_errors", "consecutive errors that open it")
         .and_then(|(n, p)| c.integer(n, &p, 1, 1_000_000));
-    if let Some((n, p)) = obj.take("name") {
-        c.string(n, &p);
-    }
-    let log = match obj.take("log_status_change") {
-        Some((n, p)) => c.boolean(n, &p),
-        None => Some(false),
-    };
+    let name = obj.optional(c, "name", None, |c, n, p| c.string(n, p).map(|s| Some(s.to_string())));
+    let log = obj.optional(c, "log_status_change", false, Checker::boolean);
     obj.finish(c);
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    Some((
-        crate::breaker::Settings {
+    Some(CircuitBreaker {
+        settings: crate::breaker::Settings {
             interval: ns(interval?),
             timeout: ns(timeout?),
             max_errors: max_errors? as u32,
         },
-        log?,
-    ))
+        log_status_change: log?,
+        name: name?,
+    })
 }
 
 /// KrakenD's `qos/http-cache`: `shared` (all gatelet caches are shared), `max_items` and
@@ -272,16 +262,13 @@ pub(super) fn http_cache(c: &mut Checker, node: &Node, path: &str) -> Option<cra
 
 /// Our `gatelet/retry`: `attempts` (1 or 2, default 2), `backoff` (full jitter up to it,
 /// default 100ms).
-pub(super) fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<(u32, Duration)> {
+pub(super) fn retry_config(c: &mut Checker, node: &Node, path: &str) -> Option<Retry> {
     let mut obj = c.object(node, path)?;
-    let attempts = match obj.take("attempts") {
-        Some((n, p)) => c.integer(n, &p, 1, 2).map(|v| v as u32),
-        None => Some(2),
-    };
-    let backoff = match obj.take("backoff") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_millis(100)),
-    };
+    let attempts = obj.optional(c, "attempts", 2, |c, n, p| c.integer(n, p, 1, 2).map(|v| v as u32));
+    let backoff = obj.optional(c, "backoff", Duration::from_millis(100), Checker::duration);
     obj.finish(c);
-    Some((attempts?, backoff?))
+    Some(Retry {
+        attempts: attempts?,
+        backoff: backoff?,
+    })
 }

@@ -1,4 +1,5 @@
-//! Security: CORS, API keys, JWT validators (keys read here) and the TLS server config.
+//! Security: CORS, API keys, JWT validators and the service's TLS; the JWK sets and the TLS
+//! certificate and key are files, which resolution reads.
 
 use super::*;
 
@@ -6,39 +7,41 @@ use super::*;
 pub(super) fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Cors> {
     let mut obj = c.object(node, path)?;
     let origins = obj.string_list(c, "allow_origins", &["*"]);
-    let methods = match obj.take("allow_methods") {
-        Some((n, p)) => c.strings(n, &p).and_then(|items| {
-            let mut out = Vec::new();
-            for (m, pos, mp) in items {
-                match http::Method::from_bytes(m.as_bytes()) {
-                    Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => out.push(method),
-                    _ => {
-                        c.error(pos, &mp, format!("\"{m}\" is not an upper-case HTTP method"));
-                        return None;
-                    }
+    let simple = vec![http::Method::GET, http::Method::HEAD, http::Method::POST];
+    let methods = obj.optional(c, "allow_methods", simple, |c, n, p| {
+        let mut out = Vec::new();
+        for (m, pos, mp) in c.strings(n, p)? {
+            match http::Method::from_bytes(m.as_bytes()) {
+                Ok(method) if m.bytes().all(|b| b.is_ascii_uppercase()) => out.push(method),
+                _ => {
+                    c.error(pos, &mp, format!("\"{m}\" is not an upper-case HTTP method"));
+                    return None;
                 }
             }
-            Some(out)
-        }),
-        None => Some(vec![http::Method::GET, http::Method::HEAD, http::Method::POST]),
-    };
-    let headers = match obj.take("allow_headers") {
-        Some((n, p)) => forward(c, n, &p, true).map(|f| match f {
+        }
+        Some(out)
+    });
+    let safe = vec!["origin".into(), "authorization".into(), "content-type".into()];
+    let headers = obj.optional(c, "allow_headers", safe, |c, n, p| {
+        forward(c, n, p, true).map(|f| match f {
             Forward::Only(v) => v,
             Forward::All => vec!["*".to_string()],
-        }),
-        None => Some(vec!["origin".into(), "authorization".into(), "content-type".into()]),
-    };
+        })
+    });
     let expose = obj.string_list(c, "expose_headers", &["Content-Length", "Content-Type"]);
-    let max_age = match obj.take("max_age") {
-        Some((n, p)) => c.duration(n, &p),
-        None => Some(Duration::from_secs(12 * 3600)),
-    };
-    let credentials = match obj.take("allow_credentials") {
-        Some((n, p)) => c.boolean(n, &p),
-        None => Some(false),
-    };
+    let max_age = obj.optional(c, "max_age", Duration::from_secs(12 * 3600), Checker::duration);
+    let credentials = obj.optional(c, "allow_credentials", false, Checker::boolean);
     obj.finish(c);
+    if credentials == Some(true) && origins.as_ref().is_some_and(|o| o.iter().any(|o| o == "*")) {
+        // The browser would refuse `*` with credentials; echoing every origin instead would let
+        // any web page read answers with the user's cookies.
+        c.error(
+            node.pos,
+            &format!("{path}.allow_credentials"),
+            "allow_credentials with allow_origins [\"*\"] would let any site read answers with the \
+             user's credentials: list the origins",
+        );
+    }
     Some(Cors {
         allow_origins: origins?,
         allow_methods: methods?,
@@ -49,21 +52,20 @@ pub(super) fn cors_config(c: &mut Checker, node: &Node, path: &str) -> Option<Co
     })
 }
 
+/// A header name, such as `X-Api-Key`.
+fn header_name(c: &mut Checker, node: &Node, path: &str) -> Option<http::HeaderName> {
+    let h = c.nonempty(node, path)?;
+    let name = http::HeaderName::from_bytes(h.as_bytes()).ok();
+    if name.is_none() {
+        c.error(node.pos, path, format!("\"{h}\" is not a valid header name"));
+    }
+    name
+}
+
 /// Our `gatelet/api-keys`: `{"header", "keys": [{"name", "sha256", "roles"}]}`.
 pub(super) fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Option<ApiKeys> {
     let mut obj = c.object(node, path)?;
-    let header = match obj.take("header") {
-        Some((n, p)) => c
-            .nonempty(n, &p)
-            .and_then(|h| match http::HeaderName::from_bytes(h.as_bytes()) {
-                Ok(h) => Some(h),
-                Err(_) => {
-                    c.error(n.pos, &p, format!("\"{h}\" is not a valid header name"));
-                    None
-                }
-            }),
-        None => Some(http::header::AUTHORIZATION),
-    };
+    let header = obj.optional(c, "header", http::header::AUTHORIZATION, header_name);
     let mut keys = Vec::new();
     if let Some((n, p)) = obj.require(c, "keys", "at least one {\"name\", \"sha256\", \"roles\"}") {
         match &n.value {
@@ -112,8 +114,14 @@ pub(super) fn api_keys_config(c: &mut Checker, node: &Node, path: &str) -> Optio
     })
 }
 
-/// KrakenD's `auth/validator` (local JWK sets only).
-pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<crate::auth::jwt::Validator> {
+/// KrakenD's `auth/validator` (local JWK sets only) of `endpoints[endpoint]`; resolution reads
+/// the keys.
+pub(super) fn jwt_validator(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    endpoint: usize,
+) -> Option<crate::auth::jwt::Validator> {
     use crate::auth::jwt::{self, Alg};
     let mut obj = c.object(node, path)?;
     let errors_before = c.errors.len();
@@ -145,56 +153,42 @@ pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<
             "remote JWK sets are out of scope for now: use jwk_local_path",
         );
     }
-    let keys = obj.require(c, "jwk_local_path", "a JWK set file").and_then(|(n, p)| {
-        let file = c.nonempty(n, &p)?;
-        let text = match super::super::read_named_file(file) {
-            Ok(t) => t,
-            Err(e) => {
-                c.error(n.pos, &p, format!("\"{file}\": {e}"));
-                return None;
-            }
-        };
-        match jwt::parse_jwk_set(&text, alg?) {
-            Ok(keys) => Some(keys),
-            Err(m) => {
-                c.error(n.pos, &p, format!("\"{file}\": {m}"));
-                None
-            }
-        }
-    });
-    let text = |c: &mut Checker, obj: &mut Obj, key: &str, default: &str| -> Option<String> {
-        match obj.take(key) {
-            Some((n, p)) => c.nonempty(n, &p).map(str::to_string),
-            None => Some(default.to_string()),
-        }
-    };
+    if let Some((n, p)) = obj.require(c, "jwk_local_path", "a JWK set file")
+        && let Some(file) = c.nonempty(n, &p)
+    {
+        c.unresolved.jwk_sets.push(JwkFile {
+            endpoint,
+            file: file.to_string(),
+            alg,
+            at: Site::new(n.pos, &p),
+        });
+    }
+    let text = |c: &mut Checker, n: &Node, p: &str| c.nonempty(n, p).map(str::to_string);
     let audience = obj.string_list(c, "audience", &[]);
-    let issuer = obj.take("issuer").map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
+    if audience.as_ref().is_some_and(Vec::is_empty) {
+        c.warn(
+            node.pos,
+            path,
+            "no audience: tokens that carry an aud claim will be refused (RFC 7519 4.1.3; KrakenD \
+             accepts them); set audience to this service's name in the tokens",
+        );
+    }
+    let issuer = obj.optional(c, "issuer", None, |c, n, p| text(c, n, p).map(Some));
     let roles = obj.string_list(c, "roles", &[]);
-    let roles_key = text(c, &mut obj, "roles_key", "roles");
-    let nested = obj.take("roles_key_is_nested").map(|(n, p)| c.boolean(n, &p));
+    let roles_key = obj.optional(c, "roles_key", "roles".to_string(), text);
+    let nested = obj.optional(c, "roles_key_is_nested", false, Checker::boolean);
     let scopes = obj.string_list(c, "scopes", &[]);
-    let scopes_key = text(c, &mut obj, "scopes_key", "scope");
-    let matcher = text(c, &mut obj, "scopes_matcher", "any");
+    let scopes_key = obj.optional(c, "scopes_key", "scope".to_string(), text);
+    let matcher = obj.optional(c, "scopes_matcher", "any".to_string(), text);
     if let Some(m) = matcher.as_deref()
         && m != "any"
         && m != "all"
     {
         c.error(obj.pos, path, format!("scopes_matcher \"{m}\" is not any or all"));
     }
-    let leeway = obj.take("leeway").map(|(n, p)| c.duration(n, &p));
-    let cookie_key = obj
-        .take("cookie_key")
-        .map(|(n, p)| c.nonempty(n, &p).map(str::to_string));
-    let header = match obj.take("auth_header_name") {
-        Some((n, p)) => c.nonempty(n, &p).and_then(|h| {
-            http::HeaderName::from_bytes(h.as_bytes()).ok().or_else(|| {
-                c.error(n.pos, &p, format!("\"{h}\" is not a valid header name"));
-                None
-            })
-        }),
-        None => Some(http::header::AUTHORIZATION),
-    };
+    let leeway = obj.optional(c, "leeway", Duration::ZERO, Checker::duration);
+    let cookie_key = obj.optional(c, "cookie_key", None, |c, n, p| text(c, n, p).map(Some));
+    let header = obj.optional(c, "auth_header_name", http::header::AUTHORIZATION, header_name);
     let mut propagate = Vec::new();
     if let Some((n, p)) = obj.take("propagate_claims") {
         match &n.value {
@@ -222,60 +216,60 @@ pub(super) fn jwt_validator(c: &mut Checker, node: &Node, path: &str) -> Option<
     }
     Some(jwt::Validator {
         alg: alg?,
-        keys: keys?,
+        keys: Vec::new(),
         audience: audience?,
-        issuer: issuer.unwrap_or(Some(String::new())).filter(|s| !s.is_empty()),
+        issuer: issuer?,
         roles: roles?,
         roles_key: roles_key?,
-        roles_key_is_nested: nested.unwrap_or(Some(false))?,
+        roles_key_is_nested: nested?,
         scopes: scopes?,
         scopes_key: scopes_key?,
         scopes_all: matcher? == "all",
-        leeway: leeway.unwrap_or(Some(Duration::ZERO))?.as_secs(),
-        cookie_key: cookie_key.unwrap_or(Some(String::new())).filter(|s| !s.is_empty()),
+        leeway: leeway?.as_secs(),
+        cookie_key: cookie_key?,
         header: header?,
         propagate,
     })
 }
 
-/// KrakenD's service `tls`: `public_key`, `private_key` (PEM files), `min_version`, `disabled`.
+/// KrakenD's service `tls`: `public_key`, `private_key` (PEM files, read by resolution),
+/// `min_version`, `disabled`.
 #[cfg(feature = "tls")]
-pub(super) fn tls_config(c: &mut Checker, node: &Node, path: &str) -> Option<std::sync::Arc<rustls::ServerConfig>> {
-    let mut obj = c.object(node, path)?;
-    let disabled = match obj.take("disabled") {
-        Some((n, p)) => c.boolean(n, &p),
-        None => Some(false),
-    };
+pub(super) fn tls_config(c: &mut Checker, node: &Node, path: &str) {
+    let Some(mut obj) = c.object(node, path) else { return };
+    let disabled = obj.optional(c, "disabled", false, Checker::boolean);
     let public = obj.require(c, "public_key", "the certificate chain, PEM");
     let private = obj.require(c, "private_key", "the private key, PEM");
-    let tls13_only = match obj.take("min_version") {
-        Some((n, p)) => match c.string(n, &p) {
-            Some("TLS12") => Some(false),
-            Some("TLS13") => Some(true),
-            Some(v @ ("TLS10" | "TLS11")) => {
-                c.error(n.pos, &p, format!("{v} is not supported by gatelet (TLS12, TLS13)"));
-                None
-            }
-            Some(v) => {
-                c.error(n.pos, &p, format!("unknown min_version \"{v}\" (TLS12, TLS13)"));
-                None
-            }
-            None => None,
-        },
-        None => Some(false),
-    };
-    obj.finish(c);
-    if disabled? {
-        return None;
-    }
-    let (public_node, public_path) = public?;
-    let public = c.nonempty(public_node, &public_path)?;
-    let private = private.and_then(|(n, p)| c.nonempty(n, &p))?;
-    match crate::tls::server_config(public, private, tls13_only?) {
-        Ok(config) => Some(config),
-        Err(m) => {
-            c.error(public_node.pos, &public_path, m);
+    let tls13_only = obj.optional(c, "min_version", false, |c, n, p| match c.string(n, p)? {
+        "TLS12" => Some(false),
+        "TLS13" => Some(true),
+        v @ ("TLS10" | "TLS11") => {
+            c.error(n.pos, p, format!("{v} is not supported by gatelet (TLS12, TLS13)"));
             None
         }
+        v => {
+            c.error(n.pos, p, format!("unknown min_version \"{v}\" (TLS12, TLS13)"));
+            None
+        }
+    });
+    obj.finish(c);
+    if disabled != Some(false) {
+        return;
     }
+    let Some((public_node, public_path)) = public else {
+        return;
+    };
+    let Some(chain) = c.nonempty(public_node, &public_path) else {
+        return;
+    };
+    let Some(key) = private.and_then(|(n, p)| c.nonempty(n, &p)) else {
+        return;
+    };
+    let Some(tls13_only) = tls13_only else { return };
+    c.unresolved.tls = Some(TlsFiles {
+        chain: chain.to_string(),
+        key: key.to_string(),
+        tls13_only,
+        at: Site::new(public_node.pos, &public_path),
+    });
 }
