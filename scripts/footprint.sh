@@ -12,23 +12,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"'
 ulimit -n 8192 2>/dev/null || true
 
 # A backend on loopback: python's threading HTTP server answering a small JSON object.
-python3 - "$work/backend.port" <<'PY' &
-import http.server, socketserver, sys, threading
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        b = b'{"fuel":71,"speed":42}'
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # nginx opens one upstream connection per concurrent request
-s = S(("127.0.0.1", 0), H)
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-threading.Timer(120, s.shutdown).start()
-s.serve_forever()
-PY
+python3 scripts/json_backend.py "$work/backend.port" --short --lifetime 120 &
 for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
 bport=$(cat "$work/backend.port")
 cat > "$work/krakend.json" <<JSON

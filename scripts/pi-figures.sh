@@ -80,18 +80,8 @@ n, binary, runner, plugdir, triple = int(sys.argv[1]), sys.argv[2], sys.argv[3].
 work = tempfile.mkdtemp()
 bench.WORK = work
 
-import http.server, socketserver
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        b = b'{"fuel":71,"speed":42,"tyres":{"fl":32.1,"fr":31.9}}'
-        self.send_response(200); self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b))); self.end_headers(); self.wfile.write(b)
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-backend = S(("127.0.0.1", 0), H)
-threading.Thread(target=backend.serve_forever, daemon=True).start()
+import json_backend
+backend = json_backend.start()
 req = b"GET /vehicle/7 HTTP/1.1\r\nHost: bus\r\nX-Request-Id: abc-123\r\nAuthorization: Bearer t\r\n\r\n"
 
 def config():
