@@ -101,7 +101,7 @@ pub async fn fan_out(
                     request::request(&backend.spec.method, uri, headers, &inbound.body)
                 };
                 let key = || format!("{}{uri}", member.authority.to_str().unwrap_or(""));
-                let credentials = backend.template.sends_credentials(inbound);
+                let credentials = || backend.template.sends_credentials(inbound);
                 let body = qos::cached(backend.cache.as_ref(), credentials, backend.clock, key, || {
                     proxy::fetch(&member.pool, &build, None, deadline)
                 })

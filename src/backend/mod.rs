@@ -350,12 +350,9 @@ impl Backend {
         };
         let host = hosts.pick();
         let uri = self.template.uri(inbound)?;
-        let build = || {
-            let headers = self.template.headers(&host.authority, inbound);
-            request::request(&self.spec.method, &uri, headers, &inbound.body)
-        };
+        let build = || self.request(&host.authority, &uri, inbound);
         let key = || format!("{}{uri}", host.authority.to_str().unwrap_or(""));
-        let credentials = self.template.sends_credentials(inbound);
+        let credentials = || self.template.sends_credentials(inbound);
         let follow = self.follow(hosts);
         let body = qos::cached(self.cache.as_ref(), credentials, self.clock, key, || {
             qos::with_retry(self.spec.retry, self.clock, deadline, || {
@@ -423,21 +420,24 @@ impl Backend {
         let host = hosts.pick();
         qos::admit(self.limit.as_ref(), inbound.now)?;
         let uri = self.template.uri(inbound)?;
-        let build = || {
-            let headers = self.template.headers(&host.authority, inbound);
-            request::request(&self.spec.method, &uri, headers, &inbound.body)
-        };
+        let build = || self.request(&host.authority, &uri, inbound);
         let mut resp = proxy::open(&host.pool, &build, self.follow(hosts), deadline).await?;
-        let names: Vec<HeaderName> = resp
-            .headers()
-            .keys()
-            .filter(|n| request::is_hop_by_hop(n))
-            .cloned()
-            .collect();
-        for name in names {
+        for name in &request::HOP_BY_HOP {
             resp.headers_mut().remove(name);
         }
         Ok(resp)
+    }
+
+    /// The request to the host whose `Host` is `authority`; built again for a retry or a
+    /// redirect (cheaper than keeping a header map to clone for the rare second request).
+    fn request(
+        &self,
+        authority: &HeaderValue,
+        uri: &http::Uri,
+        inbound: &Inbound<'_>,
+    ) -> http::Request<http_body_util::Full<Bytes>> {
+        let headers = self.template.headers(authority, inbound);
+        request::request(&self.spec.method, uri, headers, &inbound.body)
     }
 
     /// Its circuit's name and state at `now`, when it has one.

@@ -95,11 +95,11 @@ impl Drop for Probe<'_> {
 
 /// A body from `cache` when fresh there, else fetched and kept as long as the answer allows a
 /// shared cache to (not at all when the request carried the client's `credentials`, unless
-/// the answer is `public` or has `s-maxage`; never when it has `Vary`). The key is only built
-/// for cached backends: no allocation on the plain path.
+/// the answer is `public` or has `s-maxage`; never when it has `Vary`). The key and the
+/// credentials are only looked at for cached backends: nothing extra on the plain path.
 pub async fn cached<F>(
     cache: Option<&RefCell<Cache>>,
-    credentials: bool,
+    credentials: impl FnOnce() -> bool,
     clock: Clock,
     key: impl FnOnce() -> String,
     fetch: impl FnOnce() -> F,
@@ -115,7 +115,7 @@ where
         return Ok(body);
     }
     let reply = fetch().await?;
-    if let Some(age) = reply.freshness.keep_for(credentials) {
+    if let Some(age) = reply.freshness.keep_for(credentials()) {
         let ttl = age.saturating_mul(1_000_000_000);
         cache.borrow_mut().put(key, reply.body.clone(), ttl, clock.now());
     }

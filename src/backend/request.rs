@@ -25,11 +25,19 @@ const ZERO: HeaderValue = HeaderValue::from_static("0");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not the message, so
 /// they are never passed on, in either direction.
+pub const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether `name` is one of [`HOP_BY_HOP`].
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade"
-    )
+    HOP_BY_HOP.contains(name)
 }
 
 /// Client headers never forwarded whatever `input_headers` says: the hop-by-hop ones, the
