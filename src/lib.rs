@@ -32,6 +32,7 @@ mod fleet;
 pub mod fuzzing;
 mod gateway;
 mod http;
+pub mod journal;
 pub mod limiter;
 mod listener;
 mod logging;
