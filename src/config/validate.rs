@@ -25,6 +25,7 @@ use crate::auth::apikey::{self, ApiKeys};
 mod backend;
 mod check;
 mod endpoint;
+mod output;
 mod qos;
 mod security;
 
@@ -35,6 +36,7 @@ pub use check::TlsFiles;
 use check::*;
 pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
+use output::*;
 use qos::*;
 use security::*;
 
@@ -226,6 +228,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         },
         fleet: extras.fleet,
         dashboard,
+        gzip: extras.gzip,
         #[cfg(feature = "tls")]
         tls: None,
     })
@@ -306,6 +309,7 @@ struct ServiceExtras {
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
+    gzip: Option<Gzip>,
 }
 
 impl Default for ServiceExtras {
@@ -325,6 +329,7 @@ impl Default for ServiceExtras {
             access_log: false,
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
+            gzip: default_gzip(),
         }
     }
 }
@@ -397,6 +402,9 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             x.body_idle_timeout = server_timeout(c, n, &p);
         }
         srv.finish(c);
+    }
+    if let Some((n, p)) = obj.take("gatelet/gzip") {
+        x.gzip = gzip_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/sensors") {
         (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);

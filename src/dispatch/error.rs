@@ -59,6 +59,10 @@ pub enum Error {
     Forbidden(String),
     /// Time-bound tokens cannot be checked: the clock is known to be unset (503).
     ClockUnsynced,
+    /// The body does not pass the endpoint's `validation/json-schema` (400, or 413 when it
+    /// holds too many values to check).
+    #[cfg(feature = "json-schema")]
+    InvalidBody(crate::schema::Invalid),
 }
 
 impl From<crate::auth::Denied> for Error {
@@ -111,6 +115,10 @@ impl Error {
             Error::Endpoint(EndpointError::Unavailable(..)) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(crate::schema::Invalid::TooManyValues) => StatusCode::PAYLOAD_TOO_LARGE,
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -136,6 +144,10 @@ impl Error {
     /// Whether the connection must be closed after the answer: framing errors leave the
     /// stream in an unknown state, so nothing more is read from it.
     pub fn closes(&self) -> bool {
+        #[cfg(feature = "json-schema")]
+        if let Error::InvalidBody(_) = self {
+            return false;
+        }
         !matches!(
             self,
             Error::NotFound
@@ -202,6 +214,8 @@ impl Error {
                 "the clock is not synchronised yet: tokens cannot be checked (gatelet/jwt.unsynced_clock)".into()
             }
             Error::RateLimited(Refusal::NoClientKey) => "the request lacks the key clients are limited by".into(),
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(why) => why.to_string(),
         }
     }
 }

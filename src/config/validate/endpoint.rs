@@ -14,15 +14,10 @@ pub(super) fn output_encoding(c: &mut Checker, node: &Node, path: &str) -> Optio
         ("json-collection", OutputEncoding::JsonCollection),
         ("string", OutputEncoding::String),
         ("no-op", OutputEncoding::NoOp),
+        ("xml", OutputEncoding::Xml),
+        ("negotiate", OutputEncoding::Negotiate),
     ];
-    choice(
-        c,
-        node,
-        path,
-        "output_encoding",
-        &supported,
-        &["negotiate", "fast-json", "xml", "yaml"],
-    )
+    choice(c, node, path, "output_encoding", &supported, &["fast-json", "yaml"])
 }
 
 pub(super) fn encoding(c: &mut Checker, node: &Node, path: &str) -> Option<Encoding> {
@@ -170,6 +165,8 @@ pub(super) fn endpoint(
     let mut rate_limit = None;
     let mut api_key_roles = None;
     let mut jwt = None;
+    #[cfg(feature = "json-schema")]
+    let mut body_schema = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
         Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
@@ -181,6 +178,14 @@ pub(super) fn endpoint(
         rate_limit = router_rate_limit(c, &mut extra, &route_params);
         if let Some((n, p)) = extra.take("auth/validator") {
             jwt = jwt_validator(c, n, &p, index);
+        }
+        if let Some((n, p)) = extra.take("validation/json-schema") {
+            #[cfg(feature = "json-schema")]
+            {
+                body_schema = json_schema(c, n, &p, method.as_ref());
+            }
+            #[cfg(not(feature = "json-schema"))]
+            json_schema(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
@@ -299,5 +304,7 @@ pub(super) fn endpoint(
         rate_limit,
         api_key_roles,
         jwt,
+        #[cfg(feature = "json-schema")]
+        body_schema,
     })
 }
