@@ -198,14 +198,15 @@ pub fn written(bytes: usize) -> Response<Body> {
 /// request accepts gzip and that makes it smaller. Streamed answers (`no-op`) keep the
 /// backend's own encoding.
 pub fn gzip(response: &mut Response<Body>, request: &HeaderMap, settings: &Gzip) {
-    let Some(body) = response.body().full_bytes().cloned() else {
+    let Some(len) = response.body().full_bytes().map(Bytes::len) else {
         return;
     };
-    if body.len() < settings.min_size.max(1) || response.headers().contains_key(header::CONTENT_ENCODING) {
+    if len < settings.min_size.max(1) || response.headers().contains_key(header::CONTENT_ENCODING) {
         return;
     }
-    let headers = response.headers_mut();
-    headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     let accepted = request
         .get_all(header::ACCEPT_ENCODING)
         .iter()
@@ -213,9 +214,17 @@ pub fn gzip(response: &mut Response<Body>, request: &HeaderMap, settings: &Gzip)
     if !crate::compress::accepts_gzip(accepted) {
         return;
     }
-    let packed = crate::compress::gzip(&body, settings.level);
-    if packed.len() < body.len() {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    let Some(packed) = response
+        .body()
+        .full_bytes()
+        .map(|body| crate::compress::gzip(body, settings.level))
+    else {
+        return;
+    };
+    if packed.len() < len {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         *response.body_mut() = Body::full(packed);
     }
 }
