@@ -41,6 +41,11 @@ fn json_schema_refuses_bad_bodies_before_any_backend_is_called() {
         br#"{"line": 42, "text": "Depot", "until": "2026-11-23T06:00:00Z"}"#
     );
 
+    let deep = format!(
+        r#"{{"line": 1, "text": "x", "until": {}1{}}}"#,
+        "[".repeat(40),
+        "]".repeat(40)
+    );
     let refused = [
         (
             r#"{"line": 0, "text": "Depot"}"#,
@@ -61,6 +66,7 @@ fn json_schema_refuses_bad_bodies_before_any_backend_is_called() {
         (r#"[1, 2]"#, 400, "at '': want object, but got array"),
         (r#"{"line": 42, "text": "#, 400, "could not validate a malformed body"),
         ("", 400, "could not validate an empty body"),
+        (&deep, 400, "nests arrays and objects at most 32 deep"),
     ];
     for (body, status, why) in refused {
         let r = post(body);
