@@ -2,8 +2,11 @@
 //! merge) against the peer it cannot beat: `serde_json` parsing the same bytes alone. Prints
 //! medians of 21 runs and the ratio; run with `cargo bench --bench merge`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
+
+use common::median_ns;
 
 use gatelet::config::Encoding;
 use gatelet::merge::{self, Shape};
@@ -12,20 +15,6 @@ use serde_json::{Map, Value};
 const BODY: &[u8] =
     br#"{"data":{"fuel":{"level":71,"unit":"%"},"tyres":[{"psi":32.1,"pos":"fl"},{"psi":31.9,"pos":"fr"}],
 "speed":42,"debug":{"trace":"abc","build":"2026-11-01"},"gps":{"lat":52.52,"lon":13.405}},"meta":{"v":3}}"#;
-
-fn median_ns(iterations: u32, mut f: impl FnMut()) -> f64 {
-    let mut runs: Vec<f64> = (0..21)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed().as_nanos() as f64 / f64::from(iterations)
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
 
 fn main() {
     let path = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();

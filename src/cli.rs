@@ -392,6 +392,8 @@ fn describe(config: &Config) -> String {
             config::OutputEncoding::JsonCollection => "json-collection",
             config::OutputEncoding::String => "string",
             config::OutputEncoding::NoOp => "no-op",
+            config::OutputEncoding::Xml => "xml",
+            config::OutputEncoding::Negotiate => "negotiate",
         };
         let _ = writeln!(
             out,

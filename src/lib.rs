@@ -10,7 +10,8 @@
 //! each `backend`: `proxy` for upstream hosts, `sensor` readings, the fleet fan-out), render.
 //!
 //! Leaves that everything else may use: `runtime` (one tokio `current_thread` runtime and its
-//! `LocalSet`: one thread), `time`, [`net`], [`merge`], `breaker`, `cache`, [`limiter`], `auth`.
+//! `LocalSet`: one thread), `time`, [`net`], [`merge`], `breaker`, `cache`, [`limiter`], `auth`,
+//! [`compress`] (gzip for answers), `schema` (request bodies against a JSON schema).
 //! No module depends on one above it: `tests/module_graph.rs` fails on a cycle, and
 //! `docs/ARCHITECTURE.md` draws the graph.
 //!
@@ -21,6 +22,7 @@ mod backend;
 mod breaker;
 pub mod cache;
 pub mod cli;
+pub mod compress;
 pub mod config;
 pub mod dashboard;
 mod dispatch;
@@ -43,6 +45,8 @@ mod notify;
 mod proxy;
 mod router;
 mod runtime;
+#[cfg(feature = "json-schema")]
+mod schema;
 mod sensor;
 mod time;
 #[cfg(feature = "tls")]

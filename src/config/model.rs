@@ -76,9 +76,21 @@ pub struct Config {
     pub fleet: Option<Fleet>,
     /// `extra_config."gatelet/dashboard"`: the fleet dashboard page (needs `fleet`).
     pub dashboard: Option<Dashboard>,
+    /// `extra_config."gatelet/gzip"`: answers of at least `min_size` bytes are gzipped for
+    /// clients that accept it (on by default; `None` when `disabled`).
+    pub gzip: Option<Gzip>,
     /// `tls`: the server config, built and checked at start-up (absent or `disabled`: plain).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+/// Gzip for answers (`gatelet/gzip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gzip {
+    /// `min_size`: smaller answers are sent as they are (default 1024 bytes).
+    pub min_size: usize,
+    /// `level`: 1 (fastest) to 9 (smallest).
+    pub level: u8,
 }
 
 /// The fleet (`gatelet/fleet`).
@@ -289,6 +301,10 @@ pub enum OutputEncoding {
     String,
     /// `no-op`: the single backend's status, headers and body, unchanged.
     NoOp,
+    /// `xml`: the merged object as XML, in KrakenD's shape.
+    Xml,
+    /// `negotiate`: JSON or XML, as the client's `Accept` asks.
+    Negotiate,
 }
 
 /// Which request headers or query parameters are forwarded (`input_headers`,
@@ -340,6 +356,9 @@ pub struct Endpoint {
     /// The placeholders of its backends' `url_pattern`s that are filled per request
     /// (`{JWT.claim}`, `{respN_field}`), each once; a backend's template refers to them by index.
     pub vars: Vec<Var>,
+    /// `extra_config."validation/json-schema"`: request bodies must match this schema.
+    #[cfg(feature = "json-schema")]
+    pub body_schema: Option<std::sync::Arc<crate::schema::BodySchema>>,
 }
 
 /// An endpoint's `proxy.static`.

@@ -28,6 +28,7 @@ mod backend;
 mod backend_http;
 mod check;
 mod endpoint;
+mod output;
 mod proxy;
 mod qos;
 mod refused;
@@ -42,6 +43,7 @@ pub use check::TlsFiles;
 use check::*;
 pub use check::{Checker, FleetHeader, JwkFile, Lookup, MembersFile, Obj, Site, Unresolved, choice, join};
 use endpoint::*;
+use output::*;
 use proxy::*;
 use qos::*;
 use security::*;
@@ -78,7 +80,10 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ),
     ("expect_continue_timeout", ""),
     ("disable_keep_alives", ""),
-    ("disable_compression", ""),
+    (
+        "disable_compression",
+        "backends are always asked for gzip, inflated within the backend body limit",
+    ),
     ("disable_rest", ""),
     ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
@@ -235,6 +240,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         },
         fleet: extras.fleet,
         dashboard,
+        gzip: extras.gzip,
         #[cfg(feature = "tls")]
         tls: None,
     })
@@ -315,6 +321,7 @@ struct ServiceExtras {
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
+    gzip: Option<Gzip>,
 }
 
 impl Default for ServiceExtras {
@@ -334,6 +341,7 @@ impl Default for ServiceExtras {
             access_log: false,
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
+            gzip: default_gzip(),
         }
     }
 }
@@ -394,6 +402,9 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             x.body_idle_timeout = server_timeout(c, n, &p);
         }
         srv.finish(c);
+    }
+    if let Some((n, p)) = obj.take("gatelet/gzip") {
+        x.gzip = gzip_config(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/sensors") {
         (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);

@@ -63,6 +63,10 @@ pub enum Error {
     /// (trailing slash, `//`, letter case): the `Location`, and whether the request was a GET
     /// (301; anything else keeps its method with 307).
     Redirect { location: http::HeaderValue, get: bool },
+    /// The body does not pass the endpoint's `validation/json-schema` (400, or 413 when it
+    /// holds too many values to check).
+    #[cfg(feature = "json-schema")]
+    InvalidBody(crate::schema::Invalid),
 }
 
 impl From<crate::auth::Denied> for Error {
@@ -120,6 +124,10 @@ impl Error {
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
             Error::Redirect { get: true, .. } => StatusCode::MOVED_PERMANENTLY,
             Error::Redirect { get: false, .. } => StatusCode::TEMPORARY_REDIRECT,
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(crate::schema::Invalid::TooManyValues) => StatusCode::PAYLOAD_TOO_LARGE,
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -145,6 +153,10 @@ impl Error {
     /// Whether the connection must be closed after the answer: framing errors leave the
     /// stream in an unknown state, so nothing more is read from it.
     pub fn closes(&self) -> bool {
+        #[cfg(feature = "json-schema")]
+        if let Error::InvalidBody(_) = self {
+            return false;
+        }
         !matches!(
             self,
             Error::NotFound
@@ -216,6 +228,8 @@ impl Error {
             Error::Redirect { location, .. } => {
                 format!("moved to {}", String::from_utf8_lossy(location.as_bytes()))
             }
+            #[cfg(feature = "json-schema")]
+            Error::InvalidBody(why) => why.to_string(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //!    redirect for a path that is one slash or letter case away from an endpoint;
 //! 5. [`authenticate`]: API keys, then JWT (before any rate limit spends a token);
 //! 6. [`limit`]: the client's bucket, then the endpoint's;
-//! 7. [`call`]: the endpoint's backends (`endpoint`, `backend`);
+//! 7. [`call`]: the body checked against the endpoint's JSON schema, if it has one (`schema`),
+//!    then the endpoint's backends (`endpoint`, `backend`);
 //! 8. [`render`]: the answer, or the error mapped to its status in [`error`].
 //!
 //! Every failure is an [`Error`]; [`Error::status`] is the only place it becomes a status.
@@ -19,6 +20,7 @@ pub mod cors;
 pub mod error;
 pub mod framing;
 pub mod render;
+mod xml;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -89,6 +91,9 @@ pub async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Requ
     if gw.config.access_log {
         log::info!(target: "access", "{} {} {} {elapsed_ms}ms {}", parts.method, parts.uri.path(), response.status().as_u16(), peer.ip());
     }
+    if let Some(gzip) = &gw.config.gzip {
+        render::gzip(&mut response, &parts.headers, gzip);
+    }
     if let Some(cors) = &gw.config.cors {
         cors::decorate(cors, &parts.headers, response.headers_mut());
     }
@@ -119,6 +124,10 @@ async fn journey(
     }
     let (propagated, vars) = authenticate(gw, index, peer, parts)?;
     let quota = limit(gw, index, peer, parts, &params)?;
+    #[cfg(feature = "json-schema")]
+    if let Some(schema) = &gw.config.endpoints[index].body_schema {
+        schema.check(&body).map_err(Error::InvalidBody)?;
+    }
     let inbound = Inbound {
         params: &params,
         query: parts.uri.query(),
@@ -339,5 +348,5 @@ async fn call(gw: &Gateway, index: usize, inbound: &Inbound<'_>) -> Result<Respo
     // largest branch, and every request in flight holds one (1000 held pass-through requests
     // would each carry the aggregation's state).
     let answer = Box::pin(endpoint::aggregate(gw, index, inbound, deadline)).await?;
-    Ok(render::answer(endpoint, &answer))
+    Ok(render::answer(endpoint, &answer, inbound.headers))
 }

@@ -41,6 +41,14 @@ impl Body {
         }
     }
 
+    /// The bytes of a complete body; `None` for a streamed one.
+    pub fn full_bytes(&self) -> Option<&Bytes> {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.as_ref(),
+            Kind::Stream(_) => None,
+        }
+    }
+
     /// Tells `watch` when the response is done.
     pub fn watched(mut self, watch: Rc<Watch>) -> Body {
         self.watch = Some(watch);

@@ -14,15 +14,10 @@ pub(super) fn output_encoding(c: &mut Checker, node: &Node, path: &str) -> Optio
         ("json-collection", OutputEncoding::JsonCollection),
         ("string", OutputEncoding::String),
         ("no-op", OutputEncoding::NoOp),
+        ("xml", OutputEncoding::Xml),
+        ("negotiate", OutputEncoding::Negotiate),
     ];
-    choice(
-        c,
-        node,
-        path,
-        "output_encoding",
-        &supported,
-        &["negotiate", "fast-json", "xml", "yaml"],
-    )
+    choice(c, node, path, "output_encoding", &supported, &["fast-json", "yaml"])
 }
 
 pub(super) fn encoding(c: &mut Checker, node: &Node, path: &str) -> Option<Encoding> {
@@ -172,6 +167,8 @@ pub(super) fn endpoint(
     let mut jwt = None;
     let mut jwt_given = false;
     let mut proxy = EndpointProxy::default();
+    #[cfg(feature = "json-schema")]
+    let mut body_schema = None;
     // Parameter names, for the `param` strategy (the path may be invalid: then none).
     let route_params: Vec<String> = match route.as_ref().map(|(n, _)| &n.value) {
         Some(Value::String(s)) => path::param_names(s).map(str::to_string).collect(),
@@ -187,6 +184,14 @@ pub(super) fn endpoint(
         }
         if let Some((n, p)) = extra.take("proxy") {
             proxy = endpoint_proxy(c, n, &p);
+        }
+        if let Some((n, p)) = extra.take("validation/json-schema") {
+            #[cfg(feature = "json-schema")]
+            {
+                body_schema = json_schema(c, n, &p, method.as_ref());
+            }
+            #[cfg(not(feature = "json-schema"))]
+            json_schema(c, n, &p);
         }
         if let Some((n, p)) = extra.take("gatelet/api-keys")
             && let Some(mut k) = c.object(n, &p)
@@ -325,6 +330,8 @@ pub(super) fn endpoint(
         static_data: proxy.static_data,
         flatmap: proxy.flatmap,
         vars,
+        #[cfg(feature = "json-schema")]
+        body_schema,
     })
 }
 
