@@ -80,7 +80,7 @@ impl Gateway {
             .flat_map(|b| &b.hosts)
             .map(|h| h.addr);
         let member_addrs = config.fleet.iter().flat_map(|f| &f.members).map(|m| m.host.addr);
-        let upstreams = Upstreams::new(addrs.chain(member_addrs));
+        let upstreams = Upstreams::new(addrs.chain(member_addrs), config.disable_compression);
         let clock = previous.map_or_else(Clock::start, |p| p.clock);
         let mut sensors: Vec<Rc<Sensor>> = Vec::new();
         let mut sensor_tasks = Vec::new();

@@ -72,6 +72,23 @@ fn merged_backends_are_asked_for_gzip_and_their_answers_inflated() {
 }
 
 #[test]
+fn disable_compression_asks_for_no_encoding_and_still_inflates() {
+    let b = Backend::start(|seen| match seen.header("accept-encoding") {
+        None => gzipped(br#"{"speed":42}"#),
+        Some(other) => Reply::json(&format!(r#"{{"asked":"{other}"}}"#)),
+    });
+    let gw = gateway(&format!(
+        r#"{{"version": 3, "timeout": "2s", "disable_compression": true, "endpoints": [{{"endpoint": "/v", "input_headers": ["*"], "backend": [{{"host": ["{u}"], "url_pattern": "/v"}}]}}]}}"#,
+        u = b.url()
+    ));
+    let r = request(gw, "GET", "/v", &["Accept-Encoding: gzip"], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A backend that sends gzip anyway (as Go's client would also inflate) is still read.
+    assert_eq!(r.json(), json!({"speed": 42}));
+    assert_eq!(b.seen()[0].header("accept-encoding"), None);
+}
+
+#[test]
 fn a_gzip_bomb_is_a_502_not_an_out_of_memory() {
     // 8 MiB of spaces: a few KiB on the wire, 4 times the backend body limit once inflated.
     let bomb = gzip(&vec![b' '; 8 << 20]);

@@ -40,6 +40,9 @@ pub struct Config {
     pub output_encoding: OutputEncoding,
     /// `debug_endpoint`: serve `/__debug/` (also turned on by `run -d`).
     pub debug_endpoint: bool,
+    /// `disable_compression`: backends are not asked for gzip (no `Accept-Encoding` is added;
+    /// a gzip answer is still inflated).
+    pub disable_compression: bool,
     /// `echo_endpoint`: serve `/__echo/`.
     pub echo_endpoint: bool,
     /// `extra_config.router`.

@@ -80,10 +80,6 @@ const KRAKEND_KEYS: &[(&str, &str)] = &[
     ),
     ("expect_continue_timeout", ""),
     ("disable_keep_alives", ""),
-    (
-        "disable_compression",
-        "backends are always asked for gzip, inflated within the backend body limit",
-    ),
     ("disable_rest", ""),
     ("tls", "the service's top-level \"tls\" sets TLS for every endpoint"),
     ("client_tls", "gatelet calls backends over plain HTTP on the bus"),
@@ -160,6 +156,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let cache_ttl = obj.optional(c, "cache_ttl", Duration::ZERO, cache_ttl);
     let output_encoding = obj.optional(c, "output_encoding", OutputEncoding::Json, output_encoding);
     let debug_endpoint = obj.optional(c, "debug_endpoint", false, Checker::boolean);
+    let disable_compression = obj.optional(c, "disable_compression", false, Checker::boolean);
     let echo_endpoint = obj.optional(c, "echo_endpoint", false, Checker::boolean);
     let host_node = obj.take("host");
     let hosts_given = host_node.is_some();
@@ -222,6 +219,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         cache_ttl: cache_ttl?,
         output_encoding: output_encoding?,
         debug_endpoint: debug_endpoint?,
+        disable_compression: disable_compression?,
         echo_endpoint: echo_endpoint?,
         router: extras.router,
         endpoints,

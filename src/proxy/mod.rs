@@ -85,9 +85,12 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// One pool per distinct address.
-    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>) -> Upstreams {
-        let pools = addrs.into_iter().map(|a| (a, Pool::new(a))).collect();
+    /// One pool per distinct address; requests ask for gzip unless `disable_compression`.
+    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>, disable_compression: bool) -> Upstreams {
+        let pools = addrs
+            .into_iter()
+            .map(|a| (a, Pool::new(a, !disable_compression)))
+            .collect();
         Upstreams { pools }
     }
 
@@ -159,7 +162,13 @@ pub async fn fetch(
     before(deadline, async {
         let build = || {
             let mut req = build();
-            req.headers_mut().insert(http::header::ACCEPT_ENCODING, gzip::ACCEPT);
+            // Never the client's own list (under `input_headers: ["*"]`): gatelet must be able
+            // to read the answer. With `disable_compression`, none at all.
+            if pool.gzip {
+                req.headers_mut().insert(http::header::ACCEPT_ENCODING, gzip::ACCEPT);
+            } else {
+                req.headers_mut().remove(http::header::ACCEPT_ENCODING);
+            }
             req
         };
         let (resp, lease) = redirect::exchange_following(pool, &build, follow, deadline).await?;

@@ -25,6 +25,9 @@ type Sender = SendRequest<Full<Bytes>>;
 /// The connections to one `host:port`.
 pub struct Pool {
     addr: SocketAddr,
+    /// Requests ask for gzip (`Accept-Encoding: gzip`); the service's `disable_compression`
+    /// turns it off.
+    pub(super) gzip: bool,
     /// Connections ready for a request, newest last, with the instant they became idle.
     idle: RefCell<Vec<(Sender, Instant)>>,
     /// Sockets open (idle, leased or connecting).
@@ -79,10 +82,11 @@ impl Drop for Lease {
 }
 
 impl Pool {
-    /// An empty pool for `addr`.
-    pub fn new(addr: SocketAddr) -> Rc<Pool> {
+    /// An empty pool for `addr`, whose requests ask for gzip when `gzip`.
+    pub fn new(addr: SocketAddr, gzip: bool) -> Rc<Pool> {
         Rc::new(Pool {
             addr,
+            gzip,
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
             waiters: Notify::new(),
