@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ left in scripts/
+import procs  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 GATELET = os.path.join(TARGET, "release", "gatelet")
@@ -114,13 +117,7 @@ class Proc:
         self.pid = self.p.pid  # taskset execs the program: same pid
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+        procs.stop(self.p)
 
 
 def raise_nofile():
@@ -803,7 +800,7 @@ def write_markdown(report):
     bad = sum(r["bad"] for r in t.values())
     w(f"\nNon-2xx answers and socket errors over all runs: {bad}.\n")
     w("## Footprint\n")
-    w(f"| | gatelet | nginx | HAProxy | gatelet / nginx |")
+    w("| | gatelet | nginx | HAProxy | gatelet / nginx |")
     w("|---|---:|---:|---:|---:|")
     g, n, h = mem["gatelet"], mem["nginx"], mem["haproxy"]
     w(f"| idle RSS | {mib(g['idle_kib'])} | {mib(n['idle_kib'])} | {mib(h['idle_kib'])} | {g['idle_kib'] / n['idle_kib']:.2f}× |")

@@ -35,6 +35,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ left in scripts/
 import bench  # noqa: E402
 from bench import GATELET, cpu_seconds, free_port  # noqa: E402
+import procs as procs_lib  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("SOAK_RATE", "400"))
@@ -286,12 +287,7 @@ def main():
     def stop_all():
         STOP.set()
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            procs_lib.stop(p)
 
     # Stopped from outside (Ctrl-C, kill): still stop nginx and gatelet, remove the work dir.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
