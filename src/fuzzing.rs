@@ -277,7 +277,8 @@ pub fn sensor(data: &[u8]) {
         decode,
         max_age: Some(Duration::from_secs(5)),
         key: (store == 1).then(|| "id".into()),
-        max_frame,
+        events: (store == 2).then_some(4),
+        forward: None,
         events: (store == 2).then_some(4),
         source: config::SensorSource::FileRead {
             path: "/nonexistent/fuzz".into(),

@@ -182,6 +182,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         fleet: extras.fleet.is_some(),
         sensors: &extras.sensors,
         sensor_names: &extras.sensor_names,
+        outbox: extras.outbox_given,
+        inbox: extras.inbox_given,
     };
     let mut endpoints = Vec::new();
     let mut endpoints_given = 0;
@@ -197,6 +199,12 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
                 }
             }
             _ => c.expected(n, &p, "an array of endpoints"),
+        }
+    }
+    let forwarding = std::mem::take(&mut c.unresolved.forwarding_sensors);
+    if extras.outbox.is_none() && !extras.outbox_given {
+        for at in forwarding {
+            c.error(at.pos, &at.path, "\"forward\" needs the service's extra_config.\"gatelet/outbox\"");
         }
     }
     let dashboard = extras.dashboard.and_then(|(d, pending)| {
@@ -235,6 +243,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         },
         fleet: extras.fleet,
         dashboard,
+        outbox: extras.outbox,
+        inbox: extras.inbox,
         #[cfg(feature = "tls")]
         tls: None,
     })
@@ -255,6 +265,9 @@ struct Defaults<'a> {
     fleet: bool,
     sensors: &'a [Sensor],
     sensor_names: &'a [String],
+    /// The service has `gatelet/outbox` / `gatelet/inbox` (perhaps invalid, already reported).
+    outbox: bool,
+    inbox: bool,
 }
 
 fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
@@ -315,6 +328,10 @@ struct ServiceExtras {
     access_log: bool,
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
+    outbox: Option<Outbox>,
+    outbox_given: bool,
+    inbox: Option<Inbox>,
+    inbox_given: bool,
 }
 
 impl Default for ServiceExtras {
@@ -334,6 +351,10 @@ impl Default for ServiceExtras {
             access_log: false,
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
+            outbox: None,
+            outbox_given: false,
+            inbox: None,
+            inbox_given: false,
         }
     }
 }
@@ -394,6 +415,14 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
             x.body_idle_timeout = server_timeout(c, n, &p);
         }
         srv.finish(c);
+    }
+    if let Some((n, p)) = obj.take("gatelet/outbox") {
+        x.outbox_given = true;
+        x.outbox = super::outbox::outbox(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("gatelet/inbox") {
+        x.inbox_given = true;
+        x.inbox = super::outbox::inbox(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/sensors") {
         (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);

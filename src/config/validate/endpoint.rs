@@ -252,6 +252,8 @@ pub(super) fn endpoint(
                     sensors: defaults.sensors,
                     sensor_names: defaults.sensor_names,
                     fleet: defaults.fleet,
+                    outbox: defaults.outbox,
+                    inbox: defaults.inbox,
                     index: 0,
                     sequential: proxy.sequential,
                     jwt: jwt_given,
@@ -261,6 +263,13 @@ pub(super) fn endpoint(
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
                         backends.push(b);
                     }
+                }
+                if items.len() > 1 && backends.iter().any(|b| b.store.is_some()) {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "an endpoint with a \"gatelet/outbox\" or \"gatelet/inbox\" backend takes exactly one backend",
+                    );
                 }
                 if items.len() > 1 && backends.iter().any(|b| b.sensor.is_some_and(|s| s.write)) {
                     c.error(
@@ -332,7 +341,7 @@ pub(super) fn endpoint(
 /// `no-op` pass-through or a sensor write, and a `flatmap_filter` on the endpoint works on a
 /// merge of several backends.
 fn proxy_fits(c: &mut Checker, proxy: &EndpointProxy, output: Option<OutputEncoding>, backends: &[Backend]) {
-    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write));
+    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write) || b.store.is_some());
     for (at, what) in [
         (&proxy.static_at, "static data"),
         (&proxy.flatmap_at, "a flatmap_filter"),
