@@ -279,7 +279,6 @@ pub fn sensor(data: &[u8]) {
         key: (store == 1).then(|| "id".into()),
         events: (store == 2).then_some(4),
         forward: None,
-        events: (store == 2).then_some(4),
         source: config::SensorSource::FileRead {
             path: "/nonexistent/fuzz".into(),
             interval: Duration::from_secs(1),
