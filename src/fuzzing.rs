@@ -277,6 +277,7 @@ pub fn sensor(data: &[u8]) {
         decode,
         max_age: Some(Duration::from_secs(5)),
         key: (store == 1).then(|| "id".into()),
+        max_frame,
         events: (store == 2).then_some(4),
         forward: None,
         source: config::SensorSource::FileRead {
