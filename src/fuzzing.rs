@@ -380,6 +380,7 @@ fn merge_with(gw: &Gateway, body: &[u8], target: &[u8]) {
         now: 0,
         propagated: Vec::new(),
         vars: Default::default(),
+        subject: None,
     };
     let sent = compiled.template.target(&inbound);
     assert!(

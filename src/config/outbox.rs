@@ -54,8 +54,12 @@ fn limits(c: &mut Checker, obj: &mut super::validate::Obj) -> (Option<u64>, Opti
 }
 
 fn dir(c: &mut Checker, obj: &mut super::validate::Obj) -> Option<std::path::PathBuf> {
-    obj.require(c, "dir", "the directory the journal lives in, e.g. \"/var/lib/gatelet/outbox\"")
-        .and_then(|(n, p)| c.nonempty(n, &p).map(Into::into))
+    obj.require(
+        c,
+        "dir",
+        "the directory the journal lives in, e.g. \"/var/lib/gatelet/outbox\"",
+    )
+    .and_then(|(n, p)| c.nonempty(n, &p).map(Into::into))
 }
 
 /// The service's `gatelet/outbox`.
@@ -63,23 +67,29 @@ pub fn outbox(c: &mut Checker, node: &Node, path: &str) -> Option<Outbox> {
     let mut obj = c.object(node, path)?;
     let errors_before = c.errors.len();
     let dir = dir(c, &mut obj);
-    let bus = obj.require(c, "bus", "this bus's id, e.g. \"bus-17\"").and_then(|(n, p)| {
-        let id = c.string(n, &p)?;
-        if !bus_id_ok(id) {
-            c.error(
-                n.pos,
-                &p,
-                format!("\"{id}\": a bus id is 1 to {MAX_BUS_ID} letters, digits, '-', '_' or '.'"),
-            );
-            return None;
-        }
-        Some(id.to_string())
-    });
+    let bus = obj
+        .require(c, "bus", "this bus's id, e.g. \"bus-17\"")
+        .and_then(|(n, p)| {
+            let id = c.string(n, &p)?;
+            if !bus_id_ok(id) {
+                c.error(
+                    n.pos,
+                    &p,
+                    format!("\"{id}\": a bus id is 1 to {MAX_BUS_ID} letters, digits, '-', '_' or '.'"),
+                );
+                return None;
+            }
+            Some(id.to_string())
+        });
     let (max_bytes, max_events) = limits(c, &mut obj);
     let sync_window = obj.optional(c, "sync_window", DEFAULT_SYNC_WINDOW, |c, n, p| {
         let d = c.duration(n, p)?;
         if d > MAX_SYNC_WINDOW {
-            c.error(n.pos, p, format!("at most {}s: a POST waits for it", MAX_SYNC_WINDOW.as_secs()));
+            c.error(
+                n.pos,
+                p,
+                format!("at most {}s: a POST waits for it", MAX_SYNC_WINDOW.as_secs()),
+            );
             return None;
         }
         Some(d)
@@ -159,7 +169,9 @@ fn deliver(c: &mut Checker, node: &Node, path: &str) -> Option<Deliver> {
     if credentials > 1 {
         c.error(obj.pos, path, "give \"api_key\" or \"bearer\", not both");
     }
-    let batch = obj.optional(c, "batch", BATCH.0, |c, n, p| c.integer(n, p, 1, BATCH.1).map(|v| v as usize));
+    let batch = obj.optional(c, "batch", BATCH.0, |c, n, p| {
+        c.integer(n, p, 1, BATCH.1).map(|v| v as usize)
+    });
     let timeout = obj.optional(c, "timeout", DEFAULT_DELIVER_TIMEOUT, Checker::positive_duration);
     let initial = obj.optional(c, "backoff_initial", DEFAULT_BACKOFF.0, Checker::positive_duration);
     let max = obj.optional(c, "backoff_max", DEFAULT_BACKOFF.1, |c, n, p| {
@@ -234,7 +246,10 @@ pub fn store_backend(
         c.error(
             node.pos,
             path,
-            format!("a \"{what}\" backend serves {} endpoints, not {method}", list.join(" or ")),
+            format!(
+                "a \"{what}\" backend serves {} endpoints, not {method}",
+                list.join(" or ")
+            ),
         );
     }
 }

@@ -204,7 +204,11 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
     let forwarding = std::mem::take(&mut c.unresolved.forwarding_sensors);
     if extras.outbox.is_none() && !extras.outbox_given {
         for at in forwarding {
-            c.error(at.pos, &at.path, "\"forward\" needs the service's extra_config.\"gatelet/outbox\"");
+            c.error(
+                at.pos,
+                &at.path,
+                "\"forward\" needs the service's extra_config.\"gatelet/outbox\"",
+            );
         }
     }
     let dashboard = extras.dashboard.and_then(|(d, pending)| {

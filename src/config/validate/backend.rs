@@ -322,7 +322,12 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         }
         for (key, kind, defined, methods) in [
             ("gatelet/outbox", Store::Outbox, ctx.outbox, &[Method::POST][..]),
-            ("gatelet/inbox", Store::Inbox, ctx.inbox, &[Method::POST, Method::GET][..]),
+            (
+                "gatelet/inbox",
+                Store::Inbox,
+                ctx.inbox,
+                &[Method::POST, Method::GET][..],
+            ),
         ] {
             if let Some((n, p)) = extra.take(key) {
                 super::super::outbox::store_backend(c, n, &p, key, defined, methods, &ctx.method);
@@ -330,7 +335,11 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                     c.error(n.pos, &p, format!("a \"{key}\" backend answers JSON: not \"no-op\""));
                 }
                 if store.is_some() || sensor.is_some() || fleet {
-                    c.error(n.pos, &p, "a backend has one source: hosts, a sensor, the fleet, the outbox or the inbox");
+                    c.error(
+                        n.pos,
+                        &p,
+                        "a backend has one source: hosts, a sensor, the fleet, the outbox or the inbox",
+                    );
                 }
                 store = Some(kind);
             }
@@ -373,7 +382,11 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             ("proxy", flatmap.is_some()),
         ] {
             if given {
-                c.error(obj.pos, path, format!("\"{what_else}\" has no effect on a \"{what}\" backend"));
+                c.error(
+                    obj.pos,
+                    path,
+                    format!("\"{what_else}\" has no effect on a \"{what}\" backend"),
+                );
             }
         }
         obj.finish(c);

@@ -341,7 +341,9 @@ pub(super) fn endpoint(
 /// `no-op` pass-through or a sensor write, and a `flatmap_filter` on the endpoint works on a
 /// merge of several backends.
 fn proxy_fits(c: &mut Checker, proxy: &EndpointProxy, output: Option<OutputEncoding>, backends: &[Backend]) {
-    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write) || b.store.is_some());
+    let writes = backends
+        .iter()
+        .any(|b| b.sensor.is_some_and(|s| s.write) || b.store.is_some());
     for (at, what) in [
         (&proxy.static_at, "static data"),
         (&proxy.flatmap_at, "a flatmap_filter"),
