@@ -57,7 +57,7 @@ fn dir(c: &mut Checker, obj: &mut super::validate::Obj) -> Option<std::path::Pat
     obj.require(
         c,
         "dir",
-        "the directory the journal lives in, e.g. \"/var/lib/gatelet/outbox\"",
+        "the journal's directory, e.g. \"/var/lib/gatelet/outbox\"",
     )
     .and_then(|(n, p)| c.nonempty(n, &p).map(Into::into))
 }
@@ -119,15 +119,15 @@ fn deliver(c: &mut Checker, node: &Node, path: &str) -> Option<Deliver> {
         .require(c, "url", "the central's inbox, e.g. \"http://central:8080/inbox\"")
         .and_then(|(n, p)| {
             let url = c.nonempty(n, &p)?;
-            let rest = url.strip_prefix("http://").unwrap_or(url);
-            let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let after_scheme = url.find("://").map_or(0, |i| i + 3);
+            let split = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+            let (base, target) = url.split_at(split);
             let target = if target.is_empty() { "/" } else { target };
             if target.parse::<http::uri::PathAndQuery>().is_err() || target.contains('#') {
                 c.error(n.pos, &p, format!("\"{url}\": \"{target}\" is not a request target"));
                 return None;
             }
-            let scheme = &url[..url.len() - rest.len()];
-            let h: Host = host(c, &format!("{scheme}{authority}"), n.pos, &p)?;
+            let h: Host = host(c, base, n.pos, &p)?;
             Some((h, target.to_string()))
         });
     let mut credentials = 0;
