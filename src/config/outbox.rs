@@ -54,12 +54,8 @@ fn limits(c: &mut Checker, obj: &mut super::validate::Obj) -> (Option<u64>, Opti
 }
 
 fn dir(c: &mut Checker, obj: &mut super::validate::Obj) -> Option<std::path::PathBuf> {
-    obj.require(
-        c,
-        "dir",
-        "the journal's directory, e.g. \"/var/lib/gatelet/outbox\"",
-    )
-    .and_then(|(n, p)| c.nonempty(n, &p).map(Into::into))
+    obj.require(c, "dir", "the journal's directory, e.g. \"/var/lib/gatelet/outbox\"")
+        .and_then(|(n, p)| c.nonempty(n, &p).map(Into::into))
 }
 
 /// The service's `gatelet/outbox`.

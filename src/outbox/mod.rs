@@ -165,7 +165,11 @@ impl Outbox {
                 }
                 Ok(seq)
             }
-            Err(journal::Error::Full) => Err(Refused::Full),
+            Err(journal::Error::Full) => {
+                // The journal may have written a lost record: it goes with the next group.
+                self.commit.notify_one();
+                Err(Refused::Full)
+            }
             Err(journal::Error::TooLarge) => Err(Refused::TooLarge),
             Err(journal::Error::Io(e)) => {
                 self.io_refused.set(self.io_refused.get() + 1);
@@ -233,6 +237,18 @@ impl Outbox {
         self.synced.notify_waiters();
     }
 
+    /// Moves the cursor to the durable end when nothing durable is left above it: what lies
+    /// between was dropped for room (and is covered by a lost record).
+    fn skip_dropped(&self) {
+        let mut journal = self.journal.borrow_mut();
+        let s = journal.stats();
+        if s.durable > s.acked
+            && let Err(e) = journal.ack(s.durable)
+        {
+            log::warn!("outbox: ack failed: {}", describe(&e));
+        }
+    }
+
     /// The `/__health` part: backlog (count, oldest age), last success, losses.
     pub fn health(&self) -> Value {
         let mut journal = self.journal.borrow_mut();
@@ -295,7 +311,10 @@ async fn deliver(outbox: Rc<Outbox>, pool: Rc<Pool>) {
             continue;
         }
         let (Some(first), Some(last)) = (batch.first().map(|e| e.seq), batch.last().map(|e| e.seq)) else {
-            // Nothing durable to send: wait for the next sync (or look again in a while).
+            // Nothing durable left above the cursor: what lies between it and the durable end
+            // was dropped (and is covered by a lost record): move the cursor past it.
+            outbox.skip_dropped();
+            // Wait for the next sync (or look again in a while).
             let _ = runtime::within(Duration::from_secs(1), outbox.work.notified()).await;
             continue;
         };
