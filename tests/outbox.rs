@@ -444,3 +444,95 @@ fn bad_outbox_and_inbox_keys_are_errors_with_path_and_position() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn the_inbox_binds_a_tokens_sub_to_the_batch_bus_and_drops_repeats() {
+    use common::jwt::{b64url, hs256};
+    let scratch = Scratch::new("jwt");
+    let secret = b"inbox-secret-0123456789abcdef-0123456789";
+    let jwks = scratch.0.join("keys.json");
+    std::fs::write(
+        &jwks,
+        json!({"keys": [{"kty": "oct", "kid": "k", "alg": "HS256", "k": b64url(secret)}]}).to_string(),
+    )
+    .unwrap();
+    let auth = json!({"auth/validator": {"alg": "HS256", "jwk_local_path": jwks}});
+    let central = gateway(
+        &json!({"version": 3, "extra_config": {"gatelet/jwt": {"unsynced_clock": "accept"},
+                "gatelet/inbox": {"dir": scratch.0.join("inbox")}},
+            "endpoints": [
+                {"endpoint": "/inbox", "method": "POST", "extra_config": auth,
+                 "backend": [{"extra_config": {"gatelet/inbox": {}}}]},
+                {"endpoint": "/inbox", "method": "GET", "backend": [{"extra_config": {"gatelet/inbox": {}}}]}]})
+        .to_string(),
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = |sub: &str| {
+        hs256(
+            secret,
+            &json!({"alg": "HS256", "kid": "k"}),
+            &json!({"sub": sub, "exp": exp}),
+        )
+    };
+    let batch = |bus: &str, ids: &[u64]| {
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"id": id, "ts": 1, "critical": false, "event": {"n": id}}))
+            .collect();
+        json!({"bus": bus, "events": events}).to_string()
+    };
+    let post = |t: &str, body: &str| {
+        request(
+            central,
+            "POST",
+            "/inbox",
+            &[&format!("Authorization: Bearer {t}")],
+            body.as_bytes(),
+        )
+    };
+    let forged = post(&token("bus-7"), &batch("bus-8", &[1]));
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(post("nonsense", &batch("bus-7", &[1])).status, 401);
+    let r = post(&token("bus-7"), &batch("bus-7", &[1, 2, 3]));
+    assert_eq!((r.status, r.json()["acked"].clone()), (200, json!(3)), "{}", r.text());
+    // A retry that overlaps what is stored: only the new ids are kept.
+    let r = post(&token("bus-7"), &batch("bus-7", &[2, 3, 4]));
+    assert_eq!(r.json()["acked"], 4);
+    let bad = post(&token("bus-7"), r#"{"bus": "bus-7", "events": [{"id": 9}]}"#);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let events = consume(central).unwrap();
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    // A real bus delivering with its token, gzip on (the default).
+    let bus_cfg = json!({"version": 3, "extra_config": {"gatelet/outbox": {
+            "dir": scratch.0.join("outbox"), "bus": "bus-9", "sync_window": "1ms",
+            "deliver": {"url": format!("http://{central}/inbox"), "bearer": token("bus-9"), "backoff_initial": "20ms", "backoff_max": "200ms"}}},
+        "endpoints": [{"endpoint": "/events", "method": "POST", "backend": [{"extra_config": {"gatelet/outbox": {}}}]}]});
+    let bus = gateway(&bus_cfg.to_string());
+    for n in 0..5 {
+        let r = request(
+            bus,
+            "POST",
+            "/events",
+            &[],
+            json!({"type": "door", "n": n}).to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json()["id"], format!("bus-9:{}", r.json()["seq"]));
+    }
+    let got = poll_until(Duration::from_secs(10), || {
+        let e = consume(central)?;
+        (e.len() == 9).then_some(e)
+    })
+    .expect("the bus's events arrive");
+    let bus9: Vec<u64> = got
+        .iter()
+        .filter(|e| e["bus"] == "bus-9")
+        .map(|e| e["event"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(bus9, [0, 1, 2, 3, 4]);
+}

@@ -31,7 +31,7 @@ use crate::time::rfc3339;
 pub enum Refused {
     /// The body is not a JSON object (400).
     NotAnObject(String),
-    /// The event is larger than the journal takes (413).
+    /// The event is larger than [`wire::MAX_EVENT_BYTES`] or than the journal takes (413).
     TooLarge,
     /// No room: the journal is full of events that may not be dropped (507). Counted as lost.
     Full,
@@ -152,6 +152,9 @@ impl Outbox {
 
     /// Appends one event; its sequence number.
     fn append(&self, class: Class, event: &[u8]) -> Result<u64, Refused> {
+        if event.len() > wire::MAX_EVENT_BYTES {
+            return Err(Refused::TooLarge);
+        }
         let payload = wire::payload(unix_ms(SystemTime::now()), event);
         let appended = self.journal.borrow_mut().append(class, &payload);
         match appended {
