@@ -488,3 +488,74 @@ fn garbage_segment_files_never_panic_and_never_become_records() {
         assert!(seq > valid.len() as u64);
     }
 }
+
+const FSIZE_DIR: &str = "GATELET_JOURNAL_FSIZE_DIR";
+
+/// The child of `a_full_disk_loses_nothing_accepted`: appends under a file-size limit (the
+/// kernel refuses writes past it with EFBIG, part-way through a record, as a full disk does
+/// with ENOSPC) and prints how many records were accepted.
+#[test]
+#[ignore = "run by a_full_disk_loses_nothing_accepted, under a file-size limit"]
+fn append_until_the_file_size_limit() {
+    let Some(dir) = std::env::var_os(FSIZE_DIR) else {
+        return;
+    };
+    let (mut j, _) = Journal::open(Path::new(&dir), ROOMY).unwrap();
+    let mut accepted = 0;
+    let err = loop {
+        match j.append(Class::Critical, &payload(accepted)) {
+            Ok(seq) => assert_eq!(seq, accepted + 1),
+            Err(e) => break e,
+        }
+        accepted += 1;
+        assert!(accepted < 100_000, "no limit");
+    };
+    assert!(matches!(err, Error::Io(_)), "{err}");
+    // Still refused, nothing counted as lost, the journal still usable.
+    assert!(matches!(j.append(Class::Normal, &[b'x'; 300]), Err(Error::Io(_))));
+    assert_eq!(j.stats().lost, 0);
+    assert_eq!(j.sync().unwrap(), accepted);
+    assert_eq!(read_all(&mut j, 0).len() as u64, accepted);
+    println!("accepted {accepted}");
+}
+
+#[test]
+fn a_full_disk_loses_nothing_accepted() {
+    let dir = TempDir::new("fsize");
+    // SIGXFSZ ignored (inherited across exec), then at most 16 blocks per file.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16 && exec \"$0\" \"$@\"")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "append_until_the_file_size_limit",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(FSIZE_DIR, &dir.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accepted: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("accepted "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .parse()
+        .unwrap();
+    assert!(accepted > 10, "{accepted}");
+    // The partial record was cut off by the journal itself: nothing left to recover.
+    let (mut j, rec) = Journal::open(&dir.0, ROOMY).unwrap();
+    assert_eq!(rec.cut_bytes, 0);
+    assert_eq!(rec.records, accepted);
+    let got = read_all(&mut j, 0);
+    assert_eq!(got.len() as u64, accepted);
+    for e in &got {
+        assert_eq!(e.payload, payload(e.seq - 1));
+    }
+}

@@ -275,7 +275,7 @@ impl Journal {
             let file = OpenOptions::new().read(true).write(true).open(&path)?;
             let len = file.metadata()?.len();
             let mut seg = Segment::new(name);
-            reader.reset(0, len);
+            reader.reset(0, len, record::CHUNK);
             let end = loop {
                 match reader.next(&file)? {
                     Step::Record(h, at) if h.seq > prev && h.seq >= name => {
@@ -343,7 +343,8 @@ impl Journal {
             active,
             reading: None,
             cursor,
-            reader,
+            // The recovery's large buffer is not kept.
+            reader: Reader::default(),
             scratch: Vec::new(),
             next_seq,
             written: prev,
@@ -446,6 +447,10 @@ impl Journal {
     ) -> Result<(), Error> {
         let mut count = 0usize;
         let mut bytes = 0usize;
+        // About what is asked for (a small read reads little), but not more than a segment pass.
+        let chunk = max_bytes
+            .saturating_add(max_records.saturating_mul(HEADER))
+            .clamp(4096, record::CHUNK);
         // Only the active segment may be empty, and it is last.
         let start = self.segments.partition_point(|s| s.records > 0 && s.last <= after);
         for i in start..self.segments.len() {
@@ -458,7 +463,7 @@ impl Journal {
                 Some((n, f)) if i + 1 < self.segments.len() && *n == name => f,
                 _ => &self.active,
             };
-            self.reader.reset(from, len);
+            self.reader.reset(from, len, chunk);
             while let Some(h) = next_known(&mut self.reader, file, name)? {
                 if h.seq <= after {
                     continue;
@@ -575,7 +580,7 @@ impl Journal {
         let mut seg = Segment::new(name);
         let mut dropped = Pending::default();
         let mut out = Vec::new();
-        self.reader.reset(0, len);
+        self.reader.reset(0, len, record::CHUNK);
         while let Some(h) = next_known(&mut self.reader, &old, name)? {
             if h.seq <= self.acked {
                 continue;

@@ -118,8 +118,8 @@ pub fn lost_body(count: u64, first: u64, last: u64) -> [u8; LOST_BODY] {
     b
 }
 
-/// Bytes read per positioned read.
-const CHUNK: usize = 128 * 1024;
+/// Bytes read per positioned read when reading a segment through (recovery, compaction).
+pub const CHUNK: usize = 256 * 1024;
 
 /// One step of a walk through a segment.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,11 +143,15 @@ pub struct Reader {
     /// Where the last record returned starts in `buf`.
     last: usize,
     limit: u64,
+    /// Bytes asked for per read.
+    chunk: usize,
 }
 
 impl Reader {
-    /// Restarts at `offset`, reading no further than `limit`.
-    pub fn reset(&mut self, offset: u64, limit: u64) {
+    /// Restarts at `offset`, reading no further than `limit`, `chunk` bytes at a time (more
+    /// when a record is larger).
+    pub fn reset(&mut self, offset: u64, limit: u64, chunk: usize) {
+        self.chunk = chunk.max(HEADER);
         self.buf.clear();
         self.start = offset;
         self.pos = 0;
@@ -199,7 +203,12 @@ impl Reader {
         if end >= self.limit {
             return Ok(false);
         }
-        let want = (self.limit - end).min(CHUNK as u64) as usize;
+        // At least the rest of a record begun.
+        let rest = match parse(&self.buf) {
+            Parse::Need if self.buf.len() >= HEADER => HEADER + u32_at(&self.buf, 0) as usize,
+            _ => 0,
+        };
+        let want = (self.limit - end).min(self.chunk.max(rest.saturating_sub(self.buf.len())) as u64) as usize;
         let have = self.buf.len();
         self.buf.resize(have + want, 0);
         let mut got = 0;
@@ -249,5 +258,39 @@ mod tests {
             );
         }
         assert_eq!(parse(&[0u8; 64]), Parse::Bad);
+    }
+
+    #[test]
+    fn the_reader_finds_records_across_chunk_boundaries_and_stops_at_a_torn_one() {
+        let path = std::env::temp_dir().join(format!("gatelet-journal-reader-{}", std::process::id()));
+        let mut bytes = Vec::new();
+        let sizes: Vec<usize> = (0..40).map(|i| (i * 37) % 300).collect();
+        for (i, &n) in sizes.iter().enumerate() {
+            encode(&mut bytes, i as u64 + 1, KIND_NORMAL, &vec![i as u8; n]);
+        }
+        let whole = bytes.len() as u64;
+        encode(&mut bytes, 41, KIND_NORMAL, b"torn");
+        bytes.pop();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        for chunk in [1, HEADER, 100, CHUNK] {
+            let mut r = Reader::default();
+            r.reset(0, bytes.len() as u64, chunk);
+            for (i, &n) in sizes.iter().enumerate() {
+                let Step::Record(h, _) = r.next(&file).unwrap() else {
+                    panic!("chunk {chunk} record {i}")
+                };
+                assert_eq!(h.seq, i as u64 + 1);
+                assert_eq!(r.body(&h), &vec![i as u8; n][..]);
+            }
+            assert_eq!(r.next(&file).unwrap(), Step::Invalid(whole), "chunk {chunk}");
+            // Up to the whole records only: a clean end.
+            r.reset(0, whole, chunk);
+            for _ in 0..sizes.len() {
+                assert!(matches!(r.next(&file).unwrap(), Step::Record(..)));
+            }
+            assert_eq!(r.next(&file).unwrap(), Step::End(whole));
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }
