@@ -256,6 +256,8 @@ impl Outbox {
     pub fn health(&self) -> Value {
         let mut journal = self.journal.borrow_mut();
         let s = journal.stats();
+        // Refused for room and not yet in a lost record (written as soon as there is room).
+        let journal_pending = journal.lost_pending();
         let mut first = Vec::new();
         let oldest = match journal.read(s.acked, 1, 1, &mut first) {
             Ok(()) => first.first().map(|e| wire::split(&e.payload).0),
@@ -274,6 +276,7 @@ impl Outbox {
             "failures": d.failures,
             "delivered": d.delivered,
             "lost": s.lost + self.io_refused.get(),
+            "lost_unreported": journal_pending,
             "records": s.records,
             "bytes": s.bytes,
             "durable": s.durable,
