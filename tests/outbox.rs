@@ -536,3 +536,40 @@ fn the_inbox_binds_a_tokens_sub_to_the_batch_bus_and_drops_repeats() {
         .collect();
     assert_eq!(bus9, [0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn an_event_sensor_with_forward_sends_its_frames_to_the_central() {
+    let scratch = Scratch::new("sensor");
+    let central = gateway(&central_config(&scratch.0, 0, 64 << 20));
+    let push = refused_addr();
+    let cfg = json!({"version": 3, "extra_config": {
+            "gatelet/outbox": {"dir": scratch.0.join("outbox"), "bus": "bus-7", "sync_window": "5ms",
+                "deliver": {"url": format!("http://{central}/inbox"), "backoff_initial": "20ms", "backoff_max": "200ms"}},
+            "gatelet/sensors": {"doors": {"decode": "json-lines", "events": {"capacity": 16, "forward": true, "critical": true},
+                "listen": {"address": push.to_string()}}}},
+        "endpoints": [{"endpoint": "/doors", "input_query_strings": ["since"],
+            "backend": [{"extra_config": {"gatelet/sensor": {"name": "doors"}}}]}]});
+    let bus = gateway(&cfg.to_string());
+    let mut device = poll_until(Duration::from_secs(10), || TcpStream::connect(push).ok()).expect("the sensor listens");
+    for n in 0..20 {
+        device
+            .write_all(format!("{{\"p\": 1, \"n\": {n}}}\n").as_bytes())
+            .unwrap();
+    }
+    let got = poll_until(Duration::from_secs(10), || {
+        let events = consume(central)?;
+        (events.len() == 20).then_some(events)
+    })
+    .expect("the frames arrive at the central");
+    let ns: Vec<u64> = got.iter().map(|e| e["event"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, (0..20).collect::<Vec<_>>());
+    assert!(
+        got.iter().all(|e| e["critical"] == true),
+        "the sensor is marked critical"
+    );
+    // The sensor's own ring is unchanged.
+    assert_eq!(
+        get(bus, "/doors?since=0").json()["events"].as_array().unwrap().len(),
+        16
+    );
+}

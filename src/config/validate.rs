@@ -184,6 +184,7 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         sensor_names: &extras.sensor_names,
         outbox: extras.outbox_given,
         inbox: extras.inbox_given,
+        sync_window: extras.outbox.as_ref().map(|o| o.sync_window),
     };
     let mut endpoints = Vec::new();
     let mut endpoints_given = 0;
@@ -272,6 +273,8 @@ struct Defaults<'a> {
     /// The service has `gatelet/outbox` / `gatelet/inbox` (perhaps invalid, already reported).
     outbox: bool,
     inbox: bool,
+    /// The outbox's `sync_window`: an outbox endpoint's `timeout` must be longer.
+    sync_window: Option<Duration>,
 }
 
 fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {

@@ -284,6 +284,18 @@ pub(super) fn endpoint(
     }
     obj.finish(c);
     proxy_fits(c, &proxy, output, &backends);
+    if let (Some(window), Some(t)) = (defaults.sync_window, timeout)
+        && t <= window
+        && backends.iter().any(|b| b.store == Some(Store::Outbox))
+    {
+        c.error(
+            node.pos,
+            path,
+            format!(
+                "timeout {t:?} is not longer than the outbox's sync_window {window:?}: every POST would time out waiting for its sync"
+            ),
+        );
+    }
     if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
         c.warn(
             node.pos,
