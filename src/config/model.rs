@@ -166,6 +166,9 @@ pub struct Dashboard {
     pub refresh: Duration,
     /// `position_endpoint`: a GET endpoint of this config answering `{member id: {lat, lon}}`.
     pub position_endpoint: Option<String>,
+    /// `events_endpoint`: a GET endpoint of this config reading the `gatelet/inbox`; the page
+    /// shows the latest events per bus, critical first.
+    pub events_endpoint: Option<String>,
 }
 
 /// One bus.
