@@ -160,7 +160,9 @@ impl Outbox {
         match appended {
             Ok(seq) => {
                 if class == Class::Critical {
+                    // Its sync covered every record before it: their waiters may go too.
                     self.work.notify_one();
+                    self.synced.notify_waiters();
                 } else if self.config.sync_window.is_zero() {
                     self.sync();
                 } else {
