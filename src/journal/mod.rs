@@ -77,7 +77,8 @@ pub enum Error {
 pub struct Recovery {
     pub segments: usize,
     pub records: u64,
-    /// Bytes cut from the end of the last segment (a torn write).
+    /// Bytes cut: a torn write at the end of the last segment, or invalid records anywhere
+    /// else (logged as a warning).
     pub cut_bytes: u64,
 }
 
@@ -187,7 +188,7 @@ fn segment_name(file: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&n| n <= record::MAX_SEQ)
 }
 
 /// Records dropped or refused and not yet written as a lost record.
@@ -376,8 +377,11 @@ impl Journal {
     /// When the limits would be exceeded, the oldest segment holding acknowledged or normal
     /// records is compacted (a new file with only its unacknowledged critical and lost records
     /// replaces it) and the normal records dropped are written as a `Lost` record before this
-    /// one. When nothing can be dropped the event is refused (`Error::Full`), counted as lost,
-    /// and reported in a `Lost` record as soon as there is room. An I/O error (ENOSPC
+    /// one. Segments are dropped whole (one rewrite per segment of appends, not one per
+    /// append), so up to a segment's worth of normal records goes at once. When nothing can be
+    /// dropped the event is refused (`Error::Full`): it is counted as lost, takes a sequence
+    /// number (the gap the consumer sees), and is reported in a `Lost` record as soon as there
+    /// is room. An I/O error (ENOSPC
     /// included) leaves the log as it was: the partial write is cut off.
     pub fn append(&mut self, class: Class, payload: &[u8]) -> Result<u64, Error> {
         let size = (HEADER + payload.len()) as u64;
@@ -647,6 +651,9 @@ impl Journal {
             self.rotate()?;
         }
         let seq = self.next_seq;
+        if seq > record::MAX_SEQ {
+            return Err(Error::Io(std::io::Error::other("journal: sequence numbers exhausted")));
+        }
         self.scratch.clear();
         record::encode(&mut self.scratch, seq, kind, body);
         let seg = self.segments.last_mut().expect("never empty");
