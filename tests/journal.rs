@@ -322,6 +322,7 @@ fn check_accounting(j: &mut Journal, consumed: &[Entry], accepted: &BTreeMap<u64
     j.sync().unwrap();
     let acked = j.stats().acked;
     let rest = read_all(j, acked);
+    assert_eq!(j.oldest(), rest.first().map_or(0, |e| e.seq));
     let mut present = BTreeSet::new();
     let mut reported = 0;
     let mut ranges = Vec::new();
@@ -599,4 +600,16 @@ fn the_cursor_file_stays_small_across_many_acknowledgements() {
     let (j, _) = Journal::open(&dir.0, ROOMY).unwrap();
     assert_eq!(j.stats().acked, 300);
     assert_eq!(j.stats().next_seq, 301);
+}
+
+#[test]
+fn a_journal_is_open_once_at_a_time() {
+    let dir = TempDir::new("lock");
+    let (j, _) = Journal::open(&dir.0, ROOMY).unwrap();
+    match Journal::open(&dir.0, ROOMY) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        other => panic!("{other:?}"),
+    }
+    drop(j);
+    Journal::open(&dir.0, ROOMY).unwrap();
 }

@@ -226,6 +226,8 @@ pub struct Journal {
     active: File,
     /// The last non-active segment read from (name, file).
     reading: Option<(u64, File)>,
+    /// Held (flock) while open: one journal per directory.
+    _lock: File,
     cursor: Cursor,
     reader: Reader,
     scratch: Vec<u8>,
@@ -251,6 +253,7 @@ impl Journal {
     /// warning). `Recovery::cut_bytes` counts every byte cut.
     pub fn open(dir: &Path, limits: Limits) -> Result<(Journal, Recovery), Error> {
         fs::create_dir_all(dir)?;
+        let lock = lock(dir)?;
         let (cursor, state, cursor_bytes) = Cursor::open(dir)?;
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -343,6 +346,7 @@ impl Journal {
             segments,
             active,
             reading: None,
+            _lock: lock,
             cursor,
             // The recovery's large buffer is not kept.
             reader: Reader::default(),
@@ -524,12 +528,36 @@ impl Journal {
         self.pending.count
     }
 
-    /// The sequence number of the oldest record not yet acknowledged (0 when none is kept).
+    /// The sequence number of the oldest record kept and not yet acknowledged (0 when there is
+    /// none). Reads a little of the segment the acknowledgement falls in.
     pub fn oldest(&self) -> u64 {
-        self.segments
-            .iter()
-            .find(|s| s.records > 0 && s.last > self.acked)
-            .map_or(0, |s| if s.first > self.acked { s.first } else { self.acked + 1 })
+        let acked = self.acked;
+        let Some(i) = self.segments.iter().position(|s| s.records > 0 && s.last > acked) else {
+            return 0;
+        };
+        let seg = &self.segments[i];
+        if seg.first > acked {
+            return seg.first;
+        }
+        let found = (|| -> Result<u64, Error> {
+            let opened;
+            let file = if i + 1 == self.segments.len() {
+                &self.active
+            } else {
+                opened = File::open(segment_path(&self.dir, seg.name))?;
+                &opened
+            };
+            let mut reader = Reader::default();
+            reader.reset(seg.offset_after(acked), seg.len, 4096);
+            while let Some(h) = next_known(&mut reader, file, seg.name)? {
+                if h.seq > acked {
+                    return Ok(h.seq);
+                }
+            }
+            Ok(acked + 1)
+        })();
+        // The index says there is one: an unreadable file still has it somewhere above.
+        found.unwrap_or(acked + 1)
     }
 
     /// The journal's directory.
@@ -729,6 +757,25 @@ impl Journal {
             self.reading = Some((name, File::open(segment_path(&self.dir, name))?));
         }
         Ok(())
+    }
+}
+
+/// An exclusive lock on `dir`'s lock file, so that two processes (an old one still stopping
+/// and its successor) never append to the same journal.
+fn lock(dir: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("lock"))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("journal: {} is open elsewhere", dir.display()),
+        ))),
+        Err(e) => Err(Error::Io(e.into())),
     }
 }
 
