@@ -613,3 +613,52 @@ fn a_journal_is_open_once_at_a_time() {
     drop(j);
     Journal::open(&dir.0, ROOMY).unwrap();
 }
+
+#[test]
+fn compaction_writes_a_new_file_with_every_critical_record_in_order() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("compact");
+    let limits = Limits {
+        max_bytes: 600 * 1024,
+        max_records: 1 << 20,
+        segment_bytes: 256 * 1024,
+    };
+    let (mut j, _) = Journal::open(&dir.0, limits).unwrap();
+    let mut accepted = BTreeMap::new();
+    let mut sent = BTreeMap::new();
+    let mut i = 0;
+    // A first segment of which half the records (more than 64 KiB of them) are critical.
+    while segment_files(&dir.0).len() < 2 {
+        let class = if i % 2 == 0 { Class::Critical } else { Class::Normal };
+        let seq = j.append(class, &payload(i)).unwrap();
+        accepted.insert(seq, class);
+        sent.insert(seq, payload(i));
+        i += 1;
+    }
+    let first = segment_files(&dir.0)[0].clone();
+    let inode = fs::metadata(&first).unwrap().ino();
+    while j.stats().lost == 0 {
+        let seq = j.append(Class::Normal, &payload(i)).unwrap();
+        accepted.insert(seq, Class::Normal);
+        sent.insert(seq, payload(i));
+        i += 1;
+    }
+    // Same name, new file: replaced, not rewritten.
+    assert_ne!(fs::metadata(&first).unwrap().ino(), inode);
+    let names: Vec<_> = fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        !names.iter().any(|n| n.to_string_lossy().ends_with(".tmp")),
+        "{names:?}"
+    );
+    check_accounting(&mut j, &[], &accepted, 0);
+    let got = read_all(&mut j, 0);
+    for e in &got {
+        if let Kind::Event(_) = e.kind {
+            assert_eq!(e.payload, sent[&e.seq]);
+        }
+    }
+    drop(j);
+    let (mut j, rec) = Journal::open(&dir.0, limits).unwrap();
+    assert_eq!(rec.cut_bytes, 0);
+    assert_eq!(read_all(&mut j, 0), got);
+}

@@ -604,14 +604,64 @@ impl Journal {
     /// kept records, or deletes it when there are none; counts the normal records dropped.
     fn compact(&mut self, i: usize) -> Result<(), Error> {
         let name = self.segments[i].name;
-        let len = self.segments[i].len;
         let path = segment_path(&self.dir, name);
         let temp = path.with_extension("seg.tmp");
         self.reading = None;
-        let old = File::open(&path)?;
+        let copied = self.copy_kept(i, &temp);
+        let (seg, dropped) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        // The loss is on disk before the records are gone: a stop in between over-reports
+        // (records counted lost yet delivered), never loses a record silently.
+        let lost = self.lost;
+        let pending = self.pending;
+        if dropped.count > 0 {
+            self.lost += dropped.count;
+            self.pending.add(dropped.count, dropped.first, dropped.last);
+            if let Err(e) = self.save_cursor(true) {
+                self.lost = lost;
+                self.pending = pending;
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        }
+        let replaced = if seg.records == 0 {
+            let _ = fs::remove_file(&temp);
+            fs::remove_file(&path)
+        } else {
+            fs::rename(&temp, &path)
+        };
+        if let Err(e) = replaced.and_then(|()| sync_dir(&self.dir)) {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::Io(e));
+        }
+        if seg.records == 0 {
+            self.segments.remove(i);
+        } else {
+            self.segments[i] = seg;
+        }
+        self.records = self.segments.iter().map(|s| s.records).sum();
+        self.bytes = self.segments.iter().map(|s| s.len).sum();
+        // Compaction reads a segment through with a large buffer: not kept.
+        self.reader = Reader::default();
+        Ok(())
+    }
+
+    /// Copies the unacknowledged kept records of segment `i` into `temp` (synced), a chunk at
+    /// a time; returns the new segment's index and the normal records left behind.
+    fn copy_kept(&mut self, i: usize, temp: &Path) -> Result<(Segment, Pending), Error> {
+        const FLUSH: usize = 64 * 1024;
+        let (name, len) = (self.segments[i].name, self.segments[i].len);
+        let old = File::open(segment_path(&self.dir, name))?;
+        let new = File::create(temp)?;
         let mut seg = Segment::new(name);
         let mut dropped = Pending::default();
         let mut out = Vec::new();
+        let mut flushed = 0u64;
         self.reader.reset(0, len, record::CHUNK);
         while let Some(h) = next_known(&mut self.reader, &old, name)? {
             if h.seq <= self.acked {
@@ -621,38 +671,21 @@ impl Journal {
                 dropped.add(1, h.seq, h.seq);
                 continue;
             }
-            seg.push(&h, out.len() as u64);
+            seg.push(&h, flushed + out.len() as u64);
             out.extend_from_slice(self.reader.record(&h));
-        }
-        if seg.records == 0 {
-            fs::remove_file(&path)?;
-            sync_dir(&self.dir)?;
-            self.segments.remove(i);
-        } else {
-            let result = (|| -> std::io::Result<()> {
-                let file = File::create(&temp)?;
-                file.write_all_at(&out, 0)?;
-                file.sync_data()?;
-                fs::rename(&temp, &path)?;
-                sync_dir(&self.dir)
-            })();
-            if let Err(e) = result {
-                let _ = fs::remove_file(&temp);
-                return Err(Error::Io(e));
+            if out.len() >= FLUSH {
+                new.write_all_at(&out, flushed)?;
+                flushed += out.len() as u64;
+                out.clear();
             }
-            self.bytes_written += out.len() as u64;
+        }
+        if seg.records > 0 {
+            new.write_all_at(&out, flushed)?;
+            new.sync_data()?;
+            self.bytes_written += seg.len;
             self.syncs += 1;
-            self.segments[i] = seg;
         }
-        self.records = self.segments.iter().map(|s| s.records).sum();
-        self.bytes = self.segments.iter().map(|s| s.len).sum();
-        if dropped.count > 0 {
-            self.lost += dropped.count;
-            self.pending.add(dropped.count, dropped.first, dropped.last);
-            // Synced: the drop is already on disk, its report must be too.
-            self.save_cursor(true)?;
-        }
-        Ok(())
+        Ok((seg, dropped))
     }
 
     /// Closes the active segment (synced) and starts a new one named after the next sequence
