@@ -121,6 +121,9 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The read buffer kept between reads, at most.
+const READ_BUFFER_KEPT: usize = 64 * 1024;
+
 /// A sparse-index mark every this many records of a segment.
 const MARK_EVERY: u64 = 64;
 
@@ -453,6 +456,19 @@ impl Journal {
         max_bytes: usize,
         out: &mut Vec<Entry>,
     ) -> Result<(), Error> {
+        let result = self.read_into(after, max_records, max_bytes, out);
+        // Between reads the journal keeps a small buffer at most.
+        self.reader.trim(READ_BUFFER_KEPT);
+        result
+    }
+
+    fn read_into(
+        &mut self,
+        after: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), Error> {
         let mut count = 0usize;
         let mut bytes = 0usize;
         // About what is asked for (a small read reads little), but not more than a segment pass.
@@ -646,8 +662,7 @@ impl Journal {
         }
         self.records = self.segments.iter().map(|s| s.records).sum();
         self.bytes = self.segments.iter().map(|s| s.len).sum();
-        // Compaction reads a segment through with a large buffer: not kept.
-        self.reader = Reader::default();
+        self.reader.trim(READ_BUFFER_KEPT);
         Ok(())
     }
 

@@ -162,6 +162,15 @@ impl Reader {
         self.limit = limit;
     }
 
+    /// Frees the buffer when it grew past `keep` bytes (a large read or a segment pass).
+    pub fn trim(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.last = 0;
+        }
+    }
+
     /// The bytes of the last record returned (header included).
     pub fn record(&self, header: &Header) -> &[u8] {
         &self.buf[self.last..self.last + HEADER + header.len]
