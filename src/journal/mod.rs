@@ -1,15 +1,20 @@
 //! The journal: an append-only, crash-safe log of events on disk, used by the bus's outbox and
-//! the central's inbox. Records go into segment files that are only ever appended to, created
-//! and deleted (never rewritten in place: SD cards wear per erase block). Each record carries its
-//! length, a CRC-32 and a sequence number; at open, recovery keeps the longest valid prefix of
-//! the last segment and cuts a torn tail, so an acknowledged (synced) record is never lost and
-//! garbage never becomes a record. Disk use is bounded in bytes and records; when full, the
-//! oldest undelivered normal records are dropped (critical ones never), and every drop is
-//! counted and written as a `Lost` record. Blocking file I/O on the caller's thread: appends
-//! are small `write(2)`s into the page cache; `sync` (fdatasync) is the only slow call and the
-//! caller decides when to make it.
+//! the central's inbox. Records go into segment files (`<first seq>.seg`) that are only ever
+//! appended to, created, deleted, or replaced by a new file renamed over them (never rewritten
+//! in place: SD cards wear per erase block); the directory is fsynced after each of those.
+//! Each record carries its length, a CRC-32 and a sequence number; at open, recovery keeps the
+//! longest valid prefix and cuts a torn tail, so a synced record is never lost and garbage
+//! never becomes a record. A small `cursor` file (`cursor.rs`) keeps the consumer's
+//! acknowledgement, the loss counters and the next sequence number; a `lock` file keeps a
+//! second process out. Disk use is bounded in bytes and records; when full, the oldest
+//! undelivered normal records are dropped (critical ones never), and every drop is counted and
+//! written as a `Lost` record. Blocking file I/O on the caller's thread: appends are small
+//! `write(2)`s into the page cache; `sync` (fdatasync) is the only slow call and the caller
+//! decides when to make it. Only an index stays in memory (per segment: extent, counts and a
+//! sparse `(seq, offset)` mark every 64 records), never payloads.
 //!
-//! Sequence numbers start at 1 and grow by one per record (0 means "none").
+//! Sequence numbers start at 1 and grow by one per record (0 means "none"); they are never
+//! reused, across restarts included.
 
 mod cursor;
 mod record;
@@ -389,7 +394,9 @@ impl Journal {
     /// dropped the event is refused (`Error::Full`): it is counted as lost, takes a sequence
     /// number (the gap the consumer sees), and is reported in a `Lost` record as soon as there
     /// is room. An I/O error (ENOSPC
-    /// included) leaves the log as it was: the partial write is cut off.
+    /// included) leaves the log as it was: the partial write is cut off. (Only a critical
+    /// event's own sync failing returns an error for a record already written: it is kept, and
+    /// durable with the next successful sync.)
     pub fn append(&mut self, class: Class, payload: &[u8]) -> Result<u64, Error> {
         let size = (HEADER + payload.len()) as u64;
         let lost_size = (HEADER + LOST_BODY) as u64;
