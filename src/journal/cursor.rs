@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::record::u64_at;
+use super::record::{MAX_SEQ, u64_at};
 
 /// Bytes of one entry: six u64 and a CRC-32.
 pub const ENTRY: usize = 6 * 8 + 4;
@@ -58,14 +58,16 @@ impl State {
         if crc32fast::hash(&b[..ENTRY - 4]) != u32::from_le_bytes(crc) {
             return None;
         }
-        Some(State {
+        let state = State {
             acked: u64_at(b, 0),
             lost: u64_at(b, 8),
             pending: u64_at(b, 16),
             pending_first: u64_at(b, 24),
             pending_last: u64_at(b, 32),
             next_seq: u64_at(b, 40),
-        })
+        };
+        let fields = [state.acked, state.lost, state.pending, state.next_seq];
+        fields.iter().all(|&f| f <= MAX_SEQ).then_some(state)
     }
 }
 

@@ -1,15 +1,20 @@
 //! The journal: an append-only, crash-safe log of events on disk, used by the bus's outbox and
-//! the central's inbox. Records go into segment files that are only ever appended to, created
-//! and deleted (never rewritten in place: SD cards wear per erase block). Each record carries its
-//! length, a CRC-32 and a sequence number; at open, recovery keeps the longest valid prefix of
-//! the last segment and cuts a torn tail, so an acknowledged (synced) record is never lost and
-//! garbage never becomes a record. Disk use is bounded in bytes and records; when full, the
-//! oldest undelivered normal records are dropped (critical ones never), and every drop is
-//! counted and written as a `Lost` record. Blocking file I/O on the caller's thread: appends
-//! are small `write(2)`s into the page cache; `sync` (fdatasync) is the only slow call and the
-//! caller decides when to make it.
+//! the central's inbox. Records go into segment files (`<first seq>.seg`) that are only ever
+//! appended to, created, deleted, or replaced by a new file renamed over them (never rewritten
+//! in place: SD cards wear per erase block); the directory is fsynced after each of those.
+//! Each record carries its length, a CRC-32 and a sequence number; at open, recovery keeps the
+//! longest valid prefix and cuts a torn tail, so a synced record is never lost and garbage
+//! never becomes a record. A small `cursor` file (`cursor.rs`) keeps the consumer's
+//! acknowledgement, the loss counters and the next sequence number; a `lock` file keeps a
+//! second process out. Disk use is bounded in bytes and records; when full, the oldest
+//! undelivered normal records are dropped (critical ones never), and every drop is counted and
+//! written as a `Lost` record. Blocking file I/O on the caller's thread: appends are small
+//! `write(2)`s into the page cache; `sync` (fdatasync) is the only slow call and the caller
+//! decides when to make it. Only an index stays in memory (per segment: extent, counts and a
+//! sparse `(seq, offset)` mark every 64 records), never payloads.
 //!
-//! Sequence numbers start at 1 and grow by one per record (0 means "none").
+//! Sequence numbers start at 1 and grow by one per record (0 means "none"); they are never
+//! reused, across restarts included.
 
 mod cursor;
 mod record;
@@ -77,7 +82,8 @@ pub enum Error {
 pub struct Recovery {
     pub segments: usize,
     pub records: u64,
-    /// Bytes cut from the end of the last segment (a torn write).
+    /// Bytes cut: a torn write at the end of the last segment, or invalid records anywhere
+    /// else (logged as a warning).
     pub cut_bytes: u64,
 }
 
@@ -119,6 +125,9 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The read buffer kept between reads, at most.
+const READ_BUFFER_KEPT: usize = 64 * 1024;
 
 /// A sparse-index mark every this many records of a segment.
 const MARK_EVERY: u64 = 64;
@@ -187,7 +196,7 @@ fn segment_name(file: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().filter(|&n| n <= record::MAX_SEQ)
 }
 
 /// Records dropped or refused and not yet written as a lost record.
@@ -225,6 +234,8 @@ pub struct Journal {
     active: File,
     /// The last non-active segment read from (name, file).
     reading: Option<(u64, File)>,
+    /// Held (flock) while open: one journal per directory.
+    _lock: File,
     cursor: Cursor,
     reader: Reader,
     scratch: Vec<u8>,
@@ -250,6 +261,7 @@ impl Journal {
     /// warning). `Recovery::cut_bytes` counts every byte cut.
     pub fn open(dir: &Path, limits: Limits) -> Result<(Journal, Recovery), Error> {
         fs::create_dir_all(dir)?;
+        let lock = lock(dir)?;
         let (cursor, state, cursor_bytes) = Cursor::open(dir)?;
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -342,6 +354,7 @@ impl Journal {
             segments,
             active,
             reading: None,
+            _lock: lock,
             cursor,
             // The recovery's large buffer is not kept.
             reader: Reader::default(),
@@ -376,9 +389,14 @@ impl Journal {
     /// When the limits would be exceeded, the oldest segment holding acknowledged or normal
     /// records is compacted (a new file with only its unacknowledged critical and lost records
     /// replaces it) and the normal records dropped are written as a `Lost` record before this
-    /// one. When nothing can be dropped the event is refused (`Error::Full`), counted as lost,
-    /// and reported in a `Lost` record as soon as there is room. An I/O error (ENOSPC
-    /// included) leaves the log as it was: the partial write is cut off.
+    /// one. Segments are dropped whole (one rewrite per segment of appends, not one per
+    /// append), so up to a segment's worth of normal records goes at once. When nothing can be
+    /// dropped the event is refused (`Error::Full`): it is counted as lost, takes a sequence
+    /// number (the gap the consumer sees), and is reported in a `Lost` record as soon as there
+    /// is room. An I/O error (ENOSPC
+    /// included) leaves the log as it was: the partial write is cut off. (Only a critical
+    /// event's own sync failing returns an error for a record already written: it is kept, and
+    /// durable with the next successful sync.)
     pub fn append(&mut self, class: Class, payload: &[u8]) -> Result<u64, Error> {
         let size = (HEADER + payload.len()) as u64;
         let lost_size = (HEADER + LOST_BODY) as u64;
@@ -439,6 +457,19 @@ impl Journal {
     /// Up to `max_records` records (and about `max_bytes` of payload, at least one record) with
     /// sequence numbers above `after`, in order, appended to `out`. Only durable records.
     pub fn read(
+        &mut self,
+        after: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), Error> {
+        let result = self.read_into(after, max_records, max_bytes, out);
+        // Between reads the journal keeps a small buffer at most.
+        self.reader.trim(READ_BUFFER_KEPT);
+        result
+    }
+
+    fn read_into(
         &mut self,
         after: u64,
         max_records: usize,
@@ -520,12 +551,36 @@ impl Journal {
         self.pending.count
     }
 
-    /// The sequence number of the oldest record not yet acknowledged (0 when none is kept).
+    /// The sequence number of the oldest record kept and not yet acknowledged (0 when there is
+    /// none). Reads a little of the segment the acknowledgement falls in.
     pub fn oldest(&self) -> u64 {
-        self.segments
-            .iter()
-            .find(|s| s.records > 0 && s.last > self.acked)
-            .map_or(0, |s| if s.first > self.acked { s.first } else { self.acked + 1 })
+        let acked = self.acked;
+        let Some(i) = self.segments.iter().position(|s| s.records > 0 && s.last > acked) else {
+            return 0;
+        };
+        let seg = &self.segments[i];
+        if seg.first > acked {
+            return seg.first;
+        }
+        let found = (|| -> Result<u64, Error> {
+            let opened;
+            let file = if i + 1 == self.segments.len() {
+                &self.active
+            } else {
+                opened = File::open(segment_path(&self.dir, seg.name))?;
+                &opened
+            };
+            let mut reader = Reader::default();
+            reader.reset(seg.offset_after(acked), seg.len, 4096);
+            while let Some(h) = next_known(&mut reader, file, seg.name)? {
+                if h.seq > acked {
+                    return Ok(h.seq);
+                }
+            }
+            Ok(acked + 1)
+        })();
+        // The index says there is one: an unreadable file still has it somewhere above.
+        found.unwrap_or(acked + 1)
     }
 
     /// The journal's directory.
@@ -572,14 +627,63 @@ impl Journal {
     /// kept records, or deletes it when there are none; counts the normal records dropped.
     fn compact(&mut self, i: usize) -> Result<(), Error> {
         let name = self.segments[i].name;
-        let len = self.segments[i].len;
         let path = segment_path(&self.dir, name);
         let temp = path.with_extension("seg.tmp");
         self.reading = None;
-        let old = File::open(&path)?;
+        let copied = self.copy_kept(i, &temp);
+        let (seg, dropped) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        };
+        // The loss is on disk before the records are gone: a stop in between over-reports
+        // (records counted lost yet delivered), never loses a record silently.
+        let lost = self.lost;
+        let pending = self.pending;
+        if dropped.count > 0 {
+            self.lost += dropped.count;
+            self.pending.add(dropped.count, dropped.first, dropped.last);
+            if let Err(e) = self.save_cursor(true) {
+                self.lost = lost;
+                self.pending = pending;
+                let _ = fs::remove_file(&temp);
+                return Err(e);
+            }
+        }
+        let replaced = if seg.records == 0 {
+            let _ = fs::remove_file(&temp);
+            fs::remove_file(&path)
+        } else {
+            fs::rename(&temp, &path)
+        };
+        if let Err(e) = replaced.and_then(|()| sync_dir(&self.dir)) {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::Io(e));
+        }
+        if seg.records == 0 {
+            self.segments.remove(i);
+        } else {
+            self.segments[i] = seg;
+        }
+        self.records = self.segments.iter().map(|s| s.records).sum();
+        self.bytes = self.segments.iter().map(|s| s.len).sum();
+        self.reader.trim(READ_BUFFER_KEPT);
+        Ok(())
+    }
+
+    /// Copies the unacknowledged kept records of segment `i` into `temp` (synced), a chunk at
+    /// a time; returns the new segment's index and the normal records left behind.
+    fn copy_kept(&mut self, i: usize, temp: &Path) -> Result<(Segment, Pending), Error> {
+        const FLUSH: usize = 64 * 1024;
+        let (name, len) = (self.segments[i].name, self.segments[i].len);
+        let old = File::open(segment_path(&self.dir, name))?;
+        let new = File::create(temp)?;
         let mut seg = Segment::new(name);
         let mut dropped = Pending::default();
         let mut out = Vec::new();
+        let mut flushed = 0u64;
         self.reader.reset(0, len, record::CHUNK);
         while let Some(h) = next_known(&mut self.reader, &old, name)? {
             if h.seq <= self.acked {
@@ -589,38 +693,21 @@ impl Journal {
                 dropped.add(1, h.seq, h.seq);
                 continue;
             }
-            seg.push(&h, out.len() as u64);
+            seg.push(&h, flushed + out.len() as u64);
             out.extend_from_slice(self.reader.record(&h));
-        }
-        if seg.records == 0 {
-            fs::remove_file(&path)?;
-            sync_dir(&self.dir)?;
-            self.segments.remove(i);
-        } else {
-            let result = (|| -> std::io::Result<()> {
-                let file = File::create(&temp)?;
-                file.write_all_at(&out, 0)?;
-                file.sync_data()?;
-                fs::rename(&temp, &path)?;
-                sync_dir(&self.dir)
-            })();
-            if let Err(e) = result {
-                let _ = fs::remove_file(&temp);
-                return Err(Error::Io(e));
+            if out.len() >= FLUSH {
+                new.write_all_at(&out, flushed)?;
+                flushed += out.len() as u64;
+                out.clear();
             }
-            self.bytes_written += out.len() as u64;
+        }
+        if seg.records > 0 {
+            new.write_all_at(&out, flushed)?;
+            new.sync_data()?;
+            self.bytes_written += seg.len;
             self.syncs += 1;
-            self.segments[i] = seg;
         }
-        self.records = self.segments.iter().map(|s| s.records).sum();
-        self.bytes = self.segments.iter().map(|s| s.len).sum();
-        if dropped.count > 0 {
-            self.lost += dropped.count;
-            self.pending.add(dropped.count, dropped.first, dropped.last);
-            // Synced: the drop is already on disk, its report must be too.
-            self.save_cursor(true)?;
-        }
-        Ok(())
+        Ok((seg, dropped))
     }
 
     /// Closes the active segment (synced) and starts a new one named after the next sequence
@@ -647,6 +734,9 @@ impl Journal {
             self.rotate()?;
         }
         let seq = self.next_seq;
+        if seq > record::MAX_SEQ {
+            return Err(Error::Io(std::io::Error::other("journal: sequence numbers exhausted")));
+        }
         self.scratch.clear();
         record::encode(&mut self.scratch, seq, kind, body);
         let seg = self.segments.last_mut().expect("never empty");
@@ -722,6 +812,25 @@ impl Journal {
             self.reading = Some((name, File::open(segment_path(&self.dir, name))?));
         }
         Ok(())
+    }
+}
+
+/// An exclusive lock on `dir`'s lock file, so that two processes (an old one still stopping
+/// and its successor) never append to the same journal.
+fn lock(dir: &Path) -> Result<File, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("lock"))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("journal: {} is open elsewhere", dir.display()),
+        ))),
+        Err(e) => Err(Error::Io(e.into())),
     }
 }
 

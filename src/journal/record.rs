@@ -16,6 +16,9 @@ pub const HEADER: usize = 17;
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// The body of a lost record.
 pub const LOST_BODY: usize = 24;
+/// The highest sequence number (far beyond any journal's life; values read from disk above it
+/// are refused, so no arithmetic on them can overflow).
+pub const MAX_SEQ: u64 = 1 << 62;
 
 pub const KIND_NORMAL: u8 = 0;
 pub const KIND_CRITICAL: u8 = 1;
@@ -83,7 +86,7 @@ pub fn parse(buf: &[u8]) -> Parse {
         return Parse::Need;
     }
     let seq = u64_at(buf, 8);
-    if seq == 0 || checksum(&buf[..HEADER + len]) != u32_at(buf, 4) {
+    if seq == 0 || seq > MAX_SEQ || checksum(&buf[..HEADER + len]) != u32_at(buf, 4) {
         return Parse::Bad;
     }
     Parse::Ok(Header { len, seq, kind })
@@ -157,6 +160,15 @@ impl Reader {
         self.pos = 0;
         self.last = 0;
         self.limit = limit;
+    }
+
+    /// Frees the buffer when it grew past `keep` bytes (a large read or a segment pass).
+    pub fn trim(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.last = 0;
+        }
     }
 
     /// The bytes of the last record returned (header included).
