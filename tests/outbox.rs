@@ -507,12 +507,25 @@ fn the_inbox_binds_a_tokens_sub_to_the_batch_bus_and_drops_repeats() {
     let events = consume(central).unwrap();
     let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [1, 2, 3, 4]);
+    // An event too large for the journal is kept as a marker, not retried for ever.
+    let huge = json!({"bus": "bus-7", "events": [{"id": 5, "event": {"blob": "x".repeat(70_000)}}]}).to_string();
+    let r = post(&token("bus-7"), &huge);
+    assert_eq!((r.status, r.json()["acked"].clone()), (200, json!(5)), "{}", r.text());
+    let events = consume(central).unwrap();
+    assert_eq!(
+        events[4]["too_large"].as_u64().map(|n| n > 70_000),
+        Some(true),
+        "{}",
+        events[4]
+    );
     // A real bus delivering with its token, gzip on (the default).
     let bus_cfg = json!({"version": 3, "extra_config": {"gatelet/outbox": {
             "dir": scratch.0.join("outbox"), "bus": "bus-9", "sync_window": "1ms",
             "deliver": {"url": format!("http://{central}/inbox"), "bearer": token("bus-9"), "backoff_initial": "20ms", "backoff_max": "200ms"}}},
         "endpoints": [{"endpoint": "/events", "method": "POST", "backend": [{"extra_config": {"gatelet/outbox": {}}}]}]});
     let bus = gateway(&bus_cfg.to_string());
+    let big = json!({"blob": "x".repeat(61 * 1024)}).to_string();
+    assert_eq!(request(bus, "POST", "/events", &[], big.as_bytes()).status, 413);
     for n in 0..5 {
         let r = request(
             bus,
@@ -526,7 +539,7 @@ fn the_inbox_binds_a_tokens_sub_to_the_batch_bus_and_drops_repeats() {
     }
     let got = poll_until(Duration::from_secs(10), || {
         let e = consume(central)?;
-        (e.len() == 9).then_some(e)
+        (e.len() == 10).then_some(e)
     })
     .expect("the bus's events arrive");
     let bus9: Vec<u64> = got

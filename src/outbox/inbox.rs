@@ -97,7 +97,14 @@ impl Inbox {
             let mut record = item.record;
             record.insert("bus".into(), Value::from(batch.bus.as_str()));
             let bytes = serde_json::to_vec(&record).unwrap_or_default();
-            match journal.append(Class::Normal, &bytes) {
+            let mut appended = journal.append(Class::Normal, &bytes);
+            if let Err(journal::Error::TooLarge) = appended {
+                // Never stuck on one event: it is kept as a marker of its size instead.
+                record.remove("event");
+                record.insert("too_large".into(), Value::from(bytes.len()));
+                appended = journal.append(Class::Normal, &serde_json::to_vec(&record).unwrap_or_default());
+            }
+            match appended {
                 Ok(_) => mark = item.id,
                 Err(e) => {
                     refused = Some(e);

@@ -192,7 +192,9 @@ impl Outbox {
             return Err(Refused::NotAnObject("the event must be a JSON object".into()));
         }
         let class = self.class_of(&event);
-        let seq = self.append(class, body)?;
+        // Stored compact, as serde_json writes it: the inbox writes it back the same size.
+        let compact = serde_json::to_vec(&event).unwrap_or_default();
+        let seq = self.append(class, &compact)?;
         if class == Class::Critical {
             return Ok(seq);
         }

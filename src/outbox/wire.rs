@@ -10,9 +10,11 @@ use crate::journal::{Class, Entry, Kind};
 pub const MAX_BATCH: usize = 1000;
 /// About the most event bytes a bus puts in one batch (at least one event goes).
 pub const BATCH_BYTES: usize = 256 * 1024;
-/// The largest event an outbox takes: a batch of [`MAX_BATCH`] events (about
-/// [`BATCH_BYTES`] plus one more) stays well under the central's request body limit.
-pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// The largest event an outbox takes, as compact JSON: with the inbox's wrapper (bus, id, ts,
+/// at most a few hundred bytes) it stays under the journal's 64 KiB payload limit, and a batch
+/// of [`MAX_BATCH`] events (about [`BATCH_BYTES`] plus one more) well under the central's
+/// request body limit.
+pub const MAX_EVENT_BYTES: usize = 60 * 1024;
 
 /// An outbox record's payload: the arrival time (Unix milliseconds, 8 bytes big-endian), then
 /// the event's JSON.
