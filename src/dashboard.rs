@@ -15,7 +15,8 @@ use ring::digest::{SHA256, digest};
 use crate::config::Dashboard;
 use crate::http::body::Body;
 
-/// The page's template: `{{title}}`, `{{refresh_ms}}`, `{{positions}}` are filled in once.
+/// The page's template: `{{title}}`, `{{refresh_ms}}`, `{{positions}}`, `{{events}}` are filled
+/// in once.
 pub const TEMPLATE: &str = include_str!("dashboard/page.html");
 
 /// The most the rendered page may weigh: a wall screen on a bus depot's link, and a phone.
@@ -77,7 +78,8 @@ impl Page {
         let html = TEMPLATE
             .replace("{{title}}", &escape(title))
             .replace("{{refresh_ms}}", &d.refresh.as_millis().to_string())
-            .replace("{{positions}}", &escape(d.position_endpoint.as_deref().unwrap_or("")));
+            .replace("{{positions}}", &escape(d.position_endpoint.as_deref().unwrap_or("")))
+            .replace("{{events}}", &escape(d.events_endpoint.as_deref().unwrap_or("")));
         // Only the page's own inline script and style may run; it talks to this gatelet only.
         // `img-src data:` is for the empty favicon, which spares a 404 on every load.
         let csp = format!(
@@ -186,6 +188,7 @@ mod tests {
             title: Some("<b>Depot \"North\"</b>".into()),
             refresh: std::time::Duration::from_secs(2),
             position_endpoint: None,
+            events_endpoint: None,
         };
         let page = Page::render(&d, None);
         let html = std::str::from_utf8(&page.body).unwrap();

@@ -34,6 +34,8 @@ pub enum EndpointError {
     /// No backend answered, and one with `backend/http.return_error_code` failed with this
     /// error status: the client gets it.
     Status(Vec<String>, Box<ErrorReply>),
+    /// The outbox or inbox refused the request: the status and why (always told).
+    Refused(u16, String),
 }
 
 impl fmt::Display for EndpointError {
@@ -43,7 +45,7 @@ impl fmt::Display for EndpointError {
             | EndpointError::Timeout(d)
             | EndpointError::Unavailable(d, _)
             | EndpointError::Status(d, _) => f.write_str(&d.join("; ")),
-            EndpointError::BadWrite(why) => f.write_str(why),
+            EndpointError::BadWrite(why) | EndpointError::Refused(_, why) => f.write_str(why),
         }
     }
 }
@@ -115,6 +117,73 @@ pub async fn write_sensor(
         Some(Err(WriteError::Failed(e))) => Err(EndpointError::Failed(vec![format!("{what}: write failed: {e}")])),
         None => Err(EndpointError::Timeout(vec![format!("{what}: write timed out")])),
     }
+}
+
+/// An endpoint whose backend is the outbox or the inbox: its status and JSON body, or `None`
+/// for any other backend.
+///
+/// - outbox, POST: the body is one event; 201 `{"seq": N, "id": "<bus>:N"}` once durable;
+/// - inbox, POST: a bus's batch (gzip or not); 200 `{"acked": N}` once stored and synced;
+/// - inbox, GET: `?since=N&limit=M`, a page of stored events.
+pub async fn journal(
+    backend: &Backend,
+    inbound: &Inbound<'_>,
+    deadline: Instant,
+) -> Option<Result<(http::StatusCode, Vec<u8>), EndpointError>> {
+    use crate::outbox::{Refused, inbox};
+    use http::StatusCode;
+    let refused = |status: StatusCode, why: String| EndpointError::Refused(status.as_u16(), why);
+    Some(match &backend.source {
+        Source::Outbox(outbox) => match outbox.post(&inbound.body, deadline).await {
+            Ok(seq) => {
+                let id = format!("{}:{seq}", outbox.config.bus);
+                let doc = serde_json::json!({"seq": seq, "id": id});
+                Ok((StatusCode::CREATED, doc.to_string().into_bytes()))
+            }
+            Err(Refused::NotAnObject(why)) => Err(refused(StatusCode::BAD_REQUEST, why)),
+            Err(Refused::TooLarge) => Err(refused(StatusCode::PAYLOAD_TOO_LARGE, "the event is too large".into())),
+            Err(Refused::Full) => Err(refused(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the outbox is full (counted as lost)".into(),
+            )),
+            Err(Refused::Unavailable(why)) => Err(refused(StatusCode::SERVICE_UNAVAILABLE, why)),
+        },
+        Source::Inbox(inbox) if backend.spec.method == http::Method::GET => {
+            let param = |name: &str| {
+                inbound
+                    .query?
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let limit = param("limit").map_or(inbox::MAX_PAGE, |l| usize::try_from(l).unwrap_or(usize::MAX));
+            match inbox.read(param("since").unwrap_or(0), limit) {
+                Ok(doc) => Ok((StatusCode::OK, doc.to_string().into_bytes())),
+                Err(e) => Err(refused(StatusCode::SERVICE_UNAVAILABLE, format!("{e:?}"))),
+            }
+        }
+        Source::Inbox(inbox) => {
+            let gzip = inbound
+                .headers
+                .get(http::header::CONTENT_ENCODING)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+            let body = match gzip {
+                true => match crate::proxy::gzip::inflate(&inbound.body, crate::net::limits::MAX_BODY_BYTES) {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(refused(StatusCode::BAD_REQUEST, e.to_string()))),
+                },
+                false => inbound.body.clone(),
+            };
+            match inbox.store(&body, inbound.subject.as_deref()) {
+                Ok(acked) => Ok((StatusCode::OK, crate::outbox::wire::answer(acked).into_bytes())),
+                Err(inbox::Refused::Bad(why)) => Err(refused(StatusCode::BAD_REQUEST, why)),
+                Err(inbox::Refused::NotYours(why)) => Err(refused(StatusCode::FORBIDDEN, why)),
+                Err(inbox::Refused::Unavailable(why)) => Err(refused(StatusCode::SERVICE_UNAVAILABLE, why)),
+                Err(inbox::Refused::Full) => Err(refused(StatusCode::INSUFFICIENT_STORAGE, "the inbox is full".into())),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Calls all backends of endpoint `index` (concurrently, or one after another when it is

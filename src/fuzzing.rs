@@ -174,7 +174,16 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 /// Compiles `config` without serving it (no listener; its tasks never run) and hands the
 /// gateway to `f`. The sensor tasks it spawned are dropped, never polled, with the `LocalSet`.
-fn with_compiled<T>(config: config::Config, f: impl FnOnce(&Gateway) -> T) -> T {
+/// The outbox's and inbox's journals go under the temporary directory, whatever `dir` the
+/// input names: fuzzing writes nowhere else.
+fn with_compiled<T>(mut config: config::Config, f: impl FnOnce(&Gateway) -> T) -> T {
+    let scratch = std::env::temp_dir().join(format!("gatelet-fuzz-journal-{}", std::process::id()));
+    if let Some(o) = &mut config.outbox {
+        o.dir = scratch.join("outbox");
+    }
+    if let Some(i) = &mut config.inbox {
+        i.dir = scratch.join("inbox");
+    }
     let Ok((runtime, local)) = runtime::new() else {
         panic!("no runtime for the fuzzer: out of descriptors?");
     };
@@ -279,6 +288,7 @@ pub fn sensor(data: &[u8]) {
         key: (store == 1).then(|| "id".into()),
         max_frame,
         events: (store == 2).then_some(4),
+        forward: None,
         source: config::SensorSource::FileRead {
             path: "/nonexistent/fuzz".into(),
             interval: Duration::from_secs(1),
@@ -379,6 +389,7 @@ fn merge_with(gw: &Gateway, body: &[u8], target: &[u8]) {
         now: 0,
         propagated: Vec::new(),
         vars: Default::default(),
+        subject: None,
     };
     let sent = compiled.template.target(&inbound);
     assert!(

@@ -42,6 +42,12 @@ pub struct Gateway {
     /// The sensors' tasks (same order as `sensors`): cancelled when the last gateway using
     /// them is gone.
     pub sensor_tasks: Vec<Rc<crate::runtime::Task>>,
+    /// The bus's outbox (`gatelet/outbox`), kept across reloads while its `dir` is the same.
+    pub outbox: Option<Rc<crate::outbox::Outbox>>,
+    /// Its group committer and delivery tasks: stopped when the last gateway using it is gone.
+    pub outbox_tasks: Rc<Vec<crate::runtime::Task>>,
+    /// The central's inbox (`gatelet/inbox`), kept across reloads while its `dir` is the same.
+    pub inbox: Option<Rc<crate::outbox::inbox::Inbox>>,
     /// Why the last reload (SIGHUP) was refused, for `/__health`.
     pub reload_error: std::cell::RefCell<Option<Vec<String>>>,
     /// Counters for `/__stats`.
@@ -97,6 +103,40 @@ impl Gateway {
             sensors.push(sensor);
             sensor_tasks.push(task);
         }
+        let kept_outbox = previous
+            .and_then(|p| Some((p.outbox.clone()?, p.outbox_tasks.clone())))
+            .filter(|(o, _)| config.outbox.as_ref().is_some_and(|c| c.dir == o.config.dir));
+        let (outbox, outbox_tasks) = match (kept_outbox, &config.outbox) {
+            (Some((o, tasks)), Some(c)) => {
+                if o.config != *c {
+                    log::warn!("gatelet/outbox: changes other than \"dir\" take effect at the next start");
+                }
+                (Some(o), tasks)
+            }
+            (_, Some(c)) => {
+                let o = crate::outbox::Outbox::open(c.clone()).map_err(|e| format!("gatelet/outbox: {e}"))?;
+                let tasks = Rc::new(o.tasks());
+                (Some(o), tasks)
+            }
+            (_, None) => (None, Rc::default()),
+        };
+        let inbox = match (previous.and_then(|p| p.inbox.clone()), &config.inbox) {
+            (Some(i), Some(c)) if i.config.dir == c.dir => Some(i),
+            (_, Some(c)) => Some(Rc::new(
+                crate::outbox::inbox::Inbox::open(c.clone()).map_err(|e| format!("gatelet/inbox: {e}"))?,
+            )),
+            (_, None) => None,
+        };
+        for sensor in &sensors {
+            let hook = match (&outbox, sensor.config.forward) {
+                (Some(o), Some(critical)) => {
+                    let o = o.clone();
+                    Some(Box::new(move |v: &serde_json::Value| o.forward(v, critical)) as crate::sensor::run::Forward)
+                }
+                _ => None,
+            };
+            sensor.forward_to(hook);
+        }
         let members = config.fleet.as_ref().map(|f| {
             Rc::new(Members {
                 settings: f.clone(),
@@ -118,6 +158,8 @@ impl Gateway {
             upstreams: &upstreams,
             sensors: &sensors,
             fleet: members.as_ref(),
+            outbox: outbox.as_ref(),
+            inbox: inbox.as_ref(),
             clock,
         };
         let backends = config
@@ -138,6 +180,9 @@ impl Gateway {
             clock,
             shutdown: previous.map_or_else(Default::default, |p| p.shutdown.clone()),
             sensor_tasks,
+            outbox,
+            outbox_tasks,
+            inbox,
             reload_error: std::cell::RefCell::new(None),
             timesync: TimeSync::default(),
             metrics: {

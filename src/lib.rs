@@ -42,6 +42,7 @@ pub mod merge;
 pub mod metrics;
 pub mod net;
 mod notify;
+mod outbox;
 mod proxy;
 mod router;
 mod runtime;

@@ -22,6 +22,8 @@ use crate::cache::Cache;
 use crate::config::{self, Endpoint};
 use crate::limiter::Shared;
 use crate::merge::{self, Shape};
+use crate::outbox::Outbox;
+use crate::outbox::inbox::Inbox;
 use crate::proxy::pool::Pool;
 use crate::proxy::{self, ErrorReply, Follow, RedirectHosts, Streaming, UpstreamError, Upstreams};
 use crate::sensor::run::Sensor;
@@ -50,6 +52,8 @@ pub struct Inbound<'r> {
     /// claims set once authenticated, earlier answers as a sequence goes on; `None` until known.
     /// Empty on endpoints without them.
     pub vars: RefCell<Vec<Option<String>>>,
+    /// The authenticated JWT's `sub` claim (a string), when the endpoint validates tokens.
+    pub subject: Option<String>,
 }
 
 /// Why a backend call produced no data.
@@ -183,6 +187,10 @@ pub enum Source {
     SensorWrite(Rc<Sensor>),
     /// Every member of the fleet.
     Fleet(FanOut),
+    /// The bus's outbox: the request body is one event.
+    Outbox(Rc<Outbox>),
+    /// The central's inbox: a bus's batch stored (POST) or stored events read (GET).
+    Inbox(Rc<Inbox>),
 }
 
 /// A backend ready to call.
@@ -211,6 +219,10 @@ pub struct Context<'a> {
     pub sensors: &'a [Rc<Sensor>],
     /// The fleet, on a central gatelet.
     pub fleet: Option<&'a Rc<Members>>,
+    /// The outbox, on a bus.
+    pub outbox: Option<&'a Rc<Outbox>>,
+    /// The inbox, on a central gatelet.
+    pub inbox: Option<&'a Rc<Inbox>>,
     /// The gateway's clock.
     pub clock: Clock,
 }
@@ -232,7 +244,13 @@ impl Backend {
                 .collect(),
         };
         let now = cx.clock.now();
-        let source = if let Some(s) = spec.sensor {
+        let source = if let Some(store) = spec.store {
+            let missing = || format!("{name}: no {store:?} in this gateway");
+            match store {
+                config::Store::Outbox => Source::Outbox(cx.outbox.ok_or_else(missing)?.clone()),
+                config::Store::Inbox => Source::Inbox(cx.inbox.ok_or_else(missing)?.clone()),
+            }
+        } else if let Some(s) = spec.sensor {
             let sensor = cx
                 .sensors
                 .get(s.sensor)
@@ -304,6 +322,8 @@ impl Backend {
             Source::Sensor { sensor, reject_stale } => self.read(sensor, *reject_stale, inbound),
             Source::SensorWrite(sensor) => self.read(sensor, false, inbound),
             Source::Hosts(hosts) => self.fetch(hosts, inbound, deadline).await,
+            // Answered by `endpoint` before any merge.
+            Source::Outbox(_) | Source::Inbox(_) => Err(CallError::BadTarget("a journal is not merged".into())),
         }
     }
 

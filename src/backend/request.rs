@@ -330,6 +330,7 @@ mod tests {
             now: 0,
             propagated: Vec::new(),
             vars: Default::default(),
+            subject: None,
         }
     }
 

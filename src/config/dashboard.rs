@@ -29,6 +29,8 @@ pub struct Pending {
     pub path: Option<(String, Pos, String)>,
     /// `position_endpoint`, its position and JSON path.
     pub position: Option<(String, Pos, String)>,
+    /// `events_endpoint`, its position and JSON path.
+    pub events: Option<(String, Pos, String)>,
 }
 
 /// Built-in paths the dashboard may not take.
@@ -48,6 +50,7 @@ pub fn dashboard_config(c: &mut Checker, node: &Node, path: &str, health_path: &
         namespace: (node.pos, path.to_string()),
         path: None,
         position: None,
+        events: None,
     };
     let Some(mut obj) = c.object(node, path) else {
         return (None, pending);
@@ -108,6 +111,11 @@ pub fn dashboard_config(c: &mut Checker, node: &Node, path: &str, health_path: &
         pending.position = Some((s.to_string(), n.pos, p.to_string()));
         Some(Some(s.to_string()))
     });
+    let events_endpoint = obj.optional(c, "events_endpoint", None, |c, n, p| {
+        let s = c.nonempty(n, p)?;
+        pending.events = Some((s.to_string(), n.pos, p.to_string()));
+        Some(Some(s.to_string()))
+    });
     obj.finish(c);
     if c.errors.len() > before {
         return (None, pending);
@@ -118,6 +126,7 @@ pub fn dashboard_config(c: &mut Checker, node: &Node, path: &str, health_path: &
             title: title?,
             refresh: refresh?,
             position_endpoint: position_endpoint?,
+            events_endpoint: events_endpoint?,
         })
     })();
     (dashboard, pending)
@@ -159,9 +168,20 @@ pub fn check_against(c: &mut Checker, pending: &Pending, endpoints: &[Endpoint],
             format!("\"{page}\" is also answered by endpoint \"{}\"", e.path),
         );
     }
-    if let Some((want, pos, p)) = &pending.position {
-        match endpoints.iter().find(|e| &e.path == want) {
+    for (which, named) in [("position", &pending.position), ("events", &pending.events)] {
+        let Some((want, pos, p)) = named else { continue };
+        match endpoints
+            .iter()
+            .find(|e| &e.path == want && (which == "position" || e.method == http::Method::GET))
+        {
             None if !complete => {}
+            None if which == "events" && endpoints.iter().any(|e| &e.path == want) => {
+                c.error(
+                    *pos,
+                    p,
+                    format!("endpoint \"{want}\" has no GET: the page can only GET"),
+                );
+            }
             None => {
                 let known: Vec<&str> = endpoints.iter().map(|e| e.path.as_str()).collect();
                 let hint = match known.is_empty() {
@@ -186,6 +206,13 @@ pub fn check_against(c: &mut Checker, pending: &Pending, endpoints: &[Endpoint],
                     *pos,
                     p,
                     format!("endpoint \"{want}\" takes parameters: the page asks for all buses at once"),
+                );
+            }
+            Some(e) if which == "events" && !e.backends.iter().any(|b| b.store == Some(super::model::Store::Inbox)) => {
+                c.error(
+                    *pos,
+                    p,
+                    format!("endpoint \"{want}\" does not read the \"gatelet/inbox\""),
                 );
             }
             Some(_) => {}

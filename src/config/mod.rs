@@ -17,6 +17,8 @@
 mod dashboard;
 mod duration;
 mod fleet;
+mod outbox;
+pub use outbox::bus_id_ok;
 pub mod json;
 mod model;
 pub mod path;

@@ -82,6 +82,10 @@ pub struct Config {
     /// `extra_config."gatelet/gzip"`: answers of at least `min_size` bytes are gzipped for
     /// clients that accept it (on by default; `None` when `disabled`).
     pub gzip: Option<Gzip>,
+    /// `extra_config."gatelet/outbox"`: this bus's durable store-and-forward of events.
+    pub outbox: Option<Outbox>,
+    /// `extra_config."gatelet/inbox"`: the central's store of delivered events.
+    pub inbox: Option<Inbox>,
     /// `tls`: the server config, built and checked at start-up (absent or `disabled`: plain).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
@@ -111,6 +115,61 @@ pub struct Fleet {
     pub health_path: String,
 }
 
+/// A bus's outbox (`gatelet/outbox`): events appended to a journal in `dir`, delivered to the
+/// central in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbox {
+    /// `dir`: the journal's directory (created when missing).
+    pub dir: std::path::PathBuf,
+    /// `bus`: this bus's id, sent with every batch.
+    pub bus: String,
+    /// `max_bytes` of disk (default 64 MiB).
+    pub max_bytes: u64,
+    /// `max_events` kept (default 100000).
+    pub max_events: u64,
+    /// `sync_window`: normal events are synced in groups this often (default 100ms; 0: each).
+    pub sync_window: Duration,
+    /// `critical`: event `type`s synced one by one and never dropped for room.
+    pub critical: Vec<String>,
+    /// `deliver`: where the events go (none: kept, not sent).
+    pub deliver: Option<Deliver>,
+}
+
+/// An outbox's `deliver`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deliver {
+    /// The central's address, from `url`.
+    pub host: Host,
+    /// The request target of `url` (path and query).
+    pub target: String,
+    /// Credentials (`api_key` or `bearer`), `${ENV}` already expanded.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// `batch`: events per request (default 256).
+    pub batch: usize,
+    /// `timeout` of one delivery request (default 10s).
+    pub timeout: Duration,
+    /// `backoff_initial` (default 500ms): the first pause after a failure.
+    pub backoff_initial: Duration,
+    /// `backoff_max` (default 60s): the longest pause.
+    pub backoff_max: Duration,
+    /// `gzip`: batches are sent gzip-encoded (default true; turned off for the run when the
+    /// central answers 415).
+    pub gzip: bool,
+}
+
+/// The central's inbox (`gatelet/inbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbox {
+    /// `dir`: the journal's directory (created when missing).
+    pub dir: std::path::PathBuf,
+    /// `max_bytes` of disk (default 64 MiB): beyond it the oldest events are dropped.
+    pub max_bytes: u64,
+    /// `max_events` kept (default 100000).
+    pub max_events: u64,
+    /// `max_buses`: buses whose high-water mark is kept (default 4096).
+    pub max_buses: usize,
+}
+
 /// The fleet dashboard (`gatelet/dashboard`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dashboard {
@@ -122,6 +181,9 @@ pub struct Dashboard {
     pub refresh: Duration,
     /// `position_endpoint`: a GET endpoint of this config answering `{member id: {lat, lon}}`.
     pub position_endpoint: Option<String>,
+    /// `events_endpoint`: a GET endpoint of this config reading the `gatelet/inbox`; the page
+    /// shows the latest events per bus, critical first.
+    pub events_endpoint: Option<String>,
 }
 
 /// One bus.
@@ -165,6 +227,9 @@ pub struct Sensor {
     pub max_frame: usize,
     /// `events.capacity`: keep every frame in a ring of this size instead of only the latest.
     pub events: Option<usize>,
+    /// `events.forward` (`Some(critical)` with `events.critical`): every frame also goes to
+    /// the outbox.
+    pub forward: Option<bool>,
     /// Where the bytes come from.
     pub source: SensorSource,
 }
@@ -451,6 +516,9 @@ pub struct Backend {
     pub sensor: Option<SensorBackend>,
     /// `extra_config."gatelet/fleet"`: call every fleet member; `hosts` is then empty.
     pub fleet: bool,
+    /// `extra_config."gatelet/outbox"` or `"gatelet/inbox"`: the endpoint appends to (or
+    /// reads) a journal; `hosts` is then empty.
+    pub store: Option<Store>,
     /// `extra_config."backend/http".return_error_code`: when no backend of the endpoint
     /// answered, the client gets this backend's error status (and, with the router's
     /// `return_error_msg`, its body).
@@ -460,6 +528,15 @@ pub struct Backend {
     pub return_error_details: Option<String>,
     /// `extra_config."backend/http/client"`: how its redirects are followed.
     pub redirects: Redirects,
+}
+
+/// A backend that is a journal of this gatelet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// `gatelet/outbox` (POST): the body is one event.
+    Outbox,
+    /// `gatelet/inbox`: POST takes a bus's batch, GET pages through what is stored.
+    Inbox,
 }
 
 /// A backend's redirects (`backend/http/client`).

@@ -44,6 +44,8 @@ struct Found {
     members: Vec<Member>,
     /// The fleet headers, expanded.
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The outbox's delivery credentials, expanded.
+    outbox_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// Does the lookups and reads; the errors go to `c`.
@@ -60,6 +62,7 @@ fn find(c: &mut Checker, todo: Unresolved) -> Found {
         tls: todo.tls.and_then(|t| tls(c, t)),
         members: members.unwrap_or_default(),
         headers: fleet_headers(c, todo.fleet_headers),
+        outbox_headers: fleet_headers(c, todo.outbox_headers),
     }
 }
 
@@ -82,7 +85,14 @@ fn fill(config: &mut Config, found: Found) {
     let addrs = &found.addrs;
     let backends = config.endpoints.iter_mut().flat_map(|e| &mut e.backends);
     let members = config.fleet.iter_mut().flat_map(|f| &mut f.members);
-    let hosts = backends.flat_map(|b| &mut b.hosts).chain(members.map(|m| &mut m.host));
+    if let Some(d) = config.outbox.as_mut().and_then(|o| o.deliver.as_mut()) {
+        d.headers = found.outbox_headers;
+    }
+    let deliver = config.outbox.iter_mut().flat_map(|o| &mut o.deliver);
+    let hosts = backends
+        .flat_map(|b| &mut b.hosts)
+        .chain(members.map(|m| &mut m.host))
+        .chain(deliver.map(|d| &mut d.host));
     for host in hosts {
         if let Some(addr) = addrs.get(&host.authority) {
             host.addr = *addr;
@@ -210,7 +220,7 @@ fn tls(c: &mut Checker, t: TlsFiles) -> Option<std::sync::Arc<rustls::ServerConf
     build().map_err(|m| c.error(t.at.pos, &t.at.path, m)).ok()
 }
 
-/// The fleet's headers with their `${ENV}` references expanded.
+/// Headers (the fleet's, the outbox's credentials) with their `${ENV}` references expanded.
 fn fleet_headers(c: &mut Checker, headers: Vec<FleetHeader>) -> Vec<(http::HeaderName, http::HeaderValue)> {
     let mut out = Vec::new();
     for h in headers {

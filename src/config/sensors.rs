@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::json::{Node, Value};
 use super::model::{ListenAddr, Parity, Sensor, SensorBackend, SensorSource, SerialSettings, StreamTarget};
-use super::validate::{Checker, choice, host, join};
+use super::validate::{Checker, Site, choice, host, join};
 
 /// Which decoder a sensor uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,11 +148,21 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
     let max_frame = obj.optional(c, "max_frame", DEFAULT_MAX_FRAME, |c, n, p| {
         c.integer(n, p, 16, MAX_MAX_FRAME).map(|v| v as usize)
     });
+    let mut forward = Some(None);
     let events = obj.optional(c, "events", None, |c, n, p| {
         let mut e = c.object(n, p)?;
         let capacity = e
             .require(c, "capacity", "events kept, e.g. 256")
             .and_then(|(n, p)| c.integer(n, &p, 1, MAX_EVENTS));
+        let fwd = e.optional(c, "forward", false, Checker::boolean);
+        let critical = e.optional(c, "critical", false, Checker::boolean);
+        if let (Some(false), Some(true), Some((n, p))) = (fwd, critical, e.take("critical")) {
+            c.error(n.pos, &p, "has no effect without \"forward\": true");
+        }
+        forward = fwd.zip(critical).map(|(f, crit)| f.then_some(crit));
+        if forward.flatten().is_some() {
+            c.unresolved.forwarding_sensors.push(Site::new(n.pos, p));
+        }
         e.finish(c);
         capacity.map(|v| Some(v as usize))
     });
@@ -238,6 +248,7 @@ fn sensor(c: &mut Checker, name: &str, node: &Node, path: &str) -> Option<Sensor
         key: key?,
         max_frame: max_frame?,
         events: events?,
+        forward: forward?,
         source: source?,
     })
 }

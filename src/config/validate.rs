@@ -184,6 +184,9 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         fleet: extras.fleet.is_some(),
         sensors: &extras.sensors,
         sensor_names: &extras.sensor_names,
+        outbox: extras.outbox_given,
+        inbox: extras.inbox_given,
+        sync_window: extras.outbox.as_ref().map(|o| o.sync_window),
     };
     let mut endpoints = Vec::new();
     let mut endpoints_given = 0;
@@ -199,6 +202,16 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
                 }
             }
             _ => c.expected(n, &p, "an array of endpoints"),
+        }
+    }
+    let forwarding = std::mem::take(&mut c.unresolved.forwarding_sensors);
+    if extras.outbox.is_none() && !extras.outbox_given {
+        for at in forwarding {
+            c.error(
+                at.pos,
+                &at.path,
+                "\"forward\" needs the service's extra_config.\"gatelet/outbox\"",
+            );
         }
     }
     let dashboard = extras.dashboard.and_then(|(d, pending)| {
@@ -239,6 +252,8 @@ pub fn config(c: &mut Checker, root: &Node) -> Option<Config> {
         fleet: extras.fleet,
         dashboard,
         gzip: extras.gzip,
+        outbox: extras.outbox,
+        inbox: extras.inbox,
         #[cfg(feature = "tls")]
         tls: None,
     })
@@ -259,6 +274,11 @@ struct Defaults<'a> {
     fleet: bool,
     sensors: &'a [Sensor],
     sensor_names: &'a [String],
+    /// The service has `gatelet/outbox` / `gatelet/inbox` (perhaps invalid, already reported).
+    outbox: bool,
+    inbox: bool,
+    /// The outbox's `sync_window`: an outbox endpoint's `timeout` must be longer.
+    sync_window: Option<Duration>,
 }
 
 fn cache_ttl(c: &mut Checker, node: &Node, path: &str) -> Option<Duration> {
@@ -320,6 +340,10 @@ struct ServiceExtras {
     max_connections: usize,
     body_idle_timeout: Option<Duration>,
     gzip: Option<Gzip>,
+    outbox: Option<Outbox>,
+    outbox_given: bool,
+    inbox: Option<Inbox>,
+    inbox_given: bool,
 }
 
 impl Default for ServiceExtras {
@@ -340,6 +364,10 @@ impl Default for ServiceExtras {
             max_connections: crate::net::limits::DEFAULT_MAX_CONNECTIONS,
             body_idle_timeout: None,
             gzip: default_gzip(),
+            outbox: None,
+            outbox_given: false,
+            inbox: None,
+            inbox_given: false,
         }
     }
 }
@@ -403,6 +431,14 @@ fn service_extra(c: &mut Checker, node: &Node, path: &str) -> ServiceExtras {
     }
     if let Some((n, p)) = obj.take("gatelet/gzip") {
         x.gzip = gzip_config(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("gatelet/outbox") {
+        x.outbox_given = true;
+        x.outbox = super::outbox::outbox(c, n, &p);
+    }
+    if let Some((n, p)) = obj.take("gatelet/inbox") {
+        x.inbox_given = true;
+        x.inbox = super::outbox::inbox(c, n, &p);
     }
     if let Some((n, p)) = obj.take("gatelet/sensors") {
         (x.sensors, x.sensor_names) = super::sensors::sensors(c, n, &p);

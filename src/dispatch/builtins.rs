@@ -1,5 +1,6 @@
 //! Step 3 of the journey: the routes gatelet answers itself, before the endpoint table:
-//! `/__health` (KrakenD's shape, plus sensors, open circuits, the clock and a refused reload),
+//! `/__health` (KrakenD's shape, plus sensors, open circuits, the clock, a refused reload, the
+//! outbox and the inbox),
 //! `/__stats` (Prometheus text), `/__fleet/health` (the health of healths), the fleet
 //! dashboard, `/__debug/` and `/__echo/`. Each is on only when the config turns it on.
 
@@ -85,7 +86,21 @@ fn health(gw: &Gateway) -> Response<Body> {
     }
     let wall = SystemTime::now();
     let clock = crate::time::clock_status(wall, gw.timesync_flag());
-    health_document(wall, agents, circuits, clock, gw.reload_error.borrow().as_deref())
+    let mut stores = Map::new();
+    if let Some(o) = &gw.outbox {
+        stores.insert("outbox".into(), o.health());
+    }
+    if let Some(i) = &gw.inbox {
+        stores.insert("inbox".into(), i.health());
+    }
+    health_document(
+        wall,
+        agents,
+        circuits,
+        clock,
+        gw.reload_error.borrow().as_deref(),
+        stores,
+    )
 }
 
 /// The `/__stats` document (Prometheus text).
@@ -140,6 +155,7 @@ fn health_document(
     circuits: Map<String, Value>,
     clock: Value,
     reload_errors: Option<&[String]>,
+    stores: Map<String, Value>,
 ) -> Response<Body> {
     let degraded = agents.values().any(|a| a["status"] != "ok") || !circuits.is_empty() || reload_errors.is_some();
     let mut doc = json!({"status": if degraded { "degraded" } else { "ok" }, "now": rfc3339(now), "agents": agents,
@@ -147,6 +163,11 @@ fn health_document(
     if let Some(errors) = reload_errors {
         // The last SIGHUP was refused; the config from before it keeps serving.
         doc["reload"] = json!({"status": "failed", "errors": errors});
+    }
+    // The outbox (backlog, last delivery, losses) and the inbox: informative, never "degraded"
+    // (a bus out of coverage has a backlog by design).
+    for (k, v) in stores {
+        doc[k] = v;
     }
     render::json(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default())
 }

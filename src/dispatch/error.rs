@@ -120,6 +120,9 @@ impl Error {
             Error::Endpoint(EndpointError::Status(_, reply)) => {
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY)
             }
+            Error::Endpoint(EndpointError::Refused(status, _)) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             Error::RateLimited(Refusal::Endpoint { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(Refusal::Client { .. } | Refusal::NoClientKey) => StatusCode::TOO_MANY_REQUESTS,
             Error::Redirect { get: true, .. } => StatusCode::MOVED_PERMANENTLY,
@@ -200,7 +203,7 @@ impl Error {
             Error::BadPathParam(p) => format!("path parameter {p:?} is not allowed"),
             Error::NotFound => "no endpoint at this path".into(),
             Error::MethodNotAllowed(allow) => format!("method not allowed; allowed: {allow}"),
-            Error::Endpoint(EndpointError::BadWrite(m)) => m.clone(),
+            Error::Endpoint(EndpointError::BadWrite(m) | EndpointError::Refused(_, m)) => m.clone(),
             Error::Endpoint(e) if return_error_msg => e.to_string(),
             Error::Endpoint(EndpointError::Failed(_)) => "all backends failed".into(),
             Error::Endpoint(EndpointError::Timeout(_)) => "the endpoint timed out".into(),

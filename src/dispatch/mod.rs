@@ -122,7 +122,7 @@ async fn journey(
     if let Some(p) = params.iter().find(|p| dot_segment(p) || encoded(p)) {
         return Err(Error::BadPathParam((*p).to_string()));
     }
-    let (propagated, vars) = authenticate(gw, index, peer, parts)?;
+    let (propagated, vars, subject) = authenticate(gw, index, peer, parts)?;
     let quota = limit(gw, index, peer, parts, &params)?;
     #[cfg(feature = "json-schema")]
     if let Some(schema) = &gw.config.endpoints[index].body_schema {
@@ -137,6 +137,7 @@ async fn journey(
         now: gw.clock.now(),
         propagated,
         vars: RefCell::new(vars),
+        subject,
     };
     let mut response = call(gw, index, &inbound).await?;
     if let Some(quota) = quota {
@@ -252,8 +253,9 @@ fn encoded_twice(param: &str) -> bool {
     })
 }
 
-/// Headers from claims, and the values of the endpoint's per-request placeholders.
-type FromClaims = (Vec<(HeaderName, HeaderValue)>, Vec<Option<String>>);
+/// Headers from claims, the values of the endpoint's per-request placeholders, and the
+/// token's `sub` (a string).
+type FromClaims = (Vec<(HeaderName, HeaderValue)>, Vec<Option<String>>, Option<String>);
 
 /// Step 5: who may call endpoint `index`; the JWT claims it propagates to its backends as
 /// headers and as `{JWT.claim}` values in their URLs. A token without a claim a URL needs is
@@ -265,7 +267,7 @@ fn authenticate(gw: &Gateway, index: usize, peer: SocketAddr, parts: &Parts) -> 
         log::debug!("{peer}: API key \"{}\"", key.name);
     }
     let Some(validator) = &endpoint.jwt else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), None));
     };
     let wall = SystemTime::now();
     let synced = gw.timesync_flag();
@@ -289,7 +291,11 @@ fn authenticate(gw: &Gateway, index: usize, peer: SocketAddr, parts: &Parts) -> 
             Var::Resp { .. } => None,
         });
     }
-    Ok((propagate(&validator.propagate, &claims), vars))
+    let subject = claims
+        .get("sub")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string);
+    Ok((propagate(&validator.propagate, &claims), vars, subject))
 }
 
 /// `propagate_claims`: claim values as backend request headers, as KrakenD writes them
@@ -339,6 +345,12 @@ async fn call(gw: &Gateway, index: usize, inbound: &Inbound<'_>) -> Result<Respo
     {
         let written = Box::pin(endpoint::write_sensor(gw, index, inbound, deadline)).await?;
         return Ok(render::written(written));
+    }
+    if let [backend] = &gw.backends[index][..]
+        && let Some(answer) = endpoint::journal(backend, inbound, deadline).await
+    {
+        let (status, body) = answer?;
+        return Ok(render::json(status, body));
     }
     if endpoint.output_encoding == OutputEncoding::NoOp {
         let resp = endpoint::pass_through(gw, index, inbound, deadline).await?;

@@ -49,7 +49,12 @@ pub struct Sensor {
     writer: RefCell<Option<Rc<Conn>>>,
     /// A write is in progress (writes are whole lines, never interleaved).
     writing: std::cell::Cell<bool>,
+    /// `events.forward`: where each decoded frame also goes (the outbox).
+    forward: RefCell<Option<Forward>>,
 }
+
+/// Where a forwarding sensor's frames go.
+pub type Forward = Box<dyn Fn(&Value)>;
 
 /// A connected stream: a socket source, a pusher, or a serial device. Read by the sensor's
 /// task and written by `write` backends through a shared reference: each waits for its own
@@ -148,8 +153,14 @@ impl Sensor {
             counters: RefCell::default(),
             writer: RefCell::new(None),
             writing: std::cell::Cell::new(false),
+            forward: RefCell::new(None),
             config,
         }
+    }
+
+    /// Sets (or clears) where each decoded frame is forwarded.
+    pub fn forward_to(&self, hook: Option<Forward>) {
+        *self.forward.borrow_mut() = hook;
     }
 
     /// Where the data comes from, for messages.
@@ -245,6 +256,9 @@ impl Sensor {
         let mut counters = self.counters.borrow_mut();
         match decoded {
             Ok(Some(value)) if self.events.is_some() => {
+                if let Some(forward) = &*self.forward.borrow() {
+                    forward(&value);
+                }
                 if let Some(events) = &self.events {
                     // The latest reading too, for ages and health.
                     let _ = self.latest.borrow_mut().put(value.clone(), now, wall);

@@ -105,6 +105,9 @@ pub(super) struct BackendContext<'a> {
     pub(super) sensors: &'a [Sensor],
     pub(super) sensor_names: &'a [String],
     pub(super) fleet: bool,
+    /// The service has `gatelet/outbox` / `gatelet/inbox`.
+    pub(super) outbox: bool,
+    pub(super) inbox: bool,
     /// This backend's index in the endpoint's list.
     pub(super) index: usize,
     /// `proxy.sequential`: `{respN_field}` may read earlier backends.
@@ -234,6 +237,7 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
     let mut retry = None;
     let mut sensor = None;
     let mut fleet = false;
+    let mut store = None;
     let mut flatmap = None;
     let (mut return_error_code, mut return_error_details) = (false, None);
     let mut redirects = Redirects::default();
@@ -316,6 +320,30 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
                 );
             }
         }
+        for (key, kind, defined, methods) in [
+            ("gatelet/outbox", Store::Outbox, ctx.outbox, &[Method::POST][..]),
+            (
+                "gatelet/inbox",
+                Store::Inbox,
+                ctx.inbox,
+                &[Method::POST, Method::GET][..],
+            ),
+        ] {
+            if let Some((n, p)) = extra.take(key) {
+                super::super::outbox::store_backend(c, n, &p, key, defined, methods, &ctx.method);
+                if ctx.output == OutputEncoding::NoOp {
+                    c.error(n.pos, &p, format!("a \"{key}\" backend answers JSON: not \"no-op\""));
+                }
+                if store.is_some() || sensor.is_some() || fleet {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "a backend has one source: hosts, a sensor, the fleet, the outbox or the inbox",
+                    );
+                }
+                store = Some(kind);
+            }
+        }
         if let Some((n, p)) = extra.take("backend/http") {
             (return_error_code, return_error_details) = backend_http(c, n, &p, ctx.output);
             http_at.push((n.pos, p));
@@ -325,6 +353,65 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             http_at.push((n.pos, p));
         }
         unsupported_namespaces(c, &mut extra);
+    }
+    if let Some(store) = store {
+        let what = match store {
+            Store::Outbox => "gatelet/outbox",
+            Store::Inbox => "gatelet/inbox",
+        };
+        for (pos, p) in &http_at {
+            c.error(*pos, p, format!("has no effect on a \"{what}\" backend"));
+        }
+        for key in ["host", "url_pattern", "encoding", "sd", "method"] {
+            if let Some((n, p)) = obj.take(key) {
+                c.error(n.pos, &p, format!("has no effect on a \"{what}\" backend"));
+            }
+        }
+        let shape = shape(c, &mut obj, Encoding::Json);
+        if shape != Shape::default() {
+            c.error(
+                obj.pos,
+                path,
+                format!("target, allow, deny, mapping and group have no effect on a \"{what}\" backend"),
+            );
+        }
+        for (what_else, given) in [
+            ("qos/http-cache", cache.is_some()),
+            ("qos/circuit-breaker", breaker.is_some()),
+            ("gatelet/retry", retry.is_some()),
+            ("proxy", flatmap.is_some()),
+        ] {
+            if given {
+                c.error(
+                    obj.pos,
+                    path,
+                    format!("\"{what_else}\" has no effect on a \"{what}\" backend"),
+                );
+            }
+        }
+        obj.finish(c);
+        if c.errors.len() > errors_before {
+            return None;
+        }
+        return Some(Backend {
+            hosts: Vec::new(),
+            url_pattern: what.to_string(),
+            method: ctx.method.clone(),
+            encoding: Encoding::Json,
+            shape,
+            input_headers: None,
+            input_query_strings: None,
+            rate_limit,
+            breaker: None,
+            cache: None,
+            retry: None,
+            sensor: None,
+            fleet: false,
+            store: Some(store),
+            return_error_code: false,
+            return_error_details: None,
+            redirects,
+        });
     }
     if sensor.is_some() || fleet {
         let what = if fleet { "gatelet/fleet" } else { "gatelet/sensor" };
@@ -366,6 +453,7 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             retry,
             sensor: Some(sensor),
             fleet: false,
+            store: None,
             return_error_code,
             return_error_details,
             redirects,
@@ -453,6 +541,7 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         retry,
         sensor: None,
         fleet,
+        store: None,
         return_error_code,
         return_error_details,
         redirects,

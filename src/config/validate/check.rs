@@ -219,6 +219,10 @@ pub struct Unresolved {
     pub members_file: Option<MembersFile>,
     /// `gatelet/fleet.headers`, whose `${ENV}` references are expanded then.
     pub fleet_headers: Vec<FleetHeader>,
+    /// `gatelet/outbox.deliver` credentials, expanded the same way.
+    pub outbox_headers: Vec<FleetHeader>,
+    /// Sensors with `events.forward` (checked against `gatelet/outbox` once both are read).
+    pub forwarding_sensors: Vec<Site>,
 }
 
 /// A host name to look up.

@@ -257,6 +257,8 @@ pub(super) fn endpoint(
                     sensors: defaults.sensors,
                     sensor_names: defaults.sensor_names,
                     fleet: defaults.fleet,
+                    outbox: defaults.outbox,
+                    inbox: defaults.inbox,
                     index: 0,
                     sequential: proxy.sequential,
                     jwt: jwt_given,
@@ -266,6 +268,13 @@ pub(super) fn endpoint(
                     if let Some(b) = backend(c, item, &format!("{p}[{j}]"), &ctx) {
                         backends.push(b);
                     }
+                }
+                if items.len() > 1 && backends.iter().any(|b| b.store.is_some()) {
+                    c.error(
+                        n.pos,
+                        &p,
+                        "an endpoint with a \"gatelet/outbox\" or \"gatelet/inbox\" backend takes exactly one backend",
+                    );
                 }
                 if items.len() > 1 && backends.iter().any(|b| b.sensor.is_some_and(|s| s.write)) {
                     c.error(
@@ -280,6 +289,18 @@ pub(super) fn endpoint(
     }
     obj.finish(c);
     proxy_fits(c, &proxy, output, &backends);
+    if let (Some(window), Some(t)) = (defaults.sync_window, timeout)
+        && t <= window
+        && backends.iter().any(|b| b.store == Some(Store::Outbox))
+    {
+        c.error(
+            node.pos,
+            path,
+            format!(
+                "timeout {t:?} is not longer than the outbox's sync_window {window:?}: every POST would time out waiting for its sync"
+            ),
+        );
+    }
     if (jwt.is_some() || api_key_roles.is_some()) && backends.iter().any(|b| b.cache.is_some()) {
         c.warn(
             node.pos,
@@ -339,7 +360,9 @@ pub(super) fn endpoint(
 /// `no-op` pass-through or a sensor write, and a `flatmap_filter` on the endpoint works on a
 /// merge of several backends.
 fn proxy_fits(c: &mut Checker, proxy: &EndpointProxy, output: Option<OutputEncoding>, backends: &[Backend]) {
-    let writes = backends.iter().any(|b| b.sensor.is_some_and(|s| s.write));
+    let writes = backends
+        .iter()
+        .any(|b| b.sensor.is_some_and(|s| s.write) || b.store.is_some());
     for (at, what) in [
         (&proxy.static_at, "static data"),
         (&proxy.flatmap_at, "a flatmap_filter"),
