@@ -111,13 +111,51 @@ pub struct Outbox {
     delivery: RefCell<Delivery>,
     /// gzip is sent (turned off when the central answers 415).
     gzip: Cell<bool>,
+    /// This outbox directory's epoch (see [`epoch`]).
+    epoch: String,
+}
+
+/// The name of the file holding an outbox directory's epoch.
+const EPOCH_FILE: &str = "epoch";
+
+/// The epoch of the outbox in `dir`: 16 random hex digits written once, when the directory
+/// is first used. Sequence numbers restart at 1 when a directory is wiped or an SD card
+/// replaced; the new epoch tells the inbox to start the bus's high-water mark again instead
+/// of dropping the new events as repeats. A missing or unreadable file gets a new epoch:
+/// at worst events the central already holds are stored again, never dropped.
+fn epoch(dir: &std::path::Path) -> Result<String, String> {
+    let path = dir.join(EPOCH_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let text = text.trim();
+        if text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Ok(text.to_string());
+        }
+        log::warn!("{}: not an epoch; starting a new one", path.display());
+    }
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| "no random bytes for the outbox's epoch".to_string())?;
+    let epoch = format!("{:016x}", u64::from_be_bytes(bytes));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let temp = dir.join("epoch.tmp");
+        let mut f = std::fs::File::create(&temp)?;
+        f.write_all(format!("{epoch}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(epoch)
 }
 
 impl Outbox {
     /// Opens the outbox's journal (creating its directory).
     pub fn open(config: config::Outbox) -> Result<Rc<Outbox>, String> {
         let journal = open(&config.dir, limits(config.max_bytes, config.max_events))?;
+        let epoch = epoch(&config.dir)?;
         Ok(Rc::new(Outbox {
+            epoch,
             gzip: Cell::new(config.deliver.as_ref().is_some_and(|d| d.gzip)),
             config,
             journal: RefCell::new(journal),
@@ -371,9 +409,9 @@ async fn deliver(outbox: Rc<Outbox>, pool: Rc<Pool>) {
 
 /// One batch POSTed; the central's `acked`.
 async fn send(outbox: &Outbox, d: &config::Deliver, pool: &Rc<Pool>, batch: &[Entry]) -> Result<u64, String> {
-    let json = wire::batch(&outbox.config.bus, batch);
+    let json = wire::batch(&outbox.config.bus, &outbox.epoch, batch);
     let gzip = outbox.gzip.get();
-    let body = Bytes::from(if gzip { compress(&json) } else { json });
+    let body = Bytes::from(if gzip { crate::compress::gzip(&json, 1) } else { json });
     let build = || {
         let mut req = http::Request::new(Full::new(body.clone()));
         *req.method_mut() = http::Method::POST;
@@ -404,13 +442,4 @@ async fn send(outbox: &Outbox, d: &config::Deliver, pool: &Rc<Pool>, batch: &[En
         }
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// gzip of `data` (fast level: a Pi's CPU is scarcer than the link's bytes are dear).
-fn compress(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
 }

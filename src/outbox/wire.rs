@@ -33,13 +33,15 @@ pub fn split(payload: &[u8]) -> (u64, &[u8]) {
     }
 }
 
-/// The batch body for `entries` of `bus`:
-/// `{"bus": "...", "events": [{"id", "ts", "critical", "event"} | {"id", "lost": {...}}]}`.
+/// The batch body for `entries` of `bus`, whose outbox is `epoch`:
+/// `{"bus": "...", "epoch": "...", "events": [{"id", "ts", "critical", "event"} | {"id", "lost": {...}}]}`.
 /// An event's JSON goes in as stored (it was checked when it arrived).
-pub fn batch(bus: &str, entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + entries.iter().map(|e| e.payload.len() + 64).sum::<usize>());
+pub fn batch(bus: &str, epoch: &str, entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + entries.iter().map(|e| e.payload.len() + 64).sum::<usize>());
     out.extend_from_slice(b"{\"bus\":");
     out.extend_from_slice(Value::from(bus).to_string().as_bytes());
+    out.extend_from_slice(b",\"epoch\":");
+    out.extend_from_slice(Value::from(epoch).to_string().as_bytes());
     out.extend_from_slice(b",\"events\":[");
     for (i, e) in entries.iter().enumerate() {
         if i > 0 {
@@ -81,11 +83,19 @@ pub struct Item {
     pub record: Map<String, Value>,
 }
 
-/// A batch, checked: the bus and its items in increasing `id` order.
+/// A batch, checked: the bus, its outbox's epoch and its items in increasing `id` order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub bus: String,
+    /// Names one life of the bus's outbox directory: ids start again at 1 under a new one (an
+    /// SD card replaced or wiped). Empty when the sender gave none.
+    pub epoch: String,
     pub items: Vec<Item>,
+}
+
+/// Whether `s` is an epoch as outboxes write them (1 to 32 lowercase hex digits).
+fn epoch_ok(s: &str) -> bool {
+    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks a batch body. Ids must be positive and increasing.
@@ -97,6 +107,11 @@ pub fn parse(body: &[u8]) -> Result<Batch, String> {
     let bus = match doc.remove("bus") {
         Some(Value::String(b)) if crate::config::bus_id_ok(&b) => b,
         _ => return Err("\"bus\" must be a bus id (letters, digits, '-', '_', '.')".into()),
+    };
+    let epoch = match doc.remove("epoch") {
+        None => String::new(),
+        Some(Value::String(e)) if epoch_ok(&e) => e,
+        Some(_) => return Err("\"epoch\" must be 1 to 32 lowercase hex digits".into()),
     };
     let Some(Value::Array(events)) = doc.remove("events") else {
         return Err("\"events\" must be an array".into());
@@ -129,7 +144,7 @@ pub fn parse(body: &[u8]) -> Result<Batch, String> {
         last = id;
         items.push(Item { id, record });
     }
-    Ok(Batch { bus, items })
+    Ok(Batch { bus, epoch, items })
 }
 
 /// The inbox's answer: the highest id it holds for the bus.
@@ -169,9 +184,10 @@ mod tests {
                 payload: payload(1, b"not json"),
             },
         ];
-        let body = batch("bus-1", &entries);
+        let body = batch("bus-1", "0f3a", &entries);
         let b = parse(&body).unwrap();
         assert_eq!(b.bus, "bus-1");
+        assert_eq!(b.epoch, "0f3a");
         let ids: Vec<u64> = b.items.iter().map(|i| i.id).collect();
         assert_eq!(ids, [3, 4, 5]);
         assert_eq!(b.items[0].record["event"]["type"], "door");
@@ -191,9 +207,13 @@ mod tests {
             br#"{"bus":"b","events":[{"id":1}]}"#,
             br#"{"bus":"b","events":[{"id":1,"lost":{"count":1}}]}"#,
             br#"{"bus":"b"}"#,
+            br#"{"bus":"b","epoch":"XYZ","events":[]}"#,
+            br#"{"bus":"b","epoch":"","events":[]}"#,
+            br#"{"bus":"b","epoch":7,"events":[]}"#,
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        assert_eq!(parse(br#"{"bus":"b","events":[]}"#).unwrap().epoch, "");
         assert_eq!(acked(answer(7).as_bytes()), Some(7));
         assert_eq!(split(&payload(9, b"{}")), (9, &b"{}"[..]));
     }
