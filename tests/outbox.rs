@@ -332,9 +332,14 @@ fn a_4g_link_resets_blackholes_slices_stalls_and_a_central_down_lose_and_repeat_
         proxy.set(Fault::None);
         post_for(5, ms(5), &mut acked);
     }
-    // The central down for a while: the bus keeps taking events.
+    // The central down for a while (2.4 s here; GATELET_CENTRAL_DOWN_SECS for minutes, as
+    // scripts/outbox-soak.sh does): the bus keeps taking events.
+    let down = std::env::var("GATELET_CENTRAL_DOWN_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(60, |secs| secs * 25);
     drop(central.take());
-    post_for(60, ms(40), &mut acked);
+    post_for(down, ms(40), &mut acked);
     central = Some(Proc::start(&central_file, &central_cfg));
     post_for(20, ms(5), &mut acked);
     let got = wait_all(central_addr, &acked, Duration::from_secs(60));
