@@ -53,21 +53,23 @@ pub fn handler(gw: Rc<Gateway>, peer: SocketAddr) -> impl crate::http::Handler {
     // The socket peer as `X-Forwarded-For`, written at the connection's first request and
     // shared by the ones after it (a clone is a reference count).
     let forwarded_for = OnceCell::new();
+    // `handle`'s future itself, not one wrapped in an `async` block: the wrapper would hold the
+    // request a second time, and the request's future is copied whole whenever it moves.
     move |watch: Rc<Watch>, req| {
-        let gw = gw.clone();
         let forwarded_for = forwarded_for.get_or_init(|| client_ip::header_value(peer.ip())).clone();
-        async move { handle(&gw, &watch, (peer, forwarded_for), req).await }
+        handle(gw.clone(), watch, (peer, forwarded_for), req)
     }
 }
 
 /// Answers one request from `socket`, the peer's address and that address as
 /// [`client_ip::header_value`] writes it; never fails (errors become error responses).
 pub async fn handle(
-    gw: &Gateway,
-    watch: &Rc<Watch>,
+    gw: Rc<Gateway>,
+    watch: Rc<Watch>,
     socket: (SocketAddr, HeaderValue),
     req: Request<Incoming>,
 ) -> Response<Body> {
+    let gw = &*gw;
     let framing = watch.begin_request();
     let (parts, body) = req.into_parts();
     // From here on "peer" is the client: the socket peer, or what a trusted proxy says.
@@ -113,7 +115,7 @@ pub async fn handle(
     if let Some(cors) = &gw.config.cors {
         cors::decorate(cors, &parts.headers, response.headers_mut());
     }
-    response.map(|b| b.watched(watch.clone()))
+    response.map(|b| b.watched(watch))
 }
 
 /// Steps 2 to 8 for a request that is not a preflight, from the client `peer` whose
