@@ -246,6 +246,12 @@ fn push_text(out: &mut String, value: &Value) {
 /// Shallow top-level merge: keys of `part` overwrite keys of `into`. Called in config order,
 /// so the last backend wins a clash, every time (KrakenD's winner depends on arrival order).
 pub fn merge(into: &mut Map<String, Value>, part: Map<String, Value>) {
+    // The first part (most endpoints have one backend) becomes the answer as it is: the same
+    // map `extend` would build, without taking it apart and inserting every key again.
+    if into.is_empty() {
+        *into = part;
+        return;
+    }
     into.extend(part);
 }
 
@@ -426,5 +432,11 @@ mod tests {
         let mut into = obj(json!({"a": {"x": 1}, "b": 1}));
         merge(&mut into, obj(json!({"a": {"y": 2}, "c": 3})));
         assert_eq!(into, obj(json!({"a": {"y": 2}, "b": 1, "c": 3})));
+        let mut empty = Map::new();
+        merge(&mut empty, obj(json!({"b": [1], "a": null})));
+        merge(&mut empty, Map::new());
+        assert_eq!(empty, obj(json!({"a": null, "b": [1]})));
+        merge(&mut empty, obj(json!({"b": 2})));
+        assert_eq!(empty, obj(json!({"a": null, "b": 2})));
     }
 }

@@ -110,7 +110,7 @@ impl Router {
                 let params = route
                     .segments
                     .iter()
-                    .zip(rest.split('/'))
+                    .zip(parts(rest))
                     .filter(|(s, _)| **s == Segment::Param)
                     .map(|(_, v)| v)
                     .collect();
@@ -251,7 +251,7 @@ fn matches(segments: &[Segment], path: &str) -> Option<u64> {
 #[inline]
 fn matches_by(segments: &[Segment], path: &str, same: impl Fn(&str, &str) -> bool) -> Option<u64> {
     let mut score = 0u64;
-    let mut parts = path.split('/');
+    let mut parts = parts(path);
     for (i, segment) in segments.iter().enumerate() {
         let part = parts.next()?;
         match segment {
@@ -265,6 +265,35 @@ fn matches_by(segments: &[Segment], path: &str, same: impl Fn(&str, &str) -> boo
         }
     }
     parts.next().is_none().then_some(score)
+}
+
+/// `path.split('/')`, as every request's routing splits it: a byte scan for `/` costs a
+/// fraction of the generic `char` searcher on segments this short.
+fn parts(path: &str) -> Parts<'_> {
+    Parts(Some(path))
+}
+
+/// The iterator of [`parts`]: what is left to split, `None` once the last part is out.
+#[derive(Debug, Clone)]
+struct Parts<'a>(Option<&'a str>);
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        match rest.bytes().position(|b| b == b'/') {
+            Some(i) => {
+                self.0 = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +311,17 @@ mod tests {
                     endpoint: i,
                 })
                 .collect(),
+        }
+    }
+
+    #[test]
+    fn parts_split_like_str_split() {
+        for path in ["", "/", "a", "a/", "/a", "a/b", "a//b/", "bus/{id}/x", "é/ü/", "//"] {
+            assert_eq!(
+                parts(path).collect::<Vec<_>>(),
+                path.split('/').collect::<Vec<_>>(),
+                "{path:?}"
+            );
         }
     }
 

@@ -442,9 +442,7 @@ impl Backend {
         let uri = self.template.uri(inbound)?;
         let build = || self.request(&host.authority, &uri, inbound);
         let mut resp = proxy::open(&host.pool, &build, self.follow(hosts), deadline).await?;
-        for name in &request::HOP_BY_HOP {
-            resp.headers_mut().remove(name);
-        }
+        request::remove_hop_by_hop(resp.headers_mut());
         Ok(resp)
     }
 

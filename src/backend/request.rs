@@ -37,7 +37,38 @@ pub const HOP_BY_HOP: [HeaderName; 7] = [
 
 /// Whether `name` is one of [`HOP_BY_HOP`].
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    hop_by_hop_index(name).is_some()
+}
+
+/// Where `name` is in [`HOP_BY_HOP`]. Matched on the text (the compiler switches on its
+/// length first): comparing `HeaderName`s one by one costs several times more per header.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "te" => 3,
+        "trailer" => 4,
+        "transfer-encoding" => 5,
+        "upgrade" => 6,
+        _ => return None,
+    })
+}
+
+/// Removes the [`HOP_BY_HOP`] headers: one pass over the names there are, then a removal
+/// (which hashes its name) only for those present; an answer usually carries one at most.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present |= 1 << i;
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
+    }
 }
 
 /// Client headers never forwarded whatever `input_headers` says: the hop-by-hop ones, the
@@ -332,6 +363,32 @@ mod tests {
             vars: Default::default(),
             subject: None,
         }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed_with_all_their_values() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-a"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("proxy-connection", HeaderValue::from_static("close"));
+        remove_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-a"]);
+        assert_eq!(h.len(), 2);
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+        }
+        for name in [header::CONTENT_TYPE, header::TRAILER, HeaderName::from_static("x-te")] {
+            assert_eq!(is_hop_by_hop(&name), HOP_BY_HOP.contains(&name), "{name}");
+        }
+        let mut none = HeaderMap::new();
+        remove_hop_by_hop(&mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

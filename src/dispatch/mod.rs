@@ -22,7 +22,7 @@ pub mod framing;
 pub mod render;
 mod xml;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
@@ -50,19 +50,37 @@ pub use error::Error;
 /// The request handler of a connection from `peer` accepted under `gw` (a reload serves new
 /// connections with the new gateway; open ones keep theirs).
 pub fn handler(gw: Rc<Gateway>, peer: SocketAddr) -> impl crate::http::Handler {
+    // The socket peer as `X-Forwarded-For`, written at the connection's first request and
+    // shared by the ones after it (a clone is a reference count).
+    let forwarded_for = OnceCell::new();
+    // `handle`'s future itself, not one wrapped in an `async` block: the wrapper would hold the
+    // request a second time, and the request's future is copied whole whenever it moves.
     move |watch: Rc<Watch>, req| {
-        let gw = gw.clone();
-        async move { handle(&gw, &watch, peer, req).await }
+        let forwarded_for = forwarded_for.get_or_init(|| client_ip::header_value(peer.ip())).clone();
+        handle(gw.clone(), watch, (peer, forwarded_for), req)
     }
 }
 
-/// Answers one request; never fails (errors become error responses).
-pub async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request from `socket`, the peer's address and that address as
+/// [`client_ip::header_value`] writes it; never fails (errors become error responses).
+pub async fn handle(
+    gw: Rc<Gateway>,
+    watch: Rc<Watch>,
+    socket: (SocketAddr, HeaderValue),
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let gw = &*gw;
     let framing = watch.begin_request();
     let (parts, body) = req.into_parts();
     // From here on "peer" is the client: the socket peer, or what a trusted proxy says.
+    let (peer, socket_value) = socket;
     let trusted = &gw.config.router.trusted_proxies;
-    let peer = SocketAddr::new(client_ip::client_ip(peer.ip(), &parts.headers, trusted), peer.port());
+    let client = client_ip::client_ip(peer.ip(), &parts.headers, trusted);
+    let forwarded_for = match client == peer.ip() {
+        true => socket_value,
+        false => client_ip::header_value(client),
+    };
+    let peer = SocketAddr::new(client, peer.port());
     if !framing.length_and_chunked
         && let Some(response) = preflight(gw, &parts)
     {
@@ -73,7 +91,7 @@ pub async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Requ
     let answer = match framing.length_and_chunked {
         // hyper dropped the Content-Length before we could see it; the socket adapter did not.
         true => Err(Error::ContentLengthWithTransferEncoding),
-        false => journey(gw, peer, &parts, body, &matched).await,
+        false => journey(gw, (peer, forwarded_for), &parts, body, &matched).await,
     };
     let mut response = answer.unwrap_or_else(|e| {
         log::debug!(
@@ -97,13 +115,14 @@ pub async fn handle(gw: &Gateway, watch: &Rc<Watch>, peer: SocketAddr, req: Requ
     if let Some(cors) = &gw.config.cors {
         cors::decorate(cors, &parts.headers, response.headers_mut());
     }
-    response.map(|b| b.watched(watch.clone()))
+    response.map(|b| b.watched(watch))
 }
 
-/// Steps 2 to 8 for a request that is not a preflight.
+/// Steps 2 to 8 for a request that is not a preflight, from the client `peer` whose
+/// `X-Forwarded-For` value is `forwarded_for`.
 async fn journey(
     gw: &Gateway,
-    peer: SocketAddr,
+    (peer, forwarded_for): (SocketAddr, HeaderValue),
     parts: &Parts,
     body: Incoming,
     matched: &Cell<Option<usize>>,
@@ -133,7 +152,7 @@ async fn journey(
         query: parts.uri.query(),
         headers: &parts.headers,
         body,
-        forwarded_for: client_ip::header_value(peer.ip()),
+        forwarded_for,
         now: gw.clock.now(),
         propagated,
         vars: RefCell::new(vars),

@@ -109,14 +109,12 @@ pub struct Reply {
     pub freshness: crate::cache::Freshness,
 }
 
-/// Races `work` against `deadline`.
-async fn before<T>(
-    deadline: Instant,
-    work: impl Future<Output = Result<T, UpstreamError>>,
-) -> Result<T, UpstreamError> {
-    crate::runtime::until(deadline, work)
-        .await
-        .unwrap_or(Err(UpstreamError::Timeout))
+/// `work` raced against `deadline`, a timeout as an error. Awaited where it is made: an
+/// `async fn` taking `work` would hold it twice (its argument, and the copy inside the awaited
+/// timeout), which doubled the size of every future above it up to the request's own, copied
+/// whole each time it moves.
+fn timed<T>(outcome: Option<Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+    outcome.unwrap_or(Err(UpstreamError::Timeout))
 }
 
 /// Sends the request `build` makes and returns the response head with its lease. A GET that
@@ -159,7 +157,7 @@ pub async fn fetch(
     follow: Option<Follow<'_>>,
     deadline: Instant,
 ) -> Result<Reply, UpstreamError> {
-    before(deadline, async {
+    let work = async {
         let build = || {
             let mut req = build();
             // Never the client's own list (under `input_headers: ["*"]`): gatelet must be able
@@ -205,8 +203,8 @@ pub async fn fetch(
             })));
         }
         Ok(Reply { body, freshness })
-    })
-    .await
+    };
+    timed(crate::runtime::until(deadline, work).await)
 }
 
 /// Whether the answer varies with more than `Accept-Encoding`: every merged call sends the
@@ -231,7 +229,8 @@ pub async fn open(
     follow: Option<Follow<'_>>,
     deadline: Instant,
 ) -> Result<Response<Streaming>, UpstreamError> {
-    let (resp, lease) = before(deadline, redirect::exchange_following(pool, build, follow, deadline)).await?;
+    let work = redirect::exchange_following(pool, build, follow, deadline);
+    let (resp, lease) = timed(crate::runtime::until(deadline, work).await)?;
     Ok(resp.map(|body| Streaming {
         body,
         lease: Some(lease),
