@@ -61,11 +61,15 @@ members = [{"id": bus, "host": f"http://127.0.0.1:{ports[bus]}"} for bus in sort
 print(json.dumps({"version": 3, "name": "central", "listen_ip": "127.0.0.1", "port": port,
     "extra_config": {
         "gatelet/fleet": {"members": members, "timeout": "1s"},
-        "gatelet/dashboard": {"title": "Depot North: fleet", "refresh": "2s", "position_endpoint": "/fleet/positions"},
+        "gatelet/dashboard": {"title": "Depot North: fleet", "refresh": "2s", "position_endpoint": "/fleet/positions",
+                              "events_endpoint": "/inbox"},
+        "gatelet/inbox": {"dir": f"{work}/inbox"},
         "gatelet/api-keys": {"keys": [{"name": "depot-wall", "sha256": digest, "roles": ["read"]}]}},
     "endpoints": [{"endpoint": "/fleet/positions", "timeout": "2s",
         "extra_config": {"gatelet/api-keys": {"roles": ["read"]}},
-        "backend": [{"url_pattern": "/position", "allow": ["lat", "lon"], "extra_config": {"gatelet/fleet": {}}}]}]}, indent=1))
+        "backend": [{"url_pattern": "/position", "allow": ["lat", "lon"], "extra_config": {"gatelet/fleet": {}}}]},
+        {"endpoint": "/inbox", "method": "POST", "backend": [{"extra_config": {"gatelet/inbox": {}}}]},
+        {"endpoint": "/inbox", "backend": [{"extra_config": {"gatelet/inbox": {}}}]}]}, indent=1))
 PY
 RUST_LOG=warn "$BIN" run -c "$work/central.json" 2> "$work/central.log" &
 central=$!
@@ -73,6 +77,17 @@ pids+=("$central")
 BASE="http://127.0.0.1:$PORT"
 fetch() { python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=5).read())' "$1"; }
 for _ in $(seq 100); do fetch "$BASE/__health" >/dev/null 2>&1 && break; sleep 0.1; done
+# Events as bus-3's outbox would deliver them: a normal one, a critical one, a lost record.
+python3 - "$BASE/inbox" <<'PY'
+import json, sys, time, urllib.request
+now = int(time.time() * 1000)
+batch = {"bus": "bus-3", "epoch": "5eed", "events": [
+    {"id": 1, "ts": now - 2000, "critical": False, "event": {"type": "count", "in": 3}},
+    {"id": 2, "ts": now - 1000, "critical": True, "event": {"type": "door_alarm", "door": 2}},
+    {"id": 3, "lost": {"count": 4, "first": 10, "last": 13}}]}
+req = urllib.request.Request(sys.argv[1], json.dumps(batch).encode(), {"Content-Type": "application/json"})
+assert json.load(urllib.request.urlopen(req, timeout=5)) == {"acked": 3}
+PY
 if [ -n "$SERVE" ]; then
     echo "dashboard: $BASE/__dashboard  (token for the positions: $TOKEN; Ctrl-C stops)"
     wait "$central"

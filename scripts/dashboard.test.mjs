@@ -100,6 +100,16 @@ try {
       c.getAttribute("class") === "dot st-unreachable old" && c.textContent.startsWith("bus-2: unreachable, last known")),
       null, { timeout: 2 * REFRESH, polling: 50 });
   });
+  await check("latest events: per bus, critical first, losses shown", async () => {
+    await page.waitForSelector('#event-rows tr[data-bus="bus-3"]', { timeout: 2 * REFRESH + 1000 });
+    const rows = await page.$$eval('#event-rows tr[data-bus="bus-3"]', (trs) => trs.map((tr) =>
+      [...tr.children].slice(2).map((td) => td.textContent)));
+    assert.equal(rows.length, 3, JSON.stringify(rows));
+    assert.equal(rows[0][0], "\u2716 door_alarm", "the critical event first, marked in text");
+    assert.equal(rows[1][0], "count");
+    assert.deepEqual(rows[2], ["lost", "4 events lost"]);
+    assert.equal(await page.textContent("#events-note"), "");
+  });
   await page.screenshot({ path: shot("../docs/dashboard.png") });
   await check("a phone gets the same page without sideways scrolling", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
