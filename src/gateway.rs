@@ -129,10 +129,10 @@ impl Gateway {
         };
         for sensor in &sensors {
             let hook = match (&outbox, sensor.config.forward) {
-                (Some(o), Some(critical)) => {
-                    let o = o.clone();
-                    Some(Box::new(move |v: &serde_json::Value| o.forward(v, critical)) as crate::sensor::run::Forward)
-                }
+                (Some(o), Some(critical)) => Some(Box::new(ToOutbox {
+                    outbox: o.clone(),
+                    critical,
+                }) as Box<dyn crate::sensor::run::Forward>),
                 _ => None,
             };
             sensor.forward_to(hook);
@@ -204,5 +204,21 @@ impl Gateway {
             config,
             backends,
         })
+    }
+}
+
+/// A forwarding sensor's frames into the outbox (`critical`: every frame, whatever its type).
+struct ToOutbox {
+    outbox: Rc<crate::outbox::Outbox>,
+    critical: bool,
+}
+
+impl crate::sensor::run::Forward for ToOutbox {
+    fn forward(&self, frame: &serde_json::Value) -> Option<u64> {
+        self.outbox.forward(frame, self.critical)
+    }
+
+    fn durable(&self) -> u64 {
+        self.outbox.durable()
     }
 }

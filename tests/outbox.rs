@@ -594,3 +594,35 @@ fn an_event_sensor_with_forward_sends_its_frames_to_the_central() {
         16
     );
 }
+
+#[test]
+fn a_forwarded_frame_gets_its_seq_only_once_the_outbox_has_it_on_disk() {
+    let scratch = Scratch::new("held");
+    let push = refused_addr();
+    // A long window, so that the frame is seen before its group sync.
+    let cfg = json!({"version": 3, "extra_config": {
+            "gatelet/outbox": {"dir": scratch.0.join("outbox"), "bus": "bus-7", "sync_window": "5s"},
+            "gatelet/sensors": {"doors": {"decode": "json-lines", "events": {"capacity": 16, "forward": true},
+                "listen": {"address": push.to_string()}}}},
+        "endpoints": [{"endpoint": "/doors", "input_query_strings": ["since"], "timeout": "6s",
+            "backend": [{"extra_config": {"gatelet/sensor": {"name": "doors"}}}]}]});
+    let bus = gateway(&cfg.to_string());
+    let mut device = poll_until(Duration::from_secs(10), || TcpStream::connect(push).ok()).expect("the sensor listens");
+    device.write_all(b"{\"type\": \"door\", \"n\": 1}\n").unwrap();
+    poll_until(Duration::from_secs(5), || {
+        (get(bus, "/__health").json()["agents"]["doors"]["frames_ok"] == 1).then_some(())
+    })
+    .expect("the frame is read");
+    // Read, appended, not yet synced: no seq handed out, and `next` stays at it.
+    let doc = get(bus, "/doors?since=0").json();
+    assert_eq!(doc["events"], json!([]), "{doc}");
+    assert_eq!(doc["next"], 1, "{doc}");
+    let doc = poll_until(Duration::from_secs(15), || {
+        let doc = get(bus, "/doors?since=0").json();
+        (doc["events"].as_array()?.len() == 1).then_some(doc)
+    })
+    .expect("shown after the group sync");
+    assert_eq!(doc["events"][0]["seq"], 1);
+    assert_eq!(doc["events"][0]["value"]["n"], 1);
+    assert_eq!(doc["next"], 2);
+}

@@ -252,17 +252,23 @@ impl Outbox {
             .unwrap_or_else(|| Err(Refused::Unavailable("not synced in time".into())))
     }
 
-    /// A frame of a forwarding sensor: appended (synced with the next group); a refusal is
-    /// logged (and counted as lost by the journal when it is for room).
-    pub fn forward(&self, value: &Value, critical: bool) {
+    /// A frame of a forwarding sensor: appended (synced with the next group); its sequence
+    /// number, or `None` when refused (logged, and counted as lost by the journal when it is
+    /// for room).
+    pub fn forward(&self, value: &Value, critical: bool) -> Option<u64> {
         let class = match critical {
             true => Class::Critical,
             false => self.class_of(value),
         };
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        if let Err(e) = self.append(class, &bytes) {
-            log::debug!("outbox: sensor frame refused: {e:?}");
-        }
+        self.append(class, &bytes)
+            .map_err(|e| log::debug!("outbox: sensor frame refused: {e:?}"))
+            .ok()
+    }
+
+    /// The highest sequence number on disk.
+    pub fn durable(&self) -> u64 {
+        self.journal.borrow().stats().durable
     }
 
     /// Syncs what was appended and wakes the waiters and the delivery.

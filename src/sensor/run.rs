@@ -50,11 +50,16 @@ pub struct Sensor {
     /// A write is in progress (writes are whole lines, never interleaved).
     writing: std::cell::Cell<bool>,
     /// `events.forward`: where each decoded frame also goes (the outbox).
-    forward: RefCell<Option<Forward>>,
+    forward: RefCell<Option<Box<dyn Forward>>>,
 }
 
-/// Where a forwarding sensor's frames go.
-pub type Forward = Box<dyn Fn(&Value)>;
+/// Where a forwarding sensor's frames go (the outbox).
+pub trait Forward {
+    /// Takes a frame; its sequence number there, or `None` if it was refused.
+    fn forward(&self, frame: &Value) -> Option<u64>;
+    /// The highest sequence number on disk there.
+    fn durable(&self) -> u64;
+}
 
 /// A connected stream: a socket source, a pusher, or a serial device. Read by the sensor's
 /// task and written by `write` backends through a shared reference: each waits for its own
@@ -159,7 +164,7 @@ impl Sensor {
     }
 
     /// Sets (or clears) where each decoded frame is forwarded.
-    pub fn forward_to(&self, hook: Option<Forward>) {
+    pub fn forward_to(&self, hook: Option<Box<dyn Forward>>) {
         *self.forward.borrow_mut() = hook;
     }
 
@@ -256,13 +261,14 @@ impl Sensor {
         let mut counters = self.counters.borrow_mut();
         match decoded {
             Ok(Some(value)) if self.events.is_some() => {
-                if let Some(forward) = &*self.forward.borrow() {
-                    forward(&value);
-                }
+                let held = match &*self.forward.borrow() {
+                    Some(forward) => forward.forward(&value).unwrap_or(0),
+                    None => 0,
+                };
                 if let Some(events) = &self.events {
                     // The latest reading too, for ages and health.
                     let _ = self.latest.borrow_mut().put(value.clone(), now, wall);
-                    events.borrow_mut().push(value, now, wall);
+                    events.borrow_mut().push_held(value, now, wall, held);
                 }
                 counters.frames_ok += 1;
             }
@@ -361,7 +367,8 @@ impl Sensor {
             let why = c.last_error.clone().unwrap_or_else(|| "not connected yet".into());
             return Some(Err(format!("{}: {why}", self.source())));
         }
-        match events.borrow().since(since, now) {
+        let durable = self.forward.borrow().as_ref().map_or(u64::MAX, |f| f.durable());
+        match events.borrow().since(since, now, durable) {
             Value::Object(doc) => Some(Ok(doc)),
             _ => None,
         }

@@ -116,10 +116,13 @@ impl Latest {
     }
 }
 
-/// An event sensor's ring: every frame, the oldest overwritten when full.
+/// An event sensor's ring: every frame, the oldest overwritten when full. A frame also kept
+/// in the outbox carries its outbox sequence number, and is shown (and given out as `seq`) only
+/// once the outbox has it on disk: a client that saw `seq` N knows frames up to N are durable.
 #[derive(Debug)]
 pub struct Events {
-    ring: VecDeque<Reading>,
+    /// Each reading with the outbox sequence number it waits for (0: none).
+    ring: VecDeque<(Reading, u64)>,
     capacity: usize,
     /// The `seq` the next event gets (the first is 1).
     next: u64,
@@ -135,36 +138,43 @@ impl Events {
         }
     }
 
-    /// Appends an event.
-    pub fn push(&mut self, value: Value, at: Nanos, wall: SystemTime) {
+    /// Appends an event that is shown only once outbox sequence number `held` is durable
+    /// (0: at once). Outbox numbers only grow, so the frames shown are always a prefix.
+    pub fn push_held(&mut self, value: Value, at: Nanos, wall: SystemTime, held: u64) {
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
-        self.ring.push_back(Reading {
+        let reading = Reading {
             value,
             seq: self.next,
             at,
             wall,
-        });
+        };
+        self.ring.push_back((reading, held));
         self.next += 1;
     }
 
-    /// Events with `seq >= since`: `{"events": [...], "next": <seq to ask for next>, "lost": N}`,
-    /// where `lost` counts events after `since` that the ring has already overwritten.
-    pub fn since(&self, since: u64, now: Nanos) -> Value {
-        let oldest = self.ring.front().map_or(self.next, |r| r.seq);
-        let lost = oldest
-            .saturating_sub(since.max(1))
-            .min(self.next.saturating_sub(since.max(1)));
-        let events: Vec<Value> = self
+    /// Events with `seq >= since` whose outbox number is at most `durable`:
+    /// `{"events": [...], "next": <seq to ask for next>, "lost": N}`, where `lost` counts events
+    /// after `since` that the ring has already overwritten.
+    pub fn since(&self, since: u64, now: Nanos, durable: u64) -> Value {
+        let shown = self.ring.iter().take_while(|(_, held)| *held <= durable);
+        let next = self
             .ring
             .iter()
-            .filter(|r| r.seq >= since)
-            .map(|r| {
+            .find(|(_, held)| *held > durable)
+            .map_or(self.next, |(r, _)| r.seq);
+        let oldest = self.ring.front().map_or(self.next, |(r, _)| r.seq);
+        let lost = oldest
+            .saturating_sub(since.max(1))
+            .min(next.saturating_sub(since.max(1)));
+        let events: Vec<Value> = shown
+            .filter(|(r, _)| r.seq >= since)
+            .map(|(r, _)| {
                 json!({"value": r.value, "ts": rfc3339(r.wall), "age_ms": now.saturating_sub(r.at) / 1_000_000, "seq": r.seq})
             })
             .collect();
-        json!({"events": events, "next": self.next, "lost": lost})
+        json!({"events": events, "next": next, "lost": lost})
     }
 }
 
@@ -226,12 +236,12 @@ mod tests {
     #[test]
     fn events_since_and_lost() {
         let mut e = Events::new(3);
-        assert_eq!(e.since(1, 0), json!({"events": [], "next": 1, "lost": 0}));
+        assert_eq!(e.since(1, 0, 0), json!({"events": [], "next": 1, "lost": 0}));
         for i in 1..=5 {
-            e.push(json!(format!("crash {i}")), i * MS, wall(0));
+            e.push_held(json!(format!("crash {i}")), i * MS, wall(0), 0);
         }
         // Ring holds seq 3..=5; a client that saw up to 1 asks since=2 and lost seq 2.
-        let doc = e.since(2, 5 * MS);
+        let doc = e.since(2, 5 * MS, 0);
         assert_eq!(doc["next"], 6);
         assert_eq!(doc["lost"], 1);
         let seqs: Vec<u64> = doc["events"]
@@ -241,12 +251,30 @@ mod tests {
             .map(|v| v["seq"].as_u64().unwrap())
             .collect();
         assert_eq!(seqs, [3, 4, 5]);
-        assert_eq!(e.since(5, 5 * MS)["events"].as_array().unwrap().len(), 1);
-        assert_eq!(e.since(6, 5 * MS), json!({"events": [], "next": 6, "lost": 0}));
+        assert_eq!(e.since(5, 5 * MS, 0)["events"].as_array().unwrap().len(), 1);
+        assert_eq!(e.since(6, 5 * MS, 0), json!({"events": [], "next": 6, "lost": 0}));
         assert_eq!(
-            e.since(0, 5 * MS)["lost"],
+            e.since(0, 5 * MS, 0)["lost"],
             2,
             "since=0 means from the start: seq 1 and 2 are gone"
         );
+    }
+
+    #[test]
+    fn held_events_are_shown_once_the_outbox_has_them_on_disk() {
+        let mut e = Events::new(8);
+        e.push_held(json!("a"), MS, wall(0), 10);
+        e.push_held(json!("b"), MS, wall(0), 11);
+        e.push_held(json!("refused by the outbox"), MS, wall(0), 0);
+        // Nothing durable yet: nothing shown, and `next` does not pass the first held frame.
+        assert_eq!(e.since(0, MS, 9), json!({"events": [], "next": 1, "lost": 0}));
+        let doc = e.since(0, MS, 10);
+        assert_eq!(doc["events"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["next"], 2);
+        // Once 11 is durable, the frame behind it (never held) shows too.
+        let doc = e.since(doc["next"].as_u64().unwrap(), MS, 11);
+        let values: Vec<&Value> = doc["events"].as_array().unwrap().iter().map(|v| &v["value"]).collect();
+        assert_eq!(values, [&json!("b"), &json!("refused by the outbox")]);
+        assert_eq!(doc["next"], 4);
     }
 }
