@@ -15,9 +15,16 @@
 //!
 //! Sequence numbers start at 1 and grow by one per record (0 means "none"); they are never
 //! reused, across restarts included.
+//!
+//! This file: the API, appending, syncing, reading and acknowledging. `record.rs`: the record
+//! format and its reader; `segment.rs`: the in-memory index of segment files; `open.rs`:
+//! locking and recovery; `room.rs`: the limits and compaction; `cursor.rs`: the cursor file.
 
 mod cursor;
+mod open;
 mod record;
+mod room;
+mod segment;
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -25,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use cursor::{Cursor, State, sync_dir};
 use record::{HEADER, KIND_CRITICAL, KIND_LOST, KIND_NORMAL, LOST_BODY, Reader, Step};
+use segment::{Pending, Segment, segment_path};
 
 pub use record::MAX_PAYLOAD;
 
@@ -129,100 +137,6 @@ impl std::error::Error for Error {}
 /// The read buffer kept between reads, at most.
 const READ_BUFFER_KEPT: usize = 64 * 1024;
 
-/// A sparse-index mark every this many records of a segment.
-const MARK_EVERY: u64 = 64;
-
-/// What is known of one segment file without reading it: its extent and a sparse index.
-#[derive(Debug)]
-struct Segment {
-    /// The file's name: the first sequence number it was created for (a lower bound).
-    name: u64,
-    /// Bytes of valid records (the file's length).
-    len: u64,
-    records: u64,
-    /// Records never dropped for room (critical events and lost records).
-    kept: u64,
-    /// First and last sequence numbers (0 when empty).
-    first: u64,
-    last: u64,
-    /// (sequence number, offset) of every `MARK_EVERY`th record.
-    marks: Vec<(u64, u64)>,
-}
-
-impl Segment {
-    fn new(name: u64) -> Segment {
-        Segment {
-            name,
-            len: 0,
-            records: 0,
-            kept: 0,
-            first: 0,
-            last: 0,
-            marks: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, h: &record::Header, offset: u64) {
-        if self.records.is_multiple_of(MARK_EVERY) {
-            self.marks.push((h.seq, offset));
-        }
-        if self.records == 0 {
-            self.first = h.seq;
-        }
-        self.last = h.seq;
-        self.records += 1;
-        self.kept += u64::from(h.kept());
-        self.len = offset + h.size();
-    }
-
-    /// Where to start reading for the first record above `after`.
-    fn offset_after(&self, after: u64) -> u64 {
-        let i = self.marks.partition_point(|&(seq, _)| seq <= after);
-        if i == 0 { 0 } else { self.marks[i - 1].1 }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.marks.capacity() * std::mem::size_of::<(u64, u64)>()
-    }
-}
-
-fn segment_path(dir: &Path, name: u64) -> PathBuf {
-    dir.join(format!("{name:020}.seg"))
-}
-
-/// The sequence number in a segment file's name.
-fn segment_name(file: &str) -> Option<u64> {
-    let digits = file.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok().filter(|&n| n <= record::MAX_SEQ)
-}
-
-/// Records dropped or refused and not yet written as a lost record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Pending {
-    count: u64,
-    first: u64,
-    last: u64,
-}
-
-impl Pending {
-    fn add(&mut self, count: u64, first: u64, last: u64) {
-        if count == 0 {
-            return;
-        }
-        if self.count == 0 {
-            self.first = first;
-            self.last = last;
-        } else {
-            self.first = self.first.min(first);
-            self.last = self.last.max(last);
-        }
-        self.count += count;
-    }
-}
-
 /// An open journal directory.
 #[derive(Debug)]
 pub struct Journal {
@@ -253,136 +167,6 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in `dir`, recovering from an unclean stop.
-    ///
-    /// Every segment is read through: each record must be whole, carry a matching CRC and a
-    /// sequence number above the one before it. At the first record that does not, the file is
-    /// cut (a torn write at the end of the last segment; anywhere else it is logged as a
-    /// warning). `Recovery::cut_bytes` counts every byte cut.
-    pub fn open(dir: &Path, limits: Limits) -> Result<(Journal, Recovery), Error> {
-        fs::create_dir_all(dir)?;
-        let lock = lock(dir)?;
-        let (cursor, state, cursor_bytes) = Cursor::open(dir)?;
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            let file = entry.file_name();
-            let Some(file) = file.to_str() else { continue };
-            if let Some(name) = segment_name(file) {
-                names.push(name);
-            } else if file.ends_with(".seg.tmp") {
-                // A compaction that did not finish: the original is still in place.
-                fs::remove_file(entry.path())?;
-            }
-        }
-        names.sort_unstable();
-        let mut recovery = Recovery::default();
-        let mut reader = Reader::default();
-        let mut segments = Vec::new();
-        let mut prev = 0u64;
-        let mut last_lost = 0u64;
-        let mut syncs = 0;
-        for (i, &name) in names.iter().enumerate() {
-            let path = segment_path(dir, name);
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let len = file.metadata()?.len();
-            let mut seg = Segment::new(name);
-            reader.reset(0, len, record::CHUNK);
-            let end = loop {
-                match reader.next(&file)? {
-                    Step::Record(h, at) if h.seq > prev && h.seq >= name => {
-                        seg.push(&h, at);
-                        prev = h.seq;
-                        if h.kind == KIND_LOST {
-                            last_lost = h.seq;
-                        }
-                    }
-                    Step::Record(_, at) | Step::Invalid(at) | Step::End(at) => break at,
-                }
-            };
-            if end < len {
-                if i + 1 < names.len() {
-                    log::warn!(
-                        "journal: {} has {} bytes of invalid records from offset {end}; cut",
-                        path.display(),
-                        len - end
-                    );
-                }
-                recovery.cut_bytes += len - end;
-                file.set_len(end)?;
-                file.sync_data()?;
-                syncs += 1;
-            }
-            recovery.records += seg.records;
-            segments.push(seg);
-        }
-        let mut next_seq = (prev + 1).max(state.next_seq).max(state.acked + 1);
-        if let Some(last) = segments.last() {
-            next_seq = next_seq.max(last.name);
-        }
-        // Empty segments other than the last hold nothing; a missing last one is created.
-        let mut removed = false;
-        let count = segments.len();
-        let mut kept = Vec::with_capacity(count);
-        for (i, seg) in segments.into_iter().enumerate() {
-            if seg.records == 0 && i + 1 < count {
-                fs::remove_file(segment_path(dir, seg.name))?;
-                removed = true;
-            } else {
-                kept.push(seg);
-            }
-        }
-        let mut segments = kept;
-        if segments.is_empty() {
-            File::create(segment_path(dir, next_seq))?;
-            segments.push(Segment::new(next_seq));
-            removed = true;
-        }
-        if removed {
-            sync_dir(dir)?;
-        }
-        recovery.segments = segments.len();
-        let active = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(segment_path(dir, segments[segments.len() - 1].name))?;
-        let mut journal = Journal {
-            dir: dir.to_path_buf(),
-            limits,
-            records: segments.iter().map(|s| s.records).sum(),
-            bytes: segments.iter().map(|s| s.len).sum(),
-            segments,
-            active,
-            reading: None,
-            _lock: lock,
-            cursor,
-            // The recovery's large buffer is not kept.
-            reader: Reader::default(),
-            scratch: Vec::new(),
-            next_seq,
-            written: prev,
-            durable: prev,
-            acked: state.acked,
-            lost: state.lost,
-            // The cursor is not rewritten when the pending losses are: a lost record written
-            // after the cursor's last entry reported them.
-            pending: if last_lost >= state.next_seq {
-                Pending::default()
-            } else {
-                Pending {
-                    count: state.pending,
-                    first: state.pending_first,
-                    last: state.pending_last,
-                }
-            },
-            bytes_written: cursor_bytes,
-            syncs,
-        };
-        // A stop between the cursor's write and the deletions it allowed.
-        journal.delete_acked()?;
-        Ok((journal, recovery))
-    }
-
     /// Appends one event; returns its sequence number. A critical event is synced before this
     /// returns; a normal one is durable after the next `sync`.
     ///
@@ -599,117 +383,6 @@ impl Journal {
             + self.segments.iter().map(Segment::heap_bytes).sum::<usize>()
     }
 
-    fn fits(&self, bytes: u64, records: u64) -> bool {
-        self.bytes + bytes <= self.limits.max_bytes && self.records + records <= self.limits.max_records
-    }
-
-    /// Drops what may be dropped, oldest first, until `bytes` and `records` more fit; false
-    /// when they cannot.
-    fn make_room(&mut self, bytes: u64, records: u64) -> Result<bool, Error> {
-        while !self.fits(bytes, records) {
-            let acked = self.acked;
-            let Some(i) = self
-                .segments
-                .iter()
-                .position(|s| s.records > s.kept || (s.records > 0 && s.first <= acked))
-            else {
-                return Ok(false);
-            };
-            if i + 1 == self.segments.len() {
-                self.rotate()?;
-            }
-            self.compact(i)?;
-        }
-        Ok(true)
-    }
-
-    /// Replaces segment `i` (not the active one) by a file holding only its unacknowledged
-    /// kept records, or deletes it when there are none; counts the normal records dropped.
-    fn compact(&mut self, i: usize) -> Result<(), Error> {
-        let name = self.segments[i].name;
-        let path = segment_path(&self.dir, name);
-        let temp = path.with_extension("seg.tmp");
-        self.reading = None;
-        let copied = self.copy_kept(i, &temp);
-        let (seg, dropped) = match copied {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = fs::remove_file(&temp);
-                return Err(e);
-            }
-        };
-        // The loss is on disk before the records are gone: a stop in between over-reports
-        // (records counted lost yet delivered), never loses a record silently.
-        let lost = self.lost;
-        let pending = self.pending;
-        if dropped.count > 0 {
-            self.lost += dropped.count;
-            self.pending.add(dropped.count, dropped.first, dropped.last);
-            if let Err(e) = self.save_cursor(true) {
-                self.lost = lost;
-                self.pending = pending;
-                let _ = fs::remove_file(&temp);
-                return Err(e);
-            }
-        }
-        let replaced = if seg.records == 0 {
-            let _ = fs::remove_file(&temp);
-            fs::remove_file(&path)
-        } else {
-            fs::rename(&temp, &path)
-        };
-        if let Err(e) = replaced.and_then(|()| sync_dir(&self.dir)) {
-            let _ = fs::remove_file(&temp);
-            return Err(Error::Io(e));
-        }
-        if seg.records == 0 {
-            self.segments.remove(i);
-        } else {
-            self.segments[i] = seg;
-        }
-        self.records = self.segments.iter().map(|s| s.records).sum();
-        self.bytes = self.segments.iter().map(|s| s.len).sum();
-        self.reader.trim(READ_BUFFER_KEPT);
-        Ok(())
-    }
-
-    /// Copies the unacknowledged kept records of segment `i` into `temp` (synced), a chunk at
-    /// a time; returns the new segment's index and the normal records left behind.
-    fn copy_kept(&mut self, i: usize, temp: &Path) -> Result<(Segment, Pending), Error> {
-        const FLUSH: usize = 64 * 1024;
-        let (name, len) = (self.segments[i].name, self.segments[i].len);
-        let old = File::open(segment_path(&self.dir, name))?;
-        let new = File::create(temp)?;
-        let mut seg = Segment::new(name);
-        let mut dropped = Pending::default();
-        let mut out = Vec::new();
-        let mut flushed = 0u64;
-        self.reader.reset(0, len, record::CHUNK);
-        while let Some(h) = next_known(&mut self.reader, &old, name)? {
-            if h.seq <= self.acked {
-                continue;
-            }
-            if !h.kept() {
-                dropped.add(1, h.seq, h.seq);
-                continue;
-            }
-            seg.push(&h, flushed + out.len() as u64);
-            out.extend_from_slice(self.reader.record(&h));
-            if out.len() >= FLUSH {
-                new.write_all_at(&out, flushed)?;
-                flushed += out.len() as u64;
-                out.clear();
-            }
-        }
-        if seg.records > 0 {
-            new.write_all_at(&out, flushed)?;
-            new.sync_data()?;
-            self.bytes_written += seg.len;
-            self.syncs += 1;
-        }
-        Ok((seg, dropped))
-    }
-
     /// Closes the active segment (synced) and starts a new one named after the next sequence
     /// number.
     fn rotate(&mut self) -> Result<(), Error> {
@@ -812,25 +485,6 @@ impl Journal {
             self.reading = Some((name, File::open(segment_path(&self.dir, name))?));
         }
         Ok(())
-    }
-}
-
-/// An exclusive lock on `dir`'s lock file, so that two processes (an old one still stopping
-/// and its successor) never append to the same journal.
-fn lock(dir: &Path) -> Result<File, Error> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("lock"))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(Error::Io(std::io::Error::new(
-            std::io::ErrorKind::WouldBlock,
-            format!("journal: {} is open elsewhere", dir.display()),
-        ))),
-        Err(e) => Err(Error::Io(e.into())),
     }
 }
 
