@@ -394,23 +394,10 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
             return None;
         }
         return Some(Backend {
-            hosts: Vec::new(),
-            url_pattern: what.to_string(),
-            method: ctx.method.clone(),
-            encoding: Encoding::Json,
-            shape,
-            input_headers: None,
-            input_query_strings: None,
             rate_limit,
-            breaker: None,
-            cache: None,
-            retry: None,
-            sensor: None,
-            fleet: false,
             store: Some(store),
-            return_error_code: false,
-            return_error_details: None,
             redirects,
+            ..served_here(what.to_string(), ctx, shape)
         });
     }
     if sensor.is_some() || fleet {
@@ -440,23 +427,15 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
         }
         let sensor = sensor?;
         return Some(Backend {
-            hosts: Vec::new(),
-            url_pattern: format!("sensor {}", ctx.sensors[sensor.sensor].name),
-            method: ctx.method.clone(),
-            encoding: Encoding::Json,
-            shape,
-            input_headers: None,
-            input_query_strings: None,
             rate_limit,
             breaker,
             cache,
             retry,
             sensor: Some(sensor),
-            fleet: false,
-            store: None,
             return_error_code,
             return_error_details,
             redirects,
+            ..served_here(format!("sensor {}", ctx.sensors[sensor.sensor].name), ctx, shape)
         });
     }
     let mut hosts = match obj.take("host") {
@@ -557,6 +536,30 @@ pub(super) fn backend(c: &mut Checker, node: &Node, path: &str, ctx: &BackendCon
 
 /// A backend's `proxy.flatmap_filter` into its shape. KrakenD ignores `allow`, `deny` and
 /// `mapping` next to it; here that is an error, as is a flatmap on a body that is not decoded.
+/// A backend gatelet serves itself (a sensor, the outbox, the inbox): no hosts, JSON, nothing
+/// forwarded, no qos; the caller sets what applies.
+fn served_here(url_pattern: String, ctx: &BackendContext, shape: Shape) -> Backend {
+    Backend {
+        hosts: Vec::new(),
+        url_pattern,
+        method: ctx.method.clone(),
+        encoding: Encoding::Json,
+        shape,
+        input_headers: None,
+        input_query_strings: None,
+        rate_limit: None,
+        breaker: None,
+        cache: None,
+        retry: None,
+        sensor: None,
+        fleet: false,
+        store: None,
+        return_error_code: false,
+        return_error_details: None,
+        redirects: Redirects::default(),
+    }
+}
+
 fn with_flatmap(c: &mut Checker, shape: &mut Shape, flatmap: Option<(Vec<FlatOp>, Pos, String)>, encoding: Encoding) {
     let Some((ops, pos, p)) = flatmap else { return };
     if encoding == Encoding::NoOp {
