@@ -149,32 +149,34 @@ impl Cursor {
 
     /// A fresh file holding only `state`, renamed over the old one.
     fn replace(&mut self, state: &State) -> io::Result<u64> {
-        let temp = self.dir.join(TEMP);
-        let result = (|| {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&temp)?;
-            file.write_all_at(&state.encode(), 0)?;
-            file.sync_data()?;
-            fs::rename(&temp, self.dir.join(NAME))?;
-            sync_dir(&self.dir)?;
-            Ok(file)
-        })();
-        match result {
-            Ok(file) => {
-                self.file = file;
-                self.len = ENTRY as u64;
-                Ok(ENTRY as u64)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&temp);
-                Err(e)
-            }
-        }
+        self.file = replace_file(&self.dir, NAME, TEMP, &state.encode())?;
+        self.len = ENTRY as u64;
+        Ok(ENTRY as u64)
     }
+}
+
+/// Replaces `dir/name` with a file holding `bytes`, never rewriting in place: written to
+/// `dir/temp`, synced, renamed over `name`, the directory synced. On an error the temporary
+/// file is removed and `name` is as it was. The new file, open for reading and writing.
+pub fn replace_file(dir: &Path, name: &str, temp: &str, bytes: &[u8]) -> io::Result<File> {
+    let temp = dir.join(temp);
+    let result = (|| {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_data()?;
+        fs::rename(&temp, dir.join(name))?;
+        sync_dir(dir)?;
+        Ok(file)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
 }
 
 /// fsync of a directory: makes file creations, deletions and renames in it durable.

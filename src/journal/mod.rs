@@ -34,6 +34,8 @@ use cursor::{Cursor, State, sync_dir};
 use record::{HEADER, KIND_CRITICAL, KIND_LOST, KIND_NORMAL, LOST_BODY, Reader, Step};
 use segment::{Pending, Segment, segment_path};
 
+pub use cursor::replace_file;
+
 pub use record::MAX_PAYLOAD;
 
 /// How much disk a journal may use.

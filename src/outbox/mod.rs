@@ -136,16 +136,8 @@ fn epoch(dir: &std::path::Path) -> Result<String, String> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| "no random bytes for the outbox's epoch".to_string())?;
     let epoch = format!("{:016x}", u64::from_be_bytes(bytes));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let temp = dir.join("epoch.tmp");
-        let mut f = std::fs::File::create(&temp)?;
-        f.write_all(format!("{epoch}\n").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| format!("{}: {e}", path.display()))?;
+    journal::replace_file(dir, EPOCH_FILE, "epoch.tmp", format!("{epoch}\n").as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(epoch)
 }
 
